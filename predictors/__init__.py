@@ -1,0 +1,1 @@
+"""predictors package."""

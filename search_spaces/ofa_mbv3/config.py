@@ -1,0 +1,242 @@
+"""Configurations of the once-for-all MobileNetV3 space.
+
+The ``imagenet`` preset reproduces once-for-all's ``ofa_mbv3_d234_e346_k357_w1.0``:
+a 3x3 stride-2 h-swish stem of 16 channels, a fixed expand-1 block of 16 channels,
+five elastic stages of up to four MBConv blocks (widths 24/40/80/112/160, strides
+2/2/2/1/2, ReLU in the first two stages and h-swish after, squeeze-and-excitation
+in stages 2, 4 and 5), a 1x1 final expand to 960 channels, global average pooling,
+a 1x1 feature-mix convolution to 1280 channels without BN, and the classifier.
+
+The ``cifar`` and ``mnist`` presets keep the same block structure for 32x32 and
+28x28 inputs with fewer strides and narrower layers, so that they train on a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVATIONS = ("relu", "h_swish")
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Rounds a channel count to a multiple of ``divisor`` (never more than 10% down).
+
+    Same rule as once-for-all's and timm's ``make_divisible`` (a test checks
+    against timm's); kept here so that the space definition does not import torch.
+    """
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+def _ascending_unique_positive(name: str, values: tuple[int, ...]) -> None:
+    if not values:
+        raise ValueError(f"{name}: must not be empty")
+    if any((not isinstance(v, int)) or isinstance(v, bool) or v <= 0 for v in values):
+        raise ValueError(f"{name}: all entries must be positive integers, got {list(values)}")
+    if list(values) != sorted(set(values)):
+        raise ValueError(f"{name}: entries must be strictly ascending, got {list(values)}")
+
+
+@dataclass(frozen=True)
+class OFAMobileNetV3Config:
+    """Macro-architecture and elastic choices of an OFA MobileNetV3 supernet.
+
+    Attributes:
+        name: Preset name (or a user label).
+        in_channels: Image channels.
+        num_classes: Classifier outputs.
+        stem_width: Channels of the stem conv and the fixed first block (before width_mult).
+        stem_stride: Stride of the stem conv.
+        stage_widths: Output channels of each elastic stage (before width_mult).
+        stage_strides: Stride of the first block of each stage.
+        stage_acts: Activation of each stage, ``relu`` or ``h_swish``.
+        stage_se: Whether each stage's blocks use squeeze-and-excitation.
+        final_expand_width: Channels of the 1x1 conv after the last stage (before width_mult).
+        feature_mix_width: Channels of the feature-mix conv after pooling (before width_mult).
+        width_mult: Width multiplier (channels rounded with ``make_divisible``).
+        ks_choices: Elastic depthwise kernel sizes (odd, ascending).
+        expand_choices: Elastic expand ratios (ascending).
+        depth_choices: Elastic number of blocks per stage (ascending; the maximum
+            is the number of blocks built per stage).
+        resolutions: Allowed input resolutions (ascending).
+        dropout: Dropout before the classifier.
+        bn_momentum: BatchNorm momentum (PyTorch convention).
+        bn_eps: BatchNorm epsilon.
+        se_reduction: Squeeze-and-excitation reduction (mid = make_divisible(C // r)).
+    """
+
+    name: str = "imagenet"
+    in_channels: int = 3
+    num_classes: int = 1000
+    stem_width: int = 16
+    stem_stride: int = 2
+    stage_widths: tuple[int, ...] = (24, 40, 80, 112, 160)
+    stage_strides: tuple[int, ...] = (2, 2, 2, 1, 2)
+    stage_acts: tuple[str, ...] = ("relu", "relu", "h_swish", "h_swish", "h_swish")
+    stage_se: tuple[bool, ...] = (False, True, False, True, True)
+    final_expand_width: int = 960
+    feature_mix_width: int = 1280
+    width_mult: float = 1.0
+    ks_choices: tuple[int, ...] = (3, 5, 7)
+    expand_choices: tuple[int, ...] = (3, 4, 6)
+    depth_choices: tuple[int, ...] = (2, 3, 4)
+    resolutions: tuple[int, ...] = field(default_factory=lambda: tuple(range(128, 225, 4)))
+    dropout: float = 0.1
+    bn_momentum: float = 0.1
+    bn_eps: float = 1e-5
+    se_reduction: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("in_channels", "num_classes", "stem_width", "stem_stride",
+                     "final_expand_width", "feature_mix_width", "se_reduction"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        n = len(self.stage_widths)
+        if n == 0:
+            raise ValueError("stage_widths: at least one stage is needed")
+        for name in ("stage_strides", "stage_acts", "stage_se"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"{name}: needs one entry per stage ({n} stages from stage_widths), "
+                    f"got {len(getattr(self, name))}"
+                )
+        if any(not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in self.stage_widths):
+            raise ValueError(f"stage_widths: must be positive integers, got {list(self.stage_widths)}")
+        if any(s not in (1, 2) for s in self.stage_strides) or self.stem_stride not in (1, 2):
+            raise ValueError("stage_strides/stem_stride: strides must be 1 or 2")
+        for act in self.stage_acts:
+            if act not in ACTIVATIONS:
+                raise ValueError(f"stage_acts: unknown activation {act!r}; use one of {ACTIVATIONS}")
+        _ascending_unique_positive("ks_choices", self.ks_choices)
+        if any(k % 2 == 0 for k in self.ks_choices):
+            raise ValueError(f"ks_choices: kernel sizes must be odd, got {list(self.ks_choices)}")
+        _ascending_unique_positive("expand_choices", self.expand_choices)
+        _ascending_unique_positive("depth_choices", self.depth_choices)
+        _ascending_unique_positive("resolutions", self.resolutions)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: must be within [0, 1), got {self.dropout}")
+        if self.width_mult <= 0:
+            raise ValueError(f"width_mult: must be positive, got {self.width_mult}")
+
+    # ------------------------------------------------------------ derived sizes
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_widths)
+
+    @property
+    def blocks_per_stage(self) -> int:
+        return max(self.depth_choices)
+
+    @property
+    def num_blocks(self) -> int:
+        return self.num_stages * self.blocks_per_stage
+
+    def channels(self, base: int) -> int:
+        """Channels of a layer after the width multiplier."""
+        return make_divisible(base * self.width_mult, 8)
+
+    @property
+    def stem_channels(self) -> int:
+        return self.channels(self.stem_width)
+
+    @property
+    def stage_channels(self) -> tuple[int, ...]:
+        return tuple(self.channels(w) for w in self.stage_widths)
+
+    @property
+    def final_expand_channels(self) -> int:
+        return self.channels(self.final_expand_width)
+
+    @property
+    def feature_mix_channels(self) -> int:
+        return self.channels(self.feature_mix_width)
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OFAMobileNetV3Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown ofa_mbv3 config keys {unknown}; known keys: {sorted(known)}"
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+    def fingerprint(self) -> str:
+        """Short hash of everything but the name."""
+        data = self.to_dict()
+        data.pop("name")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+PRESETS: Mapping[str, OFAMobileNetV3Config] = {
+    "imagenet": OFAMobileNetV3Config(),
+    "cifar": OFAMobileNetV3Config(
+        name="cifar",
+        num_classes=10,
+        stem_width=16,
+        stem_stride=1,
+        stage_widths=(16, 24, 40, 64, 96),
+        stage_strides=(1, 2, 2, 1, 2),
+        final_expand_width=384,
+        feature_mix_width=512,
+        resolutions=(24, 28, 32),
+        dropout=0.1,
+    ),
+    "mnist": OFAMobileNetV3Config(
+        name="mnist",
+        in_channels=1,
+        num_classes=10,
+        stem_width=8,
+        stem_stride=1,
+        stage_widths=(16, 24, 40),
+        stage_strides=(2, 2, 2),
+        stage_acts=("relu", "h_swish", "h_swish"),
+        stage_se=(False, True, True),
+        final_expand_width=160,
+        feature_mix_width=256,
+        resolutions=(20, 24, 28),
+        dropout=0.1,
+    ),
+}
+
+
+def get_config(
+    config: str | OFAMobileNetV3Config | Mapping[str, Any] = "imagenet", **overrides: Any
+) -> OFAMobileNetV3Config:
+    """A preset by name (or a config / dict), with keyword overrides applied.
+
+    Raises:
+        ValueError: for an unknown preset or an unknown / invalid field.
+    """
+    if isinstance(config, OFAMobileNetV3Config):
+        base = config
+    elif isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(
+                f"config: unknown ofa_mbv3 preset {config!r}; choose one of {sorted(PRESETS)}"
+            )
+        base = PRESETS[config]
+    elif isinstance(config, Mapping):
+        base = OFAMobileNetV3Config.from_dict(config)
+    else:
+        raise ValueError(f"config: expected a preset name or a mapping, got {type(config).__name__}")
+    if not overrides:
+        return base
+    data = base.to_dict()
+    data.update({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})
+    return OFAMobileNetV3Config.from_dict(data)

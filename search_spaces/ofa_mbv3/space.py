@@ -1,0 +1,296 @@
+"""The ``ofa_mbv3`` search space: pure Python, no torch.
+
+Arch JSON is once-for-all's own: ``{"ks": [k per block], "e": [e per block],
+"d": [d per stage], "r": resolution}``. ``r`` may also be given as a one-element
+list (``[224]``, as once-for-all's ``ArchManager`` writes it); it is stored as an int.
+A ``"wid": null`` entry (once-for-all's placeholder for elastic width) is accepted
+and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.arch import Arch
+from nas.space import Gene, SearchSpace
+from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, get_config, make_divisible
+
+if TYPE_CHECKING:  # pragma: no cover
+    from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
+
+ARCH_KEYS = ("d", "e", "ks", "r")
+
+
+def conv_out_size(size: int, kernel: int, stride: int) -> int:
+    """Output size of a conv with ``padding = kernel // 2`` (odd kernels)."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+class OFAMobileNetV3Space(SearchSpace):
+    """Elastic kernel / expand ratio / depth / resolution over an OFA MobileNetV3.
+
+    Args:
+        config: Preset name (``imagenet``, ``cifar``, ``mnist``), a config, or a dict.
+        **overrides: Config fields to override (for example ``num_classes=100``).
+    """
+
+    name = "ofa_mbv3"
+
+    def __init__(
+        self, config: str | OFAMobileNetV3Config | Mapping[str, Any] = "imagenet", **overrides: Any
+    ) -> None:
+        self.config = get_config(config, **overrides)
+        cfg = self.config
+        from search_spaces.ofa_mbv3.config import PRESETS
+
+        preset = PRESETS.get(cfg.name)
+        suffix = "" if preset == cfg else f"+{cfg.fingerprint()}"
+        self._space_id = f"{self.name}/{cfg.name}{suffix}"
+        nb, ns = cfg.num_blocks, cfg.num_stages
+        genes = [Gene(f"ks_{i}", cfg.ks_choices) for i in range(nb)]
+        genes += [Gene(f"e_{i}", cfg.expand_choices) for i in range(nb)]
+        genes += [Gene(f"d_{j}", cfg.depth_choices) for j in range(ns)]
+        genes.append(Gene("r", cfg.resolutions))
+        self._genes = tuple(genes)
+
+    @property
+    def space_id(self) -> str:
+        return self._space_id
+
+    @property
+    def genes(self) -> tuple[Gene, ...]:
+        return self._genes
+
+    # ------------------------------------------------------------- encoding
+    def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
+        cfg = self.config
+        nb, ns = cfg.num_blocks, cfg.num_stages
+        return {
+            "ks": [cfg.ks_choices[i] for i in vector[:nb]],
+            "e": [cfg.expand_choices[i] for i in vector[nb : 2 * nb]],
+            "d": [cfg.depth_choices[i] for i in vector[2 * nb : 2 * nb + ns]],
+            "r": cfg.resolutions[vector[-1]],
+        }
+
+    def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
+        cfg = self.config
+        extra = sorted(set(data) - set(ARCH_KEYS) - {"wid"})
+        if extra:
+            raise ValueError(f"unknown arch keys {extra}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
+        if data.get("wid") is not None:
+            raise ValueError("wid: elastic width is not part of this space; remove 'wid' or set it to null")
+        missing = [k for k in ARCH_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"arch lacks keys {missing}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
+        ks = self._int_list(data["ks"], "ks", cfg.num_blocks, f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}")
+        es = self._int_list(data["e"], "e", cfg.num_blocks, f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}")
+        ds = self._int_list(data["d"], "d", cfg.num_stages, "one per stage")
+        r = data["r"]
+        if isinstance(r, (list, tuple)):
+            if len(r) != 1:
+                raise ValueError(f"r: expected one resolution, got {list(r)}")
+            r = r[0]
+        if not isinstance(r, int) or isinstance(r, bool):
+            raise ValueError(f"r: resolution must be an integer, got {r!r}")
+        if r not in cfg.resolutions:
+            lo, hi = cfg.resolutions[0], cfg.resolutions[-1]
+            raise ValueError(
+                f"r: resolution {r} is not supported; allowed: {lo}..{hi} "
+                f"({', '.join(map(str, cfg.resolutions[:6]))}{', ...' if len(cfg.resolutions) > 6 else ''})"
+            )
+        vector = [self._genes[i].index(k, f"ks[{i}] (kernel size)") for i, k in enumerate(ks)]
+        vector += [self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)]
+        vector += [self._genes[2 * cfg.num_blocks + j].index(d, f"d[{j}] (depth)") for j, d in enumerate(ds)]
+        vector.append(cfg.resolutions.index(r))
+        return vector
+
+    @staticmethod
+    def _int_list(value: Any, name: str, length: int, what: str) -> list[int]:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name}: expected a list of {length} integers ({what}), got {value!r}")
+        if len(value) != length:
+            raise ValueError(f"{name}: expected {length} entries ({what}), got {len(value)}")
+        for i, v in enumerate(value):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name}[{i}]: expected an integer, got {v!r}")
+        return list(value)
+
+    def _inactive_blocks(self, depths: Sequence[int]) -> list[int]:
+        per = self.config.blocks_per_stage
+        return [s * per + i for s, d in enumerate(depths) for i in range(d, per)]
+
+    def _depths(self, vector: Sequence[int]) -> list[int]:
+        nb, ns = self.config.num_blocks, self.config.num_stages
+        return [self.config.depth_choices[i] for i in vector[2 * nb : 2 * nb + ns]]
+
+    def _canonical_vector(self, vector: list[int]) -> list[int]:
+        out = list(vector)
+        nb = self.config.num_blocks
+        for b in self._inactive_blocks(self._depths(out)):
+            out[b] = 0
+            out[nb + b] = 0
+        return out
+
+    def _randomise_inactive(self, vector: list[int], rng: np.random.Generator) -> list[int]:
+        out = list(vector)
+        cfg = self.config
+        for b in self._inactive_blocks(self._depths(out)):
+            out[b] = int(rng.integers(len(cfg.ks_choices)))
+            out[cfg.num_blocks + b] = int(rng.integers(len(cfg.expand_choices)))
+        return out
+
+    # ------------------------------------------------------------- features
+    @property
+    def num_features(self) -> int:
+        cfg = self.config
+        return cfg.num_blocks * (len(cfg.ks_choices) + len(cfg.expand_choices)) + len(cfg.resolutions)
+
+    def features(self, arch: Arch) -> np.ndarray:
+        """OFA-style one-hot: kernel and expand per block (zeros when skipped), resolution."""
+        cfg = self.config
+        vector = self.encode(arch)
+        nk, ne = len(cfg.ks_choices), len(cfg.expand_choices)
+        out = np.zeros(self.num_features, dtype=np.float32)
+        inactive = set(self._inactive_blocks(self._depths(vector)))
+        for b in range(cfg.num_blocks):
+            if b in inactive:
+                continue
+            base = b * (nk + ne)
+            out[base + vector[b]] = 1.0
+            out[base + nk + vector[cfg.num_blocks + b]] = 1.0
+        out[cfg.num_blocks * (nk + ne) + vector[-1]] = 1.0
+        return out
+
+    def size(self) -> int:
+        cfg = self.config
+        per_block = len(cfg.ks_choices) * len(cfg.expand_choices)
+        per_stage = sum(per_block**d for d in cfg.depth_choices)
+        return per_stage**cfg.num_stages * len(cfg.resolutions)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        cfg = self.config
+        info.update(
+            {
+                "config": cfg.to_dict(),
+                "blocks": cfg.num_blocks,
+                "stages": cfg.num_stages,
+                "kernel_sizes": list(cfg.ks_choices),
+                "expand_ratios": list(cfg.expand_choices),
+                "depths": list(cfg.depth_choices),
+                "resolutions": list(cfg.resolutions),
+            }
+        )
+        return info
+
+    # --------------------------------------------------------- static config
+    def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Layer list of a subnet, without building modules.
+
+        Each entry is a plain dict with an ``op`` (``conv``, ``mbconv``, ``pool``,
+        ``linear``), a ``name`` matching the static network's module, and the
+        shapes needed by FLOPs counting and latency tables.
+        """
+        arch = self.make(arch)
+        cfg = self.config
+        hw = arch["r"]
+        layers: list[dict[str, Any]] = []
+        stem = cfg.stem_channels
+        out_hw = conv_out_size(hw, 3, cfg.stem_stride)
+        layers.append(_conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act="h_swish"))
+        hw = out_hw
+        layers.append(_mbconv("blocks.0", stem, stem, stem, 1, 3, 1, hw, False, 0, "relu"))
+        in_ch = stem
+        ks, es, ds = arch["ks"], arch["e"], arch["d"]
+        index = 1
+        for s, (width, stride, act, se) in enumerate(
+            zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se)
+        ):
+            for i in range(ds[s]):
+                b = s * cfg.blocks_per_stage + i
+                block_stride = stride if i == 0 else 1
+                mid = make_divisible(round(in_ch * es[b]), 8)
+                se_mid = make_divisible(mid // cfg.se_reduction, 8) if se else 0
+                layers.append(
+                    _mbconv(f"blocks.{index}", in_ch, width, mid, es[b], ks[b], block_stride, hw, se, se_mid, act)
+                )
+                hw = layers[-1]["out_hw"]
+                in_ch = width
+                index += 1
+        layers.append(
+            _conv("final_expand", in_ch, cfg.final_expand_channels, 1, 1, hw, hw, bn=True, act="h_swish")
+        )
+        layers.append({"op": "pool", "name": "pool", "in_ch": cfg.final_expand_channels, "in_hw": hw, "out_hw": 1})
+        layers.append(
+            _conv("feature_mix", cfg.final_expand_channels, cfg.feature_mix_channels, 1, 1, 1, 1, bn=False, act="h_swish")
+        )
+        layers.append(
+            {
+                "op": "linear",
+                "name": "classifier",
+                "in_features": cfg.feature_mix_channels,
+                "out_features": cfg.num_classes,
+                "bias": True,
+                "dropout": cfg.dropout,
+            }
+        )
+        return layers
+
+    def build_supernet(self, seed: int | None = 0) -> OFAMobileNetV3Supernet:
+        """The weight-sharing supernet of this space (imports torch)."""
+        from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
+
+        return OFAMobileNetV3Supernet(self, seed=seed)
+
+
+def _conv(
+    name: str, in_ch: int, out_ch: int, kernel: int, stride: int, in_hw: int, out_hw: int, *, bn: bool, act: str
+) -> dict[str, Any]:
+    return {
+        "op": "conv",
+        "name": name,
+        "in_ch": in_ch,
+        "out_ch": out_ch,
+        "kernel": kernel,
+        "stride": stride,
+        "groups": 1,
+        "in_hw": in_hw,
+        "out_hw": out_hw,
+        "bias": False,
+        "bn": bn,
+        "act": act,
+    }
+
+
+def _mbconv(
+    name: str,
+    in_ch: int,
+    out_ch: int,
+    mid: int,
+    expand: int,
+    kernel: int,
+    stride: int,
+    in_hw: int,
+    se: bool,
+    se_mid: int,
+    act: str,
+) -> dict[str, Any]:
+    return {
+        "op": "mbconv",
+        "name": name,
+        "in_ch": in_ch,
+        "out_ch": out_ch,
+        "mid_ch": mid,
+        "expand": expand,
+        "kernel": kernel,
+        "stride": stride,
+        "in_hw": in_hw,
+        "out_hw": conv_out_size(in_hw, kernel, stride),
+        "se": se,
+        "se_mid": se_mid,
+        "act": act,
+        "residual": stride == 1 and in_ch == out_ch,
+    }

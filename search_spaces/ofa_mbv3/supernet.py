@@ -1,0 +1,241 @@
+"""Weight-sharing once-for-all MobileNetV3 supernet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas.arch import Arch
+from search_spaces.dynamic_ops import (
+    DynamicBatchNorm2d,
+    DynamicConv2d,
+    DynamicDepthwiseConv2d,
+    DynamicLinear,
+    DynamicSE,
+)
+from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, make_divisible
+from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
+from search_spaces.ofa_mbv3.static import ConvBNAct, MBConvBlock, StaticOFAMobileNetV3, make_activation
+
+
+class DynamicMBConvBlock(nn.Module):
+    """MBConv block with elastic kernel size and expand ratio.
+
+    Attributes:
+        active_kernel_size: Depthwise kernel size in use.
+        active_expand: Expand ratio in use.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        *,
+        kernel_sizes: tuple[int, ...],
+        expand_ratios: tuple[int, ...],
+        use_se: bool,
+        act: str,
+        cfg: OFAMobileNetV3Config,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+        self.use_se = use_se
+        self.max_mid = make_divisible(round(in_channels * max(expand_ratios)), 8)
+        bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
+        self.expand_conv = DynamicConv2d(in_channels, self.max_mid, 1)
+        self.expand_bn = DynamicBatchNorm2d(self.max_mid, **bn)
+        self.depthwise_conv = DynamicDepthwiseConv2d(self.max_mid, kernel_sizes, stride)
+        self.depthwise_bn = DynamicBatchNorm2d(self.max_mid, **bn)
+        self.act = make_activation(act)
+        self.se = DynamicSE(self.max_mid, cfg.se_reduction) if use_se else None
+        self.project_conv = DynamicConv2d(self.max_mid, out_channels, 1)
+        self.project_bn = nn.BatchNorm2d(out_channels, **bn)
+        self.residual = stride == 1 and in_channels == out_channels
+        self.active_kernel_size = max(kernel_sizes)
+        self.active_expand = max(expand_ratios)
+
+    @property
+    def active_mid(self) -> int:
+        return make_divisible(round(self.in_channels * self.active_expand), 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.expand_conv.active_out_channels = self.active_mid
+        self.depthwise_conv.active_kernel_size = self.active_kernel_size
+        y = self.act(self.expand_bn(self.expand_conv(x)))
+        y = self.act(self.depthwise_bn(self.depthwise_conv(y)))
+        if self.se is not None:
+            y = self.se(y)
+        y = self.project_bn(self.project_conv(y))
+        return x + y if self.residual else y
+
+    @torch.no_grad()
+    def copy_into(self, block: MBConvBlock) -> None:
+        """Copies the active weights into a static block of matching shape."""
+        mid, k = self.active_mid, self.active_kernel_size
+        assert block.expand is not None
+        block.expand.conv.weight.copy_(self.expand_conv.active_weight(self.in_channels, mid))
+        _copy_bn(self.expand_bn, block.expand.bn, mid)
+        block.depthwise.conv.weight.copy_(self.depthwise_conv.active_filter(mid, k))
+        _copy_bn(self.depthwise_bn, block.depthwise.bn, mid)
+        if self.se is not None:
+            assert block.se is not None
+            se_mid = self.se.mid_channels(mid)
+            block.se.fc1.weight.copy_(self.se.fc1.weight[:se_mid, :mid])
+            block.se.fc1.bias.copy_(self.se.fc1.bias[:se_mid])
+            block.se.fc2.weight.copy_(self.se.fc2.weight[:mid, :se_mid])
+            block.se.fc2.bias.copy_(self.se.fc2.bias[:mid])
+        block.project.conv.weight.copy_(self.project_conv.active_weight(mid, self.out_channels))
+        _copy_bn(self.project_bn, block.project.bn, self.out_channels)
+
+
+def _copy_bn(src: nn.BatchNorm2d, dst: nn.Module, channels: int) -> None:
+    assert isinstance(dst, nn.BatchNorm2d)
+    dst.weight.copy_(src.weight[:channels])
+    dst.bias.copy_(src.bias[:channels])
+    dst.running_mean.copy_(src.running_mean[:channels])
+    dst.running_var.copy_(src.running_var[:channels])
+    dst.num_batches_tracked.copy_(src.num_batches_tracked)
+
+
+class OFAMobileNetV3Supernet(nn.Module):
+    """Once-for-all MobileNetV3 with elastic kernel, expand ratio, depth (and resolution).
+
+    The resolution of an arch is the input size the caller feeds; the network
+    itself is fully convolutional up to the global pooling.
+
+    Args:
+        space: The space (or a preset name / config accepted by ``OFAMobileNetV3Space``).
+        seed: Seed of the weight initialisation (He fan-out for convs, as in once-for-all);
+            ``None`` keeps PyTorch's default initialisation.
+        **overrides: Config overrides when ``space`` is a name or config.
+    """
+
+    def __init__(
+        self, space: OFAMobileNetV3Space | str | OFAMobileNetV3Config = "imagenet", seed: int | None = 0, **overrides: Any
+    ) -> None:
+        super().__init__()
+        if not isinstance(space, OFAMobileNetV3Space):
+            space = OFAMobileNetV3Space(space, **overrides)
+        elif overrides:
+            raise ValueError("config overrides are only accepted together with a preset name or config")
+        self.space = space
+        cfg = space.config
+        with torch.random.fork_rng(devices=[]):
+            self._build(cfg)
+        if seed is not None:
+            self.reset_parameters(seed)
+        self.active_arch: Arch = space.max_arch()
+        self.set_active(self.active_arch)
+
+    def _build(self, cfg: OFAMobileNetV3Config) -> None:
+        bn = {"bn_eps": cfg.bn_eps, "bn_momentum": cfg.bn_momentum}
+        stem = cfg.stem_channels
+        self.stem = ConvBNAct(cfg.in_channels, stem, 3, cfg.stem_stride, act="h_swish", **bn)
+        self.first_block = MBConvBlock(stem, stem, stem, 3, 1, expand=False, act="relu", residual=True, **bn)
+        self.blocks = nn.ModuleList()
+        in_ch = stem
+        for width, stride, act, se in zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se):
+            for i in range(cfg.blocks_per_stage):
+                self.blocks.append(
+                    DynamicMBConvBlock(
+                        in_ch, width, stride if i == 0 else 1,
+                        kernel_sizes=cfg.ks_choices, expand_ratios=cfg.expand_choices,
+                        use_se=se, act=act, cfg=cfg,
+                    )
+                )
+                in_ch = width
+        self.final_expand = ConvBNAct(in_ch, cfg.final_expand_channels, 1, act="h_swish", **bn)
+        self.feature_mix = ConvBNAct(cfg.final_expand_channels, cfg.feature_mix_channels, 1, bn=False, act="h_swish")
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = DynamicLinear(cfg.feature_mix_channels, cfg.num_classes)
+
+    @torch.no_grad()
+    def reset_parameters(self, seed: int) -> None:
+        """Once-for-all's "he_fout" initialisation from an explicit seed.
+
+        Convs: normal(0, sqrt(2 / (k*k*out))); BN: weight 1, bias 0; linear: uniform
+        (+-1/sqrt(in)) weights and zero bias; kernel-transform matrices: identity.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_out) ** 0.5)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm2d):
+                module.reset_parameters()
+            elif isinstance(module, nn.Linear):
+                bound = 1.0 / module.in_features**0.5
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, DynamicDepthwiseConv2d):
+                for matrix in module.transforms.values():
+                    matrix.copy_(torch.eye(matrix.shape[0]))
+
+    # ------------------------------------------------------------ activation
+    def set_active(self, arch: Arch | Mapping[str, Any]) -> Arch:
+        """Selects the subnet used by ``forward``; returns the canonical arch."""
+        arch = self.space.make(arch)
+        for block, k, e in zip(self.blocks, arch["ks"], arch["e"]):
+            block.active_kernel_size = k
+            block.active_expand = e
+        self.active_arch = arch
+        return arch
+
+    @contextmanager
+    def active(self, arch: Arch | Mapping[str, Any]) -> Iterator[Arch]:
+        """Context manager: ``arch`` active inside, the previous arch restored after."""
+        previous = self.active_arch
+        try:
+            yield self.set_active(arch)
+        finally:
+            self.set_active(previous)
+
+    def active_blocks(self) -> list[DynamicMBConvBlock]:
+        """The elastic blocks the active arch runs, in order."""
+        per = self.space.config.blocks_per_stage
+        return [self.blocks[s * per + i] for s, d in enumerate(self.active_arch["d"]) for i in range(d)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first_block(self.stem(x))
+        for block in self.active_blocks():
+            x = block(x)
+        x = self.final_expand(x)
+        x = x.mean((2, 3), keepdim=True)
+        x = self.feature_mix(x)
+        return self.classifier(self.dropout(torch.flatten(x, 1)))
+
+    # ------------------------------------------------------------ extraction
+    def static_config(self, arch: Arch | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Layer list of ``arch`` (default: the active arch), without building modules."""
+        return self.space.static_config(self.active_arch if arch is None else arch)
+
+    @torch.no_grad()
+    def extract(self, arch: Arch | Mapping[str, Any] | None = None) -> StaticOFAMobileNetV3:
+        """A plain network with copied weights equal to the supernet with ``arch`` active."""
+        arch = self.active_arch if arch is None else self.space.make(arch)
+        cfg = self.space.config
+        net = StaticOFAMobileNetV3(self.static_config(arch), bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
+        device = next(self.parameters()).device
+        dtype = next(self.parameters()).dtype
+        net.to(device=device, dtype=dtype)
+        with self.active(arch):
+            net.stem.load_state_dict(self.stem.state_dict())
+            net.blocks[0].load_state_dict(self.first_block.state_dict())
+            for static_block, block in zip(list(net.blocks)[1:], self.active_blocks()):
+                block.copy_into(static_block)
+        net.final_expand.load_state_dict(self.final_expand.state_dict())
+        net.feature_mix.load_state_dict(self.feature_mix.state_dict())
+        net.classifier[1].weight.copy_(self.classifier.linear.weight)
+        net.classifier[1].bias.copy_(self.classifier.linear.bias)
+        net.train(self.training)
+        return net
