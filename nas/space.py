@@ -45,8 +45,7 @@ class Gene:
             return self.choices.index(value)
         except ValueError:
             raise ValueError(
-                f"{field_name}: {value!r} is not an allowed value; choose one of "
-                f"{list(self.choices)}"
+                f"{field_name}: {value!r} is not an allowed value; choose one of {list(self.choices)}"
             ) from None
 
 
@@ -99,9 +98,7 @@ class SearchSpace(ABC):
         """Validates and canonicalises a dict (or re-checks an ``Arch``)."""
         if isinstance(data, Arch):
             if data.space_id != self.space_id:
-                raise ValueError(
-                    f"arch belongs to space {data.space_id!r}, not {self.space_id!r}"
-                )
+                raise ValueError(f"arch belongs to space {data.space_id!r}, not {self.space_id!r}")
             data = data.to_dict()
         if not isinstance(data, Mapping):
             raise ValueError(
@@ -127,14 +124,11 @@ class SearchSpace(ABC):
         values = [int(v) for v in np.asarray(vector).reshape(-1)]
         if len(values) != len(self.genes):
             raise ValueError(
-                f"vector has {len(values)} entries, the space {self.space_id} has "
-                f"{len(self.genes)} genes"
+                f"vector has {len(values)} entries, the space {self.space_id} has {len(self.genes)} genes"
             )
         for gene, value in zip(self.genes, values):
             if not 0 <= value < len(gene.choices):
-                raise ValueError(
-                    f"{gene.name}: index {value} out of range [0, {len(gene.choices) - 1}]"
-                )
+                raise ValueError(f"{gene.name}: index {value} out of range [0, {len(gene.choices) - 1}]")
         canonical = self._canonical_vector(values)
         return Arch.from_canonical(self.space_id, self._to_dict(canonical))
 
@@ -223,6 +217,10 @@ class SearchSpace(ABC):
         for gene in self.genes:
             total *= len(gene.choices)
         return total
+
+    def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Layer list of a subnet (for FLOPs and latency tables); spaces with a network define it."""
+        raise NotImplementedError(f"space {self.space_id} has no static layer description")
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (used by ``nas space info``)."""

@@ -27,7 +27,14 @@ class Cost:
 
 
 def conv_cost(
-    in_ch: int, out_ch: int, kernel: int, out_hw: int, *, groups: int = 1, bias: bool = False, bn: bool = False
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    out_hw: int,
+    *,
+    groups: int = 1,
+    bias: bool = False,
+    bn: bool = False,
 ) -> Cost:
     """Cost of one square convolution (optionally followed by BN)."""
     per_output = in_ch // groups * kernel * kernel + (1 if bias else 0)
@@ -47,8 +54,13 @@ def layer_cost(layer: Mapping[str, Any]) -> Cost:
     op = layer["op"]
     if op == "conv":
         return conv_cost(
-            layer["in_ch"], layer["out_ch"], layer["kernel"], layer["out_hw"],
-            groups=layer.get("groups", 1), bias=layer["bias"], bn=layer["bn"],
+            layer["in_ch"],
+            layer["out_ch"],
+            layer["kernel"],
+            layer["out_hw"],
+            groups=layer.get("groups", 1),
+            bias=layer["bias"],
+            bn=layer["bn"],
         )
     if op == "mbconv":
         mid, in_hw, out_hw = layer["mid_ch"], layer["in_hw"], layer["out_hw"]

@@ -23,7 +23,12 @@ class DynamicConv2d(nn.Module):
     """
 
     def __init__(
-        self, max_in_channels: int, max_out_channels: int, kernel_size: int = 1, stride: int = 1, bias: bool = False
+        self,
+        max_in_channels: int,
+        max_out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         self.max_in_channels = max_in_channels
@@ -67,8 +72,13 @@ class DynamicDepthwiseConv2d(nn.Module):
         self.max_kernel_size = self.kernel_sizes[-1]
         self.stride = stride
         self.conv = nn.Conv2d(
-            max_channels, max_channels, self.max_kernel_size, stride,
-            padding=self.max_kernel_size // 2, groups=max_channels, bias=False,
+            max_channels,
+            max_channels,
+            self.max_kernel_size,
+            stride,
+            padding=self.max_kernel_size // 2,
+            groups=max_channels,
+            bias=False,
         )
         self.transforms = nn.ParameterDict()
         for big, small in zip(self.kernel_sizes[1:], self.kernel_sizes[:-1]):

@@ -95,8 +95,15 @@ class OFAMobileNetV3Config:
     se_reduction: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "num_classes", "stem_width", "stem_stride",
-                     "final_expand_width", "feature_mix_width", "se_reduction"):
+        for name in (
+            "in_channels",
+            "num_classes",
+            "stem_width",
+            "stem_stride",
+            "final_expand_width",
+            "feature_mix_width",
+            "se_reduction",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
@@ -170,9 +177,7 @@ class OFAMobileNetV3Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
-                f"unknown ofa_mbv3 config keys {unknown}; known keys: {sorted(known)}"
-            )
+            raise ValueError(f"unknown ofa_mbv3 config keys {unknown}; known keys: {sorted(known)}")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**kwargs)
 
@@ -227,9 +232,7 @@ def get_config(
         base = config
     elif isinstance(config, str):
         if config not in PRESETS:
-            raise ValueError(
-                f"config: unknown ofa_mbv3 preset {config!r}; choose one of {sorted(PRESETS)}"
-            )
+            raise ValueError(f"config: unknown ofa_mbv3 preset {config!r}; choose one of {sorted(PRESETS)}")
         base = PRESETS[config]
     elif isinstance(config, Mapping):
         base = OFAMobileNetV3Config.from_dict(config)

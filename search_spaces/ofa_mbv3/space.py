@@ -85,8 +85,15 @@ class OFAMobileNetV3Space(SearchSpace):
         missing = [k for k in ARCH_KEYS if k not in data]
         if missing:
             raise ValueError(f"arch lacks keys {missing}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
-        ks = self._int_list(data["ks"], "ks", cfg.num_blocks, f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}")
-        es = self._int_list(data["e"], "e", cfg.num_blocks, f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}")
+        ks = self._int_list(
+            data["ks"],
+            "ks",
+            cfg.num_blocks,
+            f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}",
+        )
+        es = self._int_list(
+            data["e"], "e", cfg.num_blocks, f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}"
+        )
         ds = self._int_list(data["d"], "d", cfg.num_stages, "one per stage")
         r = data["r"]
         if isinstance(r, (list, tuple)):
@@ -102,7 +109,9 @@ class OFAMobileNetV3Space(SearchSpace):
                 f"({', '.join(map(str, cfg.resolutions[:6]))}{', ...' if len(cfg.resolutions) > 6 else ''})"
             )
         vector = [self._genes[i].index(k, f"ks[{i}] (kernel size)") for i, k in enumerate(ks)]
-        vector += [self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)]
+        vector += [
+            self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)
+        ]
         vector += [self._genes[2 * cfg.num_blocks + j].index(d, f"d[{j}] (depth)") for j, d in enumerate(ds)]
         vector.append(cfg.resolutions.index(r))
         return vector
@@ -200,7 +209,9 @@ class OFAMobileNetV3Space(SearchSpace):
         layers: list[dict[str, Any]] = []
         stem = cfg.stem_channels
         out_hw = conv_out_size(hw, 3, cfg.stem_stride)
-        layers.append(_conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act="h_swish"))
+        layers.append(
+            _conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act="h_swish")
+        )
         hw = out_hw
         layers.append(_mbconv("blocks.0", stem, stem, stem, 1, 3, 1, hw, False, 0, "relu"))
         in_ch = stem
@@ -215,7 +226,9 @@ class OFAMobileNetV3Space(SearchSpace):
                 mid = make_divisible(round(in_ch * es[b]), 8)
                 se_mid = make_divisible(mid // cfg.se_reduction, 8) if se else 0
                 layers.append(
-                    _mbconv(f"blocks.{index}", in_ch, width, mid, es[b], ks[b], block_stride, hw, se, se_mid, act)
+                    _mbconv(
+                        f"blocks.{index}", in_ch, width, mid, es[b], ks[b], block_stride, hw, se, se_mid, act
+                    )
                 )
                 hw = layers[-1]["out_hw"]
                 in_ch = width
@@ -223,9 +236,21 @@ class OFAMobileNetV3Space(SearchSpace):
         layers.append(
             _conv("final_expand", in_ch, cfg.final_expand_channels, 1, 1, hw, hw, bn=True, act="h_swish")
         )
-        layers.append({"op": "pool", "name": "pool", "in_ch": cfg.final_expand_channels, "in_hw": hw, "out_hw": 1})
         layers.append(
-            _conv("feature_mix", cfg.final_expand_channels, cfg.feature_mix_channels, 1, 1, 1, 1, bn=False, act="h_swish")
+            {"op": "pool", "name": "pool", "in_ch": cfg.final_expand_channels, "in_hw": hw, "out_hw": 1}
+        )
+        layers.append(
+            _conv(
+                "feature_mix",
+                cfg.final_expand_channels,
+                cfg.feature_mix_channels,
+                1,
+                1,
+                1,
+                1,
+                bn=False,
+                act="h_swish",
+            )
         )
         layers.append(
             {
@@ -247,7 +272,16 @@ class OFAMobileNetV3Space(SearchSpace):
 
 
 def _conv(
-    name: str, in_ch: int, out_ch: int, kernel: int, stride: int, in_hw: int, out_hw: int, *, bn: bool, act: str
+    name: str,
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int,
+    in_hw: int,
+    out_hw: int,
+    *,
+    bn: bool,
+    act: str,
 ) -> dict[str, Any]:
     return {
         "op": "conv",

@@ -94,7 +94,9 @@ class MBConvBlock(nn.Module):
         return x + y if self.residual else y
 
 
-def block_from_config(layer: Mapping[str, Any], bn_momentum: float = 0.1, bn_eps: float = 1e-5) -> MBConvBlock:
+def block_from_config(
+    layer: Mapping[str, Any], bn_momentum: float = 0.1, bn_eps: float = 1e-5
+) -> MBConvBlock:
     """An MBConv block from one ``mbconv`` static-config entry."""
     return MBConvBlock(
         layer["in_ch"],
@@ -135,7 +137,9 @@ class StaticOFAMobileNetV3(nn.Module):
         bn_eps: BatchNorm epsilon.
     """
 
-    def __init__(self, static_config: Sequence[Mapping[str, Any]], bn_momentum: float = 0.1, bn_eps: float = 1e-5) -> None:
+    def __init__(
+        self, static_config: Sequence[Mapping[str, Any]], bn_momentum: float = 0.1, bn_eps: float = 1e-5
+    ) -> None:
         super().__init__()
         self.static_config = [dict(layer) for layer in static_config]
         by_name = {layer["name"]: layer for layer in self.static_config}

@@ -118,7 +118,10 @@ class OFAMobileNetV3Supernet(nn.Module):
     """
 
     def __init__(
-        self, space: OFAMobileNetV3Space | str | OFAMobileNetV3Config = "imagenet", seed: int | None = 0, **overrides: Any
+        self,
+        space: OFAMobileNetV3Space | str | OFAMobileNetV3Config = "imagenet",
+        seed: int | None = 0,
+        **overrides: Any,
     ) -> None:
         super().__init__()
         if not isinstance(space, OFAMobileNetV3Space):
@@ -141,18 +144,27 @@ class OFAMobileNetV3Supernet(nn.Module):
         self.first_block = MBConvBlock(stem, stem, stem, 3, 1, expand=False, act="relu", residual=True, **bn)
         self.blocks = nn.ModuleList()
         in_ch = stem
-        for width, stride, act, se in zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se):
+        for width, stride, act, se in zip(
+            cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se
+        ):
             for i in range(cfg.blocks_per_stage):
                 self.blocks.append(
                     DynamicMBConvBlock(
-                        in_ch, width, stride if i == 0 else 1,
-                        kernel_sizes=cfg.ks_choices, expand_ratios=cfg.expand_choices,
-                        use_se=se, act=act, cfg=cfg,
+                        in_ch,
+                        width,
+                        stride if i == 0 else 1,
+                        kernel_sizes=cfg.ks_choices,
+                        expand_ratios=cfg.expand_choices,
+                        use_se=se,
+                        act=act,
+                        cfg=cfg,
                     )
                 )
                 in_ch = width
         self.final_expand = ConvBNAct(in_ch, cfg.final_expand_channels, 1, act="h_swish", **bn)
-        self.feature_mix = ConvBNAct(cfg.final_expand_channels, cfg.feature_mix_channels, 1, bn=False, act="h_swish")
+        self.feature_mix = ConvBNAct(
+            cfg.final_expand_channels, cfg.feature_mix_channels, 1, bn=False, act="h_swish"
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = DynamicLinear(cfg.feature_mix_channels, cfg.num_classes)
 

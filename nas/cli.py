@@ -1,0 +1,183 @@
+"""The ``nas`` command line.
+
+Every reporting command takes ``--json``. Errors exit with status 2 and a
+one-line cause plus a hint on stderr. Heavy libraries (torch, ray) are imported
+only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nas.space import SearchSpace, create_space, list_spaces
+
+
+class CLIError(Exception):
+    """An error to report as one line (with a hint) and exit status 2."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--option {pair!r} is not KEY=VALUE", "for example --option num_classes=100")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def _space_from_args(args: argparse.Namespace) -> SearchSpace:
+    kwargs = _parse_options(args.option or [])
+    if args.config:
+        kwargs["config"] = args.config
+    try:
+        return create_space(args.space, **kwargs)
+    except TypeError as exc:
+        raise CLIError(
+            f"space {args.space!r} does not take these options: {exc}", "see `nas space info`"
+        ) from exc
+
+
+def _cost(space: SearchSpace, arch: Any) -> dict[str, int] | None:
+    from predictors.flops import count_cost
+
+    try:
+        cost = count_cost(space.static_config(arch))
+    except NotImplementedError:
+        return None
+    return {"macs": cost.macs, "params": cost.params}
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+# ------------------------------------------------------------------ commands
+def cmd_spaces(args: argparse.Namespace) -> None:
+    rows = []
+    for name in list_spaces():
+        space = create_space(name)
+        presets: list[str] = []
+        if name == "ofa_mbv3":
+            from search_spaces.ofa_mbv3.config import PRESETS
+
+            presets = sorted(PRESETS)
+        rows.append({"name": name, "space_id": space.space_id, "size": space.size(), "configs": presets})
+    text = "\n".join(
+        f"{r['name']:<12} size {r['size']:.3e}  configs: {', '.join(r['configs']) or '-'}" for r in rows
+    )
+    _emit(args, rows, text)
+
+
+def cmd_space_info(args: argparse.Namespace) -> None:
+    space = _space_from_args(args)
+    info = space.describe()
+    for label, arch in (("max_arch", space.max_arch()), ("min_arch", space.min_arch())):
+        info[label] = {"arch": arch.to_dict(), "arch_id": arch.arch_id, **(_cost(space, arch) or {})}
+    lines = [f"{k}: {v}" for k, v in info.items() if k != "config"]
+    _emit(args, info, "\n".join(lines))
+
+
+def cmd_space_sample(args: argparse.Namespace) -> None:
+    if args.n <= 0:
+        raise CLIError(f"-n must be positive, got {args.n}", "for example -n 5")
+    space = _space_from_args(args)
+    rng = np.random.default_rng(args.seed)
+    archs = [space.sample(rng) for _ in range(args.n)]
+    rows = [{"arch_id": a.arch_id, "arch": a.to_dict(), **(_cost(space, a) or {})} for a in archs]
+    payload = {"space": space.name, "space_id": space.space_id, "seed": args.seed, "archs": rows}
+    lines = []
+    for row in rows:
+        cost = (
+            f"  MACs {row['macs'] / 1e6:8.2f}M  params {row['params'] / 1e6:6.3f}M" if "macs" in row else ""
+        )
+        lines.append(f"{row['arch_id']}{cost}  {json.dumps(row['arch'], separators=(',', ':'))}")
+    _emit(args, payload, "\n".join(lines))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from nas.demo import run_demo
+
+    result = run_demo(seed=args.seed, json_output=args.json)
+    if args.json:
+        _emit(args, result, "")
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas",
+        description="Hardware-aware neural architecture search: supernets, search, latency, export.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("spaces", help="list the search spaces")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_spaces)
+
+    space = sub.add_parser("space", help="inspect a search space")
+    space_sub = space.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
+    space_sub.required = True
+
+    def add_space_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("space", help=f"space name ({', '.join(list_spaces())})")
+        p.add_argument("--config", help="space configuration preset (ofa_mbv3: imagenet, cifar, mnist)")
+        p.add_argument("--option", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = space_sub.add_parser("sample", help="sample random archs with their MACs and params")
+    add_space_args(p)
+    p.add_argument("-n", type=int, default=5, help="number of archs")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_space_sample)
+
+    p = space_sub.add_parser("info", help="describe a space: genes, size, smallest and largest arch")
+    add_space_args(p)
+    p.set_defaults(func=cmd_space_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        args.func(args)
+    except CLIError as exc:
+        print(f"error: {exc}" + (f" (hint: {exc.hint})" if exc.hint else ""), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc} (hint: see `nas {args.command} --help`)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The ``nas`` CLI run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NAS = [sys.executable, "-m", "nas.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([*NAS, *args], capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nas {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def test_help_lists_commands() -> None:
+    out = run("--help").stdout
+    for command in ("demo", "spaces", "space"):
+        assert command in out
+
+
+def test_space_sample_json() -> None:
+    payload = json.loads(
+        run("space", "sample", "ofa_mbv3", "--config", "imagenet", "-n", "5", "--json").stdout
+    )
+    assert payload["space_id"] == "ofa_mbv3/imagenet"
+    archs = payload["archs"]
+    assert len(archs) == 5
+    from nas.space import create_space
+    from predictors.flops import count_cost
+
+    space = create_space("ofa_mbv3")
+    for row in archs:
+        arch = space.make(row["arch"])
+        assert arch.arch_id == row["arch_id"]
+        cost = count_cost(space.static_config(arch))
+        assert (row["macs"], row["params"]) == (cost.macs, cost.params)
+        assert 30e6 < row["macs"] < 600e6
+    again = json.loads(run("space", "sample", "ofa_mbv3", "--config", "imagenet", "-n", "5", "--json").stdout)
+    assert again == payload  # seeded
+    other = json.loads(run("space", "sample", "ofa_mbv3", "-n", "5", "--seed", "1", "--json").stdout)
+    assert other["archs"] != payload["archs"]
+
+
+def test_space_sample_text_and_options() -> None:
+    out = run(
+        "space", "sample", "ofa_mbv3", "--config", "cifar", "--option", "num_classes=100", "-n", "2"
+    ).stdout
+    assert len(out.strip().splitlines()) == 2 and "MACs" in out
+    payload = json.loads(
+        run(
+            "space",
+            "sample",
+            "ofa_mbv3",
+            "--config",
+            "cifar",
+            "--option",
+            "num_classes=100",
+            "-n",
+            "1",
+            "--json",
+        ).stdout
+    )
+    assert payload["space_id"].startswith("ofa_mbv3/cifar+")
+
+
+def test_spaces_and_info_json() -> None:
+    spaces = json.loads(run("spaces", "--json").stdout)
+    assert {row["name"] for row in spaces} >= {"ofa_mbv3"}
+    info = json.loads(run("space", "info", "ofa_mbv3", "--config", "mnist", "--json").stdout)
+    assert info["space_id"] == "ofa_mbv3/mnist"
+    assert info["size"] == int(info["size"]) > 1e9
+    assert info["max_arch"]["macs"] > info["min_arch"]["macs"]
+    assert info["config"]["in_channels"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("space", "sample", "ofa_mbv3", "--config", "tiny"), "unknown ofa_mbv3 preset 'tiny'"),
+        (("space", "sample", "nope"), "unknown space 'nope'"),
+        (("space", "sample", "ofa_mbv3", "-n", "0"), "-n must be positive"),
+        (("space", "info", "ofa_mbv3", "--option", "num_classes"), "is not KEY=VALUE"),
+        (("space", "info", "ofa_mbv3", "--option", "depth_choices=[0,2]"), "depth_choices"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_one_line(args, message) -> None:
+    proc = run(*args, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and "hint" in lines[0]
+
+
+def test_demo_json_reports_real_measurements() -> None:
+    payload = json.loads(run("demo", "--json").stdout)
+    assert payload["space_id"] == "ofa_mbv3/mnist"
+    assert len(payload["subnets"]) >= 3
+    assert payload["extracted"]["max_abs_diff"] < 1e-4
+    assert payload["not_yet_available"]
