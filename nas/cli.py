@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,9 +48,7 @@ def _space_from_args(args: argparse.Namespace) -> SearchSpace:
     try:
         return create_space(args.space, **kwargs)
     except TypeError as exc:
-        raise CLIError(
-            f"space {args.space!r} does not take these options: {exc}", "see `nas space info`"
-        ) from exc
+        raise CLIError(f"space {args.space!r} does not take these options: {exc}", "see `nas space info`") from exc
 
 
 def _cost(space: SearchSpace, arch: Any) -> dict[str, int] | None:
@@ -81,9 +80,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
 
             presets = sorted(PRESETS)
         rows.append({"name": name, "space_id": space.space_id, "size": space.size(), "configs": presets})
-    text = "\n".join(
-        f"{r['name']:<12} size {r['size']:.3e}  configs: {', '.join(r['configs']) or '-'}" for r in rows
-    )
+    text = "\n".join(f"{r['name']:<12} size {r['size']:.3e}  configs: {', '.join(r['configs']) or '-'}" for r in rows)
     _emit(args, rows, text)
 
 
@@ -106,11 +103,76 @@ def cmd_space_sample(args: argparse.Namespace) -> None:
     payload = {"space": space.name, "space_id": space.space_id, "seed": args.seed, "archs": rows}
     lines = []
     for row in rows:
-        cost = (
-            f"  MACs {row['macs'] / 1e6:8.2f}M  params {row['params'] / 1e6:6.3f}M" if "macs" in row else ""
-        )
+        cost = f"  MACs {row['macs'] / 1e6:8.2f}M  params {row['params'] / 1e6:6.3f}M" if "macs" in row else ""
         lines.append(f"{row['arch_id']}{cost}  {json.dumps(row['arch'], separators=(',', ':'))}")
     _emit(args, payload, "\n".join(lines))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from search_spaces.training.config import load_train_config
+    from search_spaces.training.trainer import SupernetTrainer
+
+    config = load_train_config(args.config)
+    out = Path(args.out) if args.out else Path("runs") / f"train-{Path(args.config).stem}"
+    result = SupernetTrainer(config, out, resume=args.resume).run()
+    if result.get("stopped"):
+        text = f"stopped at step {result['global_step']} (max_steps); continue with --resume --out {out}"
+    else:
+        acc = result["test_accuracy"]
+        text = (
+            f"trained supernet written to {out}/supernet.safetensors\n"
+            f"test accuracy after BN recalibration: max subnet {acc['max']:.4f}, min subnet {acc['min']:.4f}"
+        )
+    _emit(args, result, text)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from search_spaces.datasets import load_dataset
+    from search_spaces.training.checkpoint import load_supernet
+    from search_spaces.training.trainer import evaluate_subnet
+
+    supernet, meta = load_supernet(args.checkpoint)
+    space = supernet.space
+    if args.arch:
+        try:
+            arch = space.make(json.loads(args.arch))
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"--arch is not valid JSON: {exc}", "for example --arch '{\"ks\": [...], ...}'") from exc
+    elif args.min:
+        arch = space.min_arch()
+    else:
+        arch = space.max_arch()
+    data = meta["data"]
+    dataset = load_dataset(
+        data["name"],
+        data.get("root"),
+        holdout_fraction=data["holdout_fraction"],
+        image_size=data.get("image_size"),
+        channels=space.config.in_channels,
+        synthetic_channels=space.config.in_channels,
+        synthetic_size=space.config.resolutions[-1],
+        synthetic_samples=data.get("synthetic_samples", 512),
+    )
+    metrics = evaluate_subnet(
+        supernet,
+        arch,
+        dataset,
+        args.split,
+        recal_batches=args.recal_batches,
+        batch_size=data["eval_batch_size"],
+    )
+    payload = {
+        "arch_id": arch.arch_id,
+        "arch": arch.to_dict(),
+        "split": args.split,
+        **metrics,
+        **(_cost(space, arch) or {}),
+    }
+    text = (
+        f"{arch.arch_id}: {args.split} accuracy {metrics['accuracy']:.4f} "
+        f"({metrics['samples']} images, BN recalibrated on {args.recal_batches} training batches)"
+    )
+    _emit(args, payload, text)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -135,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a supernet through all progressive-shrinking phases")
+    p.add_argument("config", help="training config (YAML)")
+    p.add_argument("--out", help="output folder (default runs/train-<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy of one subnet of a trained supernet (after BN recalibration)")
+    p.add_argument("checkpoint", help="output folder of `nas train` (or its supernet.json)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--arch", help="arch as JSON")
+    which.add_argument("--min", action="store_true", help="the smallest subnet")
+    which.add_argument("--max", action="store_true", help="the largest subnet (default)")
+    p.add_argument("--split", choices=["test", "holdout"], default="test")
+    p.add_argument("--recal-batches", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("spaces", help="list the search spaces")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -176,6 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc} (hint: see `nas {args.command} --help`)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "error: interrupted (hint: `nas train ... --resume` continues from the last checkpoint)",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

@@ -36,9 +36,7 @@ def run_demo(seed: int = 0, json_output: bool = False) -> dict[str, Any]:
 
     console = Console(quiet=json_output)
     space = create_space("ofa_mbv3", config="mnist")
-    console.print(
-        f"[bold]Space[/bold] {space.space_id}: {space.size():.3e} subnets, {len(space.genes)} genes"
-    )
+    console.print(f"[bold]Space[/bold] {space.space_id}: {space.size():.3e} subnets, {len(space.genes)} genes")
     supernet = space.build_supernet(seed=seed).eval()
     rng = np.random.default_rng(seed)
     archs = [space.min_arch(), *space.sample_unique(6, rng), space.max_arch()]
@@ -48,9 +46,7 @@ def run_demo(seed: int = 0, json_output: bool = False) -> dict[str, Any]:
         table.add_column(column)
     for arch in archs:
         cost = count_cost(space.static_config(arch))
-        rows.append(
-            {"arch_id": arch.arch_id, "arch": arch.to_dict(), "macs": cost.macs, "params": cost.params}
-        )
+        rows.append({"arch_id": arch.arch_id, "arch": arch.to_dict(), "macs": cost.macs, "params": cost.params})
         table.add_row(
             arch.arch_id, str(arch["d"]), str(arch["r"]), f"{cost.macs / 1e6:.2f}", f"{cost.params / 1e6:.3f}"
         )

@@ -102,8 +102,7 @@ class SearchSpace(ABC):
             data = data.to_dict()
         if not isinstance(data, Mapping):
             raise ValueError(
-                f"an arch must be a JSON object (dict) with keys {self.arch_keys()}, "
-                f"got {type(data).__name__}"
+                f"an arch must be a JSON object (dict) with keys {self.arch_keys()}, got {type(data).__name__}"
             )
         return self.decode(self._from_dict(data))
 
@@ -123,9 +122,7 @@ class SearchSpace(ABC):
         """The canonical arch of an integer vector (out-of-range entries are errors)."""
         values = [int(v) for v in np.asarray(vector).reshape(-1)]
         if len(values) != len(self.genes):
-            raise ValueError(
-                f"vector has {len(values)} entries, the space {self.space_id} has {len(self.genes)} genes"
-            )
+            raise ValueError(f"vector has {len(values)} entries, the space {self.space_id} has {len(self.genes)} genes")
         for gene, value in zip(self.genes, values):
             if not 0 <= value < len(gene.choices):
                 raise ValueError(f"{gene.name}: index {value} out of range [0, {len(gene.choices) - 1}]")

@@ -68,8 +68,7 @@ def recalibrate_bn(
         raise ValueError(f"num_batches: must be positive, got {num_batches}")
     bn_layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     saved = {
-        m: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum)
-        for m in bn_layers
+        m: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in bn_layers
     }
     used_channels: dict[nn.Module, int] = {}
 

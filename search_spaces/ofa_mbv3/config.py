@@ -113,8 +113,7 @@ class OFAMobileNetV3Config:
         for name in ("stage_strides", "stage_acts", "stage_se"):
             if len(getattr(self, name)) != n:
                 raise ValueError(
-                    f"{name}: needs one entry per stage ({n} stages from stage_widths), "
-                    f"got {len(getattr(self, name))}"
+                    f"{name}: needs one entry per stage ({n} stages from stage_widths), got {len(getattr(self, name))}"
                 )
         if any(not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in self.stage_widths):
             raise ValueError(f"stage_widths: must be positive integers, got {list(self.stage_widths)}")

@@ -39,9 +39,7 @@ class OFAMobileNetV3Space(SearchSpace):
 
     name = "ofa_mbv3"
 
-    def __init__(
-        self, config: str | OFAMobileNetV3Config | Mapping[str, Any] = "imagenet", **overrides: Any
-    ) -> None:
+    def __init__(self, config: str | OFAMobileNetV3Config | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
         self.config = get_config(config, **overrides)
         cfg = self.config
         from search_spaces.ofa_mbv3.config import PRESETS
@@ -109,9 +107,7 @@ class OFAMobileNetV3Space(SearchSpace):
                 f"({', '.join(map(str, cfg.resolutions[:6]))}{', ...' if len(cfg.resolutions) > 6 else ''})"
             )
         vector = [self._genes[i].index(k, f"ks[{i}] (kernel size)") for i, k in enumerate(ks)]
-        vector += [
-            self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)
-        ]
+        vector += [self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)]
         vector += [self._genes[2 * cfg.num_blocks + j].index(d, f"d[{j}] (depth)") for j, d in enumerate(ds)]
         vector.append(cfg.resolutions.index(r))
         return vector
@@ -209,9 +205,7 @@ class OFAMobileNetV3Space(SearchSpace):
         layers: list[dict[str, Any]] = []
         stem = cfg.stem_channels
         out_hw = conv_out_size(hw, 3, cfg.stem_stride)
-        layers.append(
-            _conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act="h_swish")
-        )
+        layers.append(_conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act="h_swish"))
         hw = out_hw
         layers.append(_mbconv("blocks.0", stem, stem, stem, 1, 3, 1, hw, False, 0, "relu"))
         in_ch = stem
@@ -226,19 +220,13 @@ class OFAMobileNetV3Space(SearchSpace):
                 mid = make_divisible(round(in_ch * es[b]), 8)
                 se_mid = make_divisible(mid // cfg.se_reduction, 8) if se else 0
                 layers.append(
-                    _mbconv(
-                        f"blocks.{index}", in_ch, width, mid, es[b], ks[b], block_stride, hw, se, se_mid, act
-                    )
+                    _mbconv(f"blocks.{index}", in_ch, width, mid, es[b], ks[b], block_stride, hw, se, se_mid, act)
                 )
                 hw = layers[-1]["out_hw"]
                 in_ch = width
                 index += 1
-        layers.append(
-            _conv("final_expand", in_ch, cfg.final_expand_channels, 1, 1, hw, hw, bn=True, act="h_swish")
-        )
-        layers.append(
-            {"op": "pool", "name": "pool", "in_ch": cfg.final_expand_channels, "in_hw": hw, "out_hw": 1}
-        )
+        layers.append(_conv("final_expand", in_ch, cfg.final_expand_channels, 1, 1, hw, hw, bn=True, act="h_swish"))
+        layers.append({"op": "pool", "name": "pool", "in_ch": cfg.final_expand_channels, "in_hw": hw, "out_hw": 1})
         layers.append(
             _conv(
                 "feature_mix",

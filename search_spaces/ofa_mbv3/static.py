@@ -94,9 +94,7 @@ class MBConvBlock(nn.Module):
         return x + y if self.residual else y
 
 
-def block_from_config(
-    layer: Mapping[str, Any], bn_momentum: float = 0.1, bn_eps: float = 1e-5
-) -> MBConvBlock:
+def block_from_config(layer: Mapping[str, Any], bn_momentum: float = 0.1, bn_eps: float = 1e-5) -> MBConvBlock:
     """An MBConv block from one ``mbconv`` static-config entry."""
     return MBConvBlock(
         layer["in_ch"],

@@ -144,9 +144,7 @@ class OFAMobileNetV3Supernet(nn.Module):
         self.first_block = MBConvBlock(stem, stem, stem, 3, 1, expand=False, act="relu", residual=True, **bn)
         self.blocks = nn.ModuleList()
         in_ch = stem
-        for width, stride, act, se in zip(
-            cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se
-        ):
+        for width, stride, act, se in zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se):
             for i in range(cfg.blocks_per_stage):
                 self.blocks.append(
                     DynamicMBConvBlock(
@@ -162,9 +160,7 @@ class OFAMobileNetV3Supernet(nn.Module):
                 )
                 in_ch = width
         self.final_expand = ConvBNAct(in_ch, cfg.final_expand_channels, 1, act="h_swish", **bn)
-        self.feature_mix = ConvBNAct(
-            cfg.final_expand_channels, cfg.feature_mix_channels, 1, bn=False, act="h_swish"
-        )
+        self.feature_mix = ConvBNAct(cfg.final_expand_channels, cfg.feature_mix_channels, 1, bn=False, act="h_swish")
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = DynamicLinear(cfg.feature_mix_channels, cfg.num_classes)
 

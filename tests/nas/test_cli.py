@@ -29,9 +29,7 @@ def test_help_lists_commands() -> None:
 
 
 def test_space_sample_json() -> None:
-    payload = json.loads(
-        run("space", "sample", "ofa_mbv3", "--config", "imagenet", "-n", "5", "--json").stdout
-    )
+    payload = json.loads(run("space", "sample", "ofa_mbv3", "--config", "imagenet", "-n", "5", "--json").stdout)
     assert payload["space_id"] == "ofa_mbv3/imagenet"
     archs = payload["archs"]
     assert len(archs) == 5
@@ -52,9 +50,7 @@ def test_space_sample_json() -> None:
 
 
 def test_space_sample_text_and_options() -> None:
-    out = run(
-        "space", "sample", "ofa_mbv3", "--config", "cifar", "--option", "num_classes=100", "-n", "2"
-    ).stdout
+    out = run("space", "sample", "ofa_mbv3", "--config", "cifar", "--option", "num_classes=100", "-n", "2").stdout
     assert len(out.strip().splitlines()) == 2 and "MACs" in out
     payload = json.loads(
         run(

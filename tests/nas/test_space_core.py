@@ -93,9 +93,7 @@ def test_sampling_reproducible(space) -> None:
     rng1, rng2 = np.random.default_rng(11), np.random.default_rng(11)
     assert [space.sample(rng1) for _ in range(20)] == [space.sample(rng2) for _ in range(20)]
     rng3 = np.random.default_rng(12)
-    assert [space.sample(rng3) for _ in range(20)] != [
-        space.sample(np.random.default_rng(11)) for _ in range(20)
-    ]
+    assert [space.sample(rng3) for _ in range(20)] != [space.sample(np.random.default_rng(11)) for _ in range(20)]
 
 
 def test_mutate_and_crossover_stay_in_space(space) -> None:

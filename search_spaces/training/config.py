@@ -1,0 +1,226 @@
+"""Supernet training configuration (YAML), validated with errors that name the key.
+
+Progressive shrinking is data: a list of phases, each naming the elastic
+dimensions it opens (``ks``, ``e``, ``d``, ``r``) and their choices. A dimension a
+phase does not open is fixed at its largest choice. The default schedule is
+once-for-all's: full network, elastic kernel, elastic depth (two stages),
+elastic expand (two stages), with elastic resolution throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nas.config import ConfigError, from_dict, key, load_yaml
+from nas.space import create_space
+
+DIMENSIONS = ("ks", "e", "d", "r")
+
+
+@dataclass
+class SpaceSpec:
+    """Which space (and configuration) to train."""
+
+    name: str = "ofa_mbv3"
+    config: str = "mnist"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self):
+        try:
+            return create_space(self.name, config=self.config, **self.options)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"space: {exc}") from exc
+
+
+@dataclass
+class DataSpec:
+    """Dataset and batch settings."""
+
+    name: str = "digits"
+    root: str | None = None
+    download: bool = False
+    holdout_fraction: float = 0.1
+    image_size: int | None = None
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    synthetic_samples: int = 512
+
+    def validate(self, path: str) -> None:
+        for name in ("batch_size", "eval_batch_size", "synthetic_samples"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key(path, name)}: must be positive, got {getattr(self, name)}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError(f"{key(path, 'holdout_fraction')}: must be within (0, 1), got {self.holdout_fraction}")
+
+
+@dataclass
+class PhaseSpec:
+    """One progressive-shrinking phase.
+
+    Attributes:
+        name: Label (used in logs and checkpoints).
+        epochs: Epochs of this phase (0 skips it).
+        lr: Peak learning rate (cosine decay to 0 over the phase, after warm-up).
+        open: Elastic dimensions opened and their choices: a list, or ``all``.
+        subnets_per_step: Random subnets per step (gradients accumulated).
+        sandwich: Add the phase's largest and smallest subnet to every step
+            (BigNAS / AttentiveNAS sandwich rule); default from ``training.sandwich``.
+        warmup_epochs: Linear warm-up length.
+    """
+
+    name: str
+    epochs: int
+    lr: float
+    open: dict[str, Any] = field(default_factory=dict)
+    subnets_per_step: int = 1
+    sandwich: bool | None = None
+    warmup_epochs: float = 0.0
+
+    def validate(self, path: str) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"{key(path, 'epochs')}: must be >= 0, got {self.epochs}")
+        if self.lr <= 0:
+            raise ConfigError(f"{key(path, 'lr')}: must be positive, got {self.lr}")
+        if self.subnets_per_step < 0:
+            raise ConfigError(f"{key(path, 'subnets_per_step')}: must be >= 0, got {self.subnets_per_step}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"{key(path, 'warmup_epochs')}: must be >= 0, got {self.warmup_epochs}")
+        for dim, choices in self.open.items():
+            if dim not in DIMENSIONS:
+                raise ConfigError(f"{key(path, 'open')}.{dim}: unknown elastic dimension; use {', '.join(DIMENSIONS)}")
+            if not isinstance(choices, str) and not (
+                isinstance(choices, list) and choices and all(isinstance(c, int) for c in choices)
+            ):
+                raise ConfigError(
+                    f"{key(path, 'open')}.{dim}: expected 'all', 'topN' or a list of integers, got {choices!r}"
+                )
+
+
+@dataclass
+class TrainSpec:
+    """Optimisation, distillation and bookkeeping settings."""
+
+    seed: int = 0
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 3e-5
+    label_smoothing: float = 0.1
+    distillation: Literal["teacher", "inplace", "none"] = "teacher"
+    teacher_phase: str | None = None
+    kd_ratio: float = 1.0
+    kd_temperature: float = 1.0
+    sandwich: bool = False
+    delayed_shrinking: bool = False
+    shrink_start: float = 0.5
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    grad_clip: float | None = 5.0
+    bn_recal_batches: int = 10
+    eval_random_subnets: int = 2
+    checkpoint_every_steps: int = 0
+    max_steps: int | None = None
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+    def validate(self, path: str) -> None:
+        checks = {
+            "kd_ratio": self.kd_ratio >= 0,
+            "kd_temperature": self.kd_temperature > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "bn_recal_batches": self.bn_recal_batches > 0,
+            "eval_random_subnets": self.eval_random_subnets >= 0,
+            "checkpoint_every_steps": self.checkpoint_every_steps >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "shrink_start": 0 < self.shrink_start <= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"{key(path, name)}: invalid value {getattr(self, name)!r}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"{key(path, 'grad_clip')}: must be positive or null, got {self.grad_clip}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ConfigError(f"{key(path, 'max_steps')}: must be positive or null, got {self.max_steps}")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"{key(path, 'threads')}: must be positive or null, got {self.threads}")
+
+
+def default_phases(epochs: tuple[int, ...] = (4, 2, 1, 2, 1, 2), lr: float = 0.05) -> list[PhaseSpec]:
+    """Once-for-all's progressive-shrinking order (epochs per phase as given)."""
+    full, kernel, depth1, depth2, expand1, expand2 = epochs
+    return [
+        PhaseSpec("full", full, lr, {"r": "all"}),
+        PhaseSpec("kernel", kernel, lr * 0.6, {"ks": "all", "r": "all"}),
+        PhaseSpec("depth_1", depth1, lr * 0.16, {"ks": "all", "d": "top2", "r": "all"}, subnets_per_step=2),
+        PhaseSpec("depth_2", depth2, lr * 0.16, {"ks": "all", "d": "all", "r": "all"}, subnets_per_step=2),
+        PhaseSpec("expand_1", expand1, lr * 0.16, {"ks": "all", "d": "all", "e": "top2", "r": "all"}, 2),
+        PhaseSpec("expand_2", expand2, lr * 0.16, {"ks": "all", "d": "all", "e": "all", "r": "all"}, 2),
+    ]
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run."""
+
+    space: SpaceSpec = field(default_factory=SpaceSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    training: TrainSpec = field(default_factory=TrainSpec)
+    phases: list[PhaseSpec] = field(default_factory=default_phases)
+
+    def validate(self, path: str) -> None:
+        if not self.phases:
+            raise ConfigError("phases: at least one phase is needed")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"phases: phase names must be unique, got {names}")
+        if self.training.teacher_phase is not None and self.training.teacher_phase not in names:
+            raise ConfigError(f"training.teacher_phase: {self.training.teacher_phase!r} is not one of {names}")
+        space = self.space.build()
+        for i, phase in enumerate(self.phases):
+            resolve_open(phase.open, space, f"phases[{i}].open")
+
+
+def _choices(space: Any, dim: str) -> tuple[int, ...]:
+    cfg = space.config
+    return {"ks": cfg.ks_choices, "e": cfg.expand_choices, "d": cfg.depth_choices, "r": cfg.resolutions}[dim]
+
+
+def resolve_open(open_dims: dict[str, Any], space: Any, path: str = "open") -> dict[str, tuple[int, ...]]:
+    """Choices per dimension for a phase (unopened dimensions: the largest choice only).
+
+    ``all`` opens every choice, ``topN`` the N largest; a list must be a subset of
+    the space's choices.
+
+    Raises:
+        ConfigError: naming the key for a choice outside the space.
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for dim in DIMENSIONS:
+        allowed = _choices(space, dim)
+        value = open_dims.get(dim)
+        if value is None:
+            out[dim] = (allowed[-1],)
+        elif value == "all":
+            out[dim] = allowed
+        elif isinstance(value, str) and value.startswith("top") and value[3:].isdigit() and int(value[3:]) > 0:
+            out[dim] = allowed[-int(value[3:]) :]
+        elif isinstance(value, list):
+            bad = [c for c in value if c not in allowed]
+            if bad:
+                raise ConfigError(
+                    f"{path}.{dim}: {bad} {'is' if len(bad) == 1 else 'are'} not choices of the space "
+                    f"{space.space_id} (choices {list(allowed)})"
+                )
+            out[dim] = tuple(sorted(set(value)))
+        else:
+            raise ConfigError(f"{path}.{dim}: expected 'all', 'topN' or a list of choices, got {value!r}")
+    return out
+
+
+def load_train_config(source: str | Path | dict[str, Any]) -> TrainConfig:
+    """Loads and validates a training config from a YAML path or a dict."""
+    data = source if isinstance(source, dict) else load_yaml(source)
+    return from_dict(TrainConfig, data)

@@ -1,0 +1,657 @@
+"""Progressive-shrinking supernet trainer with knowledge distillation.
+
+All randomness of a step (subnet sampling, data order and augmentation, dropout)
+is derived from ``(seed, phase, epoch, step)``, so a run resumed from a
+checkpoint at any step continues exactly as the uninterrupted run would.
+
+Distributed training (``torchrun``) averages gradients across processes with one
+flattened all-reduce per step after all subnets of the step have been
+back-propagated. torch's ``DistributedDataParallel`` wrapper is not used: with
+weight sharing, every forward of a step uses a different subset of parameters,
+which DDP's bucketed reducer does not handle across several backward passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.arch import Arch
+from nas.config import ConfigError, to_dict
+from search_spaces.bn import recalibrate_bn, resize_batch
+from search_spaces.datasets import BatchLoader, Dataset, load_dataset
+from search_spaces.training import checkpoint as ckpt
+from search_spaces.training.config import PhaseSpec, TrainConfig, resolve_open
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------- sampling
+class PhaseSampler:
+    """Samples subnets from the choices a phase opens."""
+
+    def __init__(self, space: Any, choices: dict[str, tuple[int, ...]]) -> None:
+        self.space = space
+        self.choices = choices
+
+    def _arch(self, pick: Any) -> Arch:
+        cfg = self.space.config
+        return self.space.make(
+            {
+                "ks": [pick(self.choices["ks"]) for _ in range(cfg.num_blocks)],
+                "e": [pick(self.choices["e"]) for _ in range(cfg.num_blocks)],
+                "d": [pick(self.choices["d"]) for _ in range(cfg.num_stages)],
+                "r": pick(self.choices["r"]),
+            }
+        )
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        return self._arch(lambda options: int(options[rng.integers(len(options))]))
+
+    def largest(self) -> Arch:
+        return self._arch(lambda options: options[-1])
+
+    def smallest(self) -> Arch:
+        return self._arch(lambda options: options[0])
+
+
+# ----------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Joins the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def all_reduce_gradients(params: list[nn.Parameter], world_size: int) -> None:
+    """Averages gradients over processes (one flattened all-reduce)."""
+    import torch.distributed as dist
+
+    grads = []
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        grads.append(p.grad)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+# ----------------------------------------------------------------- helpers
+def step_seed(seed: int, *parts: int) -> int:
+    return int(np.random.SeedSequence([seed, *parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence to the teacher's softened distribution, scaled by T^2."""
+    t = temperature
+    return F.kl_div(
+        F.log_softmax(student.float() / t, dim=1),
+        F.softmax(teacher.float() / t, dim=1),
+        reduction="batchmean",
+    ) * (t * t)
+
+
+def lr_at(phase: PhaseSpec, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up then cosine decay to 0 over the phase."""
+    total = max(1, phase.epochs * steps_per_epoch)
+    warm = int(phase.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return phase.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return 0.5 * phase.lr * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"training.device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device: CUDA requested but no GPU is available; use cpu or auto")
+    return device
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if setting == "bf16" else torch.float16
+
+
+@torch.no_grad()
+def evaluate_subnet(
+    supernet: nn.Module,
+    arch: Arch,
+    dataset: Dataset,
+    split: str,
+    *,
+    recal_batches: int = 10,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> dict[str, float]:
+    """Top-1 accuracy and loss of one subnet after BN recalibration.
+
+    The subnet is extracted first, so the supernet's own statistics are not touched.
+    Recalibration uses a seeded random subset of the *training* split (no
+    augmentation); evaluation uses ``split`` (``holdout`` during training and search,
+    ``test`` only for final reports).
+    """
+    device = device or next(supernet.parameters()).device
+    sub = supernet.extract(arch).to(device)
+    recal = BatchLoader(dataset.train, dataset, batch_size=min(batch_size, 256), train=False, shuffle=True, seed=seed)
+    batches = (x.to(device) for x, _ in recal.epoch(0))
+    recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=arch["r"])
+    sub.eval()
+    correct, total, loss = 0, 0, 0.0
+    for x, y in BatchLoader(dataset.split(split), dataset, batch_size, train=False).epoch(0):
+        x, y = resize_batch(x.to(device), arch["r"]), y.to(device)
+        logits = sub(x)
+        loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        total += int(y.numel())
+    return {"accuracy": correct / total, "loss": loss / total, "samples": total}
+
+
+# ----------------------------------------------------------------- trainer
+@dataclass
+class Progress:
+    """Where a run is: phase, epoch within the phase, step within the epoch."""
+
+    phase: int = 0
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+
+
+class SupernetTrainer:
+    """Runs every phase of a :class:`TrainConfig`, writing checkpoints to ``out_dir``.
+
+    Args:
+        config: The validated training config.
+        out_dir: Output folder (checkpoint, metrics, plots, final supernet).
+        resume: Continue from ``out_dir/checkpoint``.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        tcfg = config.training
+        self.device = resolve_device(tcfg.device)
+        self.dist = init_distributed(self.device)
+        if tcfg.threads:
+            torch.set_num_threads(tcfg.threads)
+        self.space = config.space.build()
+        self.phases = self._effective_phases()
+        self.dataset = load_dataset(
+            config.data.name,
+            config.data.root,
+            holdout_fraction=config.data.holdout_fraction,
+            seed=0,
+            download=config.data.download,
+            image_size=config.data.image_size,
+            channels=self.space.config.in_channels,
+            synthetic_channels=self.space.config.in_channels,
+            synthetic_size=self.space.config.resolutions[-1],
+            synthetic_samples=config.data.synthetic_samples,
+        )
+        self._check_dataset_fits()
+        self.supernet = self.space.build_supernet(seed=tcfg.seed).to(self.device)
+        if tcfg.channels_last:
+            self.supernet = self.supernet.to(memory_format=torch.channels_last)
+        self.teacher: nn.Module | None = None
+        self.amp = amp_dtype(tcfg.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.history: list[dict[str, Any]] = []
+
+    # .............................................................. setup
+    def _effective_phases(self) -> list[PhaseSpec]:
+        phases = [dataclasses.replace(p) for p in self.config.phases]
+        tcfg = self.config.training
+        if tcfg.delayed_shrinking and len(phases) > 1:
+            first = phases[0]
+            kept = max(1, math.ceil(first.epochs * tcfg.shrink_start))
+            phases[1] = dataclasses.replace(phases[1], epochs=phases[1].epochs + first.epochs - kept)
+            phases[0] = dataclasses.replace(first, epochs=kept)
+            phases[1:] = [dataclasses.replace(p, sandwich=True) for p in phases[1:]]
+        return phases
+
+    def _check_dataset_fits(self) -> None:
+        cfg, data = self.space.config, self.dataset
+        if data.in_channels != cfg.in_channels:
+            raise ConfigError(
+                f"space: {self.space.space_id} takes {cfg.in_channels} input channel(s) but dataset "
+                f"{data.name} has {data.in_channels}; set space.options.in_channels: {data.in_channels}"
+            )
+        if data.num_classes > cfg.num_classes:
+            raise ConfigError(
+                f"space: {self.space.space_id} has {cfg.num_classes} classes but dataset {data.name} has "
+                f"{data.num_classes}; set space.options.num_classes: {data.num_classes}"
+            )
+
+    def _distillation(self) -> str:
+        tcfg = self.config.training
+        return "inplace" if tcfg.delayed_shrinking and tcfg.distillation == "teacher" else tcfg.distillation
+
+    def _teacher_phase(self) -> int:
+        name = self.config.training.teacher_phase
+        return 0 if name is None else [p.name for p in self.phases].index(name)
+
+    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
+        tcfg = self.config.training
+        decay, no_decay = [], []
+        for p in self.supernet.parameters():
+            (no_decay if p.dim() <= 1 else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": tcfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if tcfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.SGD(groups, lr=lr, momentum=tcfg.momentum, nesterov=tcfg.nesterov)
+
+    def _loader(self) -> BatchLoader:
+        return BatchLoader(
+            self.dataset.train,
+            self.dataset,
+            self.config.data.batch_size,
+            train=True,
+            seed=self.config.training.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+
+    # .............................................................. checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoint"
+
+    def _config_json(self) -> dict[str, Any]:
+        data = to_dict(self.config)
+        data["training"] = {k: v for k, v in data["training"].items() if k not in ("max_steps", "progress")}
+        return data
+
+    def _save(self, progress: Progress, optimizer: torch.optim.Optimizer | None) -> None:
+        if not self.dist.is_main:
+            return
+        tensors = ckpt.prefixed("model.", self.supernet.state_dict())
+        state: dict[str, Any] = {
+            **dataclasses.asdict(progress),
+            "config": self._config_json(),
+            "history": self.history,
+            "has_teacher": self.teacher is not None,
+            "versions": ckpt.versions(),
+            "torch_rng": torch.get_rng_state().tolist(),
+        }
+        if self.teacher is not None:
+            tensors.update(ckpt.prefixed("teacher.", self.teacher.state_dict()))
+        if optimizer is not None:
+            opt_tensors, state["optimizer"] = ckpt.optimizer_tensors(optimizer)
+            tensors.update(opt_tensors)
+        if self.scaler.is_enabled():
+            state["scaler"] = self.scaler.state_dict()
+        ckpt.save_checkpoint(self.checkpoint_dir, tensors, state)
+
+    def _load(self) -> tuple[Progress, dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, state = ckpt.load_checkpoint(self.checkpoint_dir)
+        if state["config"] != self._config_json():
+            saved, now = state["config"], self._config_json()
+            diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+            raise ckpt.CheckpointError(
+                f"{self.checkpoint_dir}: the config changed since the checkpoint (sections {diff}); "
+                "resume with the same config or start a new --out folder"
+            )
+        self.supernet.load_state_dict(ckpt.unprefixed("model.", tensors))
+        if state["has_teacher"]:
+            self.teacher = self._make_teacher()
+            self.teacher.load_state_dict(ckpt.unprefixed("teacher.", tensors))
+        self.history = state["history"]
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        fields = {f.name for f in dataclasses.fields(Progress)}
+        progress = Progress(**{k: v for k, v in state.items() if k in fields})
+        self._truncate_metrics(progress.global_step)
+        logger.info(
+            "resuming at phase %d (%s), epoch %d, step %d",
+            progress.phase,
+            self.phases[min(progress.phase, len(self.phases) - 1)].name,
+            progress.epoch,
+            progress.step,
+        )
+        return progress, tensors, state
+
+    def _make_teacher(self) -> nn.Module:
+        teacher = self.supernet.extract(self.space.max_arch())
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
+
+    # .............................................................. metrics
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.dist.is_main:
+            with self.metrics_path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    def _truncate_metrics(self, global_step: int) -> None:
+        if not self.dist.is_main or not self.metrics_path.is_file():
+            return
+        kept = [
+            line
+            for line in self.metrics_path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("global_step", 0) <= global_step
+        ]
+        ckpt.atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+
+    # .............................................................. training
+    @contextmanager
+    def _seeded(self, seed: int) -> Iterator[None]:
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def _step_archs(self, phase: PhaseSpec, sampler: PhaseSampler, rng: np.random.Generator) -> list[Arch]:
+        sandwich = self.config.training.sandwich if phase.sandwich is None else phase.sandwich
+        archs = [sampler.largest(), sampler.smallest()] if sandwich else []
+        archs += [sampler.sample(rng) for _ in range(phase.subnets_per_step)]
+        return archs or [sampler.largest()]
+
+    def _train_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        archs: list[Arch],
+        sandwich_first: bool,
+        optimizer: torch.optim.Optimizer,
+    ) -> float:
+        tcfg = self.config.training
+        distill = self._distillation()
+        optimizer.zero_grad(set_to_none=True)
+        teacher_logits: dict[int, torch.Tensor] = {}
+        inplace_target: torch.Tensor | None = None
+        total = 0.0
+        for i, arch in enumerate(archs):
+            self.supernet.set_active(arch)
+            xr = resize_batch(x, arch["r"])
+            if tcfg.channels_last:
+                xr = xr.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+                logits = self.supernet(xr)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=tcfg.label_smoothing)
+                soft = None
+                if distill == "teacher" and self.teacher is not None:
+                    if arch["r"] not in teacher_logits:
+                        with torch.no_grad():
+                            teacher_logits[arch["r"]] = self.teacher(xr)
+                    soft = teacher_logits[arch["r"]]
+                elif distill == "inplace" and inplace_target is not None:
+                    soft = inplace_target
+                if soft is not None and tcfg.kd_ratio > 0:
+                    loss = loss + tcfg.kd_ratio * kd_loss(logits, soft, tcfg.kd_temperature)
+            if distill == "inplace" and i == 0 and sandwich_first:
+                inplace_target = logits.detach()
+            self.scaler.scale(loss).backward()
+            total += float(loss.detach())
+        params = [p for p in self.supernet.parameters() if p.requires_grad]
+        if self.dist.enabled:
+            all_reduce_gradients(params, self.dist.world_size)
+        self.scaler.unscale_(optimizer)
+        if tcfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        return total / len(archs)
+
+    def _evaluate_phase(self, phase_index: int) -> dict[str, Any]:
+        phase = self.phases[phase_index]
+        sampler = PhaseSampler(self.space, resolve_open(phase.open, self.space))
+        tcfg = self.config.training
+        rng = np.random.default_rng(step_seed(tcfg.seed, phase_index, 999_999))
+        archs = {"max": sampler.largest(), "min": sampler.smallest()}
+        for i in range(tcfg.eval_random_subnets):
+            archs[f"random_{i}"] = sampler.sample(rng)
+        results = {}
+        for label, arch in archs.items():
+            metrics = evaluate_subnet(
+                self.supernet,
+                arch,
+                self.dataset,
+                "holdout",
+                recal_batches=tcfg.bn_recal_batches,
+                batch_size=self.config.data.eval_batch_size,
+                seed=tcfg.seed,
+                device=self.device,
+            )
+            results[label] = {"arch": arch.to_dict(), **metrics}
+        return results
+
+    def run(self) -> dict[str, Any]:
+        """Trains every phase (or resumes), then reports corner subnets on the test split."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tcfg = self.config.training
+        progress, tensors, state = Progress(), {}, {}
+        if self.resume:
+            progress, tensors, state = self._load()
+        elif self.checkpoint_dir.joinpath(ckpt.STATE_FILE).exists():
+            raise ckpt.CheckpointError(
+                f"{self.out_dir} already holds a checkpoint; pass --resume to continue it or choose another --out"
+            )
+        elif self.dist.is_main and self.metrics_path.exists():
+            self.metrics_path.unlink()
+        loader = self._loader()
+        steps_per_epoch = len(loader)
+        if steps_per_epoch == 0:
+            raise ConfigError(
+                f"data.batch_size: {self.config.data.batch_size} is larger than the training split "
+                f"({len(self.dataset.train)} images per process); lower it"
+            )
+        for phase_index in range(progress.phase, len(self.phases)):
+            phase = self.phases[phase_index]
+            sampler = PhaseSampler(self.space, resolve_open(phase.open, self.space))
+            sandwich = tcfg.sandwich if phase.sandwich is None else phase.sandwich
+            optimizer = self._optimizer(phase.lr)
+            if state.get("optimizer") and progress.phase == phase_index and (progress.epoch or progress.step):
+                ckpt.restore_optimizer(optimizer, tensors, state["optimizer"])
+            self.supernet.train()
+            start_epoch = progress.epoch if progress.phase == phase_index else 0
+            for epoch in range(start_epoch, phase.epochs):
+                start_step = progress.step if (progress.phase, progress.epoch) == (phase_index, epoch) else 0
+                stopped = self._run_epoch(
+                    phase_index, epoch, start_step, loader, sampler, sandwich, optimizer, progress
+                )
+                if stopped:
+                    return {"stopped": True, "global_step": progress.global_step}
+            if phase_index == self._teacher_phase() and self._distillation() == "teacher":
+                self.teacher = self._make_teacher()
+            if self.dist.is_main:
+                evaluation = self._evaluate_phase(phase_index)
+                self._log({"phase": phase.name, "global_step": progress.global_step, "eval_holdout": evaluation})
+                logger.info(
+                    "phase %s: holdout accuracy max %.4f min %.4f",
+                    phase.name,
+                    evaluation["max"]["accuracy"],
+                    evaluation["min"]["accuracy"],
+                )
+            progress = Progress(phase_index + 1, 0, 0, progress.global_step)
+            self._save(progress, None)
+        return self._finish(progress)
+
+    def _run_epoch(
+        self,
+        phase_index: int,
+        epoch: int,
+        start_step: int,
+        loader: BatchLoader,
+        sampler: PhaseSampler,
+        sandwich: bool,
+        optimizer: torch.optim.Optimizer,
+        progress: Progress,
+    ) -> bool:
+        """Trains one epoch; returns True when ``max_steps`` stopped the run."""
+        from tqdm import tqdm
+
+        tcfg = self.config.training
+        phase = self.phases[phase_index]
+        steps = len(loader)
+        bar = tqdm(
+            total=steps,
+            initial=start_step,
+            desc=f"{phase.name} {epoch + 1}/{phase.epochs}",
+            disable=not (tcfg.progress and self.dist.is_main),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        losses, images, started = [], 0, time.perf_counter()
+        for step, (x, y) in enumerate(loader.epoch(phase_index * 100_000 + epoch, start_step), start=start_step):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(phase, epoch * steps + step, steps)
+            with self._seeded(step_seed(tcfg.seed, phase_index, epoch, step, 7)):
+                rng = np.random.default_rng(step_seed(tcfg.seed, phase_index, epoch, step))
+                archs = self._step_archs(phase, sampler, rng)
+                loss = self._train_step(x, y, archs, sandwich, optimizer)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at phase {phase.name} epoch {epoch} step {step}")
+            losses.append(loss)
+            images += x.shape[0] * len(archs) * self.dist.world_size
+            progress.phase, progress.epoch, progress.step = phase_index, epoch, step + 1
+            progress.global_step += 1
+            rate = images / max(1e-9, time.perf_counter() - started)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.0f}")
+            if tcfg.max_steps is not None and progress.global_step >= tcfg.max_steps:
+                bar.close()
+                self._save(progress, optimizer)
+                return True
+            if tcfg.checkpoint_every_steps and progress.global_step % tcfg.checkpoint_every_steps == 0:
+                self._save(progress, optimizer)
+        bar.close()
+        elapsed = time.perf_counter() - started
+        self._log(
+            {
+                "phase": phase.name,
+                "epoch": epoch,
+                "global_step": progress.global_step,
+                "loss": float(np.mean(losses)) if losses else None,
+                "lr": optimizer.param_groups[0]["lr"],
+                "images_per_s": images / max(elapsed, 1e-9),
+                "seconds": elapsed,
+            }
+        )
+        progress.epoch, progress.step = epoch + 1, 0
+        self._save(progress, optimizer)
+        return False
+
+    def _finish(self, progress: Progress) -> dict[str, Any]:
+        if not self.dist.is_main:
+            return {}
+        tcfg = self.config.training
+        final = {}
+        for label, arch in (("max", self.space.max_arch()), ("min", self.space.min_arch())):
+            metrics = evaluate_subnet(
+                self.supernet,
+                arch,
+                self.dataset,
+                "test",
+                recal_batches=tcfg.bn_recal_batches,
+                batch_size=self.config.data.eval_batch_size,
+                seed=tcfg.seed,
+                device=self.device,
+            )
+            final[label] = {"arch": arch.to_dict(), **metrics}
+        record = {
+            "dataset": self.dataset.name,
+            "data": to_dict(self.config.data),
+            "normalization": {"mean": list(self.dataset.mean), "std": list(self.dataset.std)},
+            "training_config": self._config_json(),
+            "test_accuracy": {k: v["accuracy"] for k, v in final.items()},
+            "final_eval_test": final,
+            "global_steps": progress.global_step,
+            "phases": [p.name for p in self.phases],
+        }
+        ckpt.save_supernet(self.out_dir, self.supernet, record)
+        plot_training_curves(self.history, self.out_dir / "training_curves.png")
+        logger.info(
+            "test accuracy: max subnet %.4f, min subnet %.4f",
+            final["max"]["accuracy"],
+            final["min"]["accuracy"],
+        )
+        return {"stopped": False, "test_accuracy": record["test_accuracy"], "out_dir": str(self.out_dir)}
+
+
+def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Training loss per epoch and holdout accuracy of the corner subnets per phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h for h in history if "loss" in h]
+    evals = [h for h in history if "eval_holdout" in h]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(range(1, len(epochs) + 1), [h["loss"] for h in epochs], marker="o")
+    for i, h in enumerate(epochs[1:], start=1):
+        if h["phase"] != epochs[i - 1]["phase"]:
+            ax1.axvline(i + 0.5, color="grey", linestyle=":")
+    ax1.set_xlabel("epoch (all phases)")
+    ax1.set_ylabel("training loss")
+    ax1.set_title("Supernet training loss")
+    names = [h["phase"] for h in evals]
+    for label in ("max", "min"):
+        ax2.plot(names, [h["eval_holdout"][label]["accuracy"] for h in evals], marker="o", label=f"{label} subnet")
+    ax2.set_ylabel("holdout accuracy (after BN recalibration)")
+    ax2.set_title("Corner subnets after each phase")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
