@@ -8,7 +8,14 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-all lint clean
 
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
 $(STAMP): pyproject.toml
+	@# Fashion-MNIST from Debian's package, where apt-get is usable (best effort: never fails the set-up).
+	@if [ ! -d $(FASHION_MNIST) ] && command -v apt-get >/dev/null && [ -w /var/lib/dpkg ]; then \
+		(apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) \
+			>/dev/null 2>&1 || echo "note: dataset-fashion-mnist not installed; examples/fashion_mnist.yaml needs it"; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -178,7 +178,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from nas.demo import run_demo
 
-    result = run_demo(seed=args.seed, json_output=args.json)
+    result = run_demo(seed=args.seed, json_output=args.json, out_dir=args.out)
     if args.json:
         _emit(args, result, "")
 
@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo", help="folder of the demo's trained supernet (reused when present)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)
 

@@ -367,9 +367,10 @@ def make_synthetic(
     num_classes: int = 10,
     seed: int = 0,
 ) -> tuple[ImageSplit, ImageSplit]:
-    """Class templates plus noise: learnable in a few steps, for fast tests."""
+    """Smooth class templates plus pixel noise: learnable in a few steps, for fast tests."""
     gen = torch.Generator().manual_seed(seed)
-    templates = torch.rand(num_classes, channels, size, size, generator=gen)
+    coarse = torch.rand(num_classes, channels, 4, 4, generator=gen)  # smooth: survives crops and resizes
+    templates = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
     splits = []
     for n in (num_train, num_test):
         labels = torch.randint(0, num_classes, (n,), generator=gen)

@@ -232,7 +232,8 @@ class OFAMobileNetV3Supernet(nn.Module):
         """A plain network with copied weights equal to the supernet with ``arch`` active."""
         arch = self.active_arch if arch is None else self.space.make(arch)
         cfg = self.space.config
-        net = StaticOFAMobileNetV3(self.static_config(arch), bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
+        with torch.random.fork_rng(devices=[]):  # the weights are copied: keep the global RNG untouched
+            net = StaticOFAMobileNetV3(self.static_config(arch), bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
         device = next(self.parameters()).device
         dtype = next(self.parameters()).dtype
         net.to(device=device, dtype=dtype)

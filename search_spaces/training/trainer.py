@@ -196,6 +196,17 @@ def evaluate_subnet(
 
 
 # ----------------------------------------------------------------- trainer
+def config_record(config: TrainConfig) -> dict[str, Any]:
+    """The config as stored with checkpoints: everything that changes the result.
+
+    ``max_steps`` and ``progress`` only stop or display a run, so a run may be
+    resumed with other values.
+    """
+    data = to_dict(config)
+    data["training"] = {k: v for k, v in data["training"].items() if k not in ("max_steps", "progress")}
+    return data
+
+
 @dataclass
 class Progress:
     """Where a run is: phase, epoch within the phase, step within the epoch."""
@@ -204,6 +215,8 @@ class Progress:
     epoch: int = 0
     step: int = 0
     global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
 
 
 class SupernetTrainer:
@@ -310,9 +323,7 @@ class SupernetTrainer:
         return self.out_dir / "checkpoint"
 
     def _config_json(self) -> dict[str, Any]:
-        data = to_dict(self.config)
-        data["training"] = {k: v for k, v in data["training"].items() if k not in ("max_steps", "progress")}
-        return data
+        return config_record(self.config)
 
     def _save(self, progress: Progress, optimizer: torch.optim.Optimizer | None) -> None:
         if not self.dist.is_main:
@@ -324,7 +335,6 @@ class SupernetTrainer:
             "history": self.history,
             "has_teacher": self.teacher is not None,
             "versions": ckpt.versions(),
-            "torch_rng": torch.get_rng_state().tolist(),
         }
         if self.teacher is not None:
             tensors.update(ckpt.prefixed("teacher.", self.teacher.state_dict()))
@@ -349,7 +359,6 @@ class SupernetTrainer:
             self.teacher = self._make_teacher()
             self.teacher.load_state_dict(ckpt.unprefixed("teacher.", tensors))
         self.history = state["history"]
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         fields = {f.name for f in dataclasses.fields(Progress)}
@@ -548,10 +557,13 @@ class SupernetTrainer:
             initial=start_step,
             desc=f"{phase.name} {epoch + 1}/{phase.epochs}",
             disable=not (tcfg.progress and self.dist.is_main),
+            mininterval=1.0,
             leave=False,
             dynamic_ncols=True,
         )
-        losses, images, started = [], 0, time.perf_counter()
+        if start_step == 0:
+            progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
+        images, started = 0, time.perf_counter()
         for step, (x, y) in enumerate(loader.epoch(phase_index * 100_000 + epoch, start_step), start=start_step):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             for group in optimizer.param_groups:
@@ -562,7 +574,8 @@ class SupernetTrainer:
                 loss = self._train_step(x, y, archs, sandwich, optimizer)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at phase {phase.name} epoch {epoch} step {step}")
-            losses.append(loss)
+            progress.epoch_loss_sum += loss
+            progress.epoch_loss_count += 1
             images += x.shape[0] * len(archs) * self.dist.world_size
             progress.phase, progress.epoch, progress.step = phase_index, epoch, step + 1
             progress.global_step += 1
@@ -582,13 +595,14 @@ class SupernetTrainer:
                 "phase": phase.name,
                 "epoch": epoch,
                 "global_step": progress.global_step,
-                "loss": float(np.mean(losses)) if losses else None,
+                "loss": progress.epoch_loss_sum / max(1, progress.epoch_loss_count),
                 "lr": optimizer.param_groups[0]["lr"],
                 "images_per_s": images / max(elapsed, 1e-9),
                 "seconds": elapsed,
             }
         )
         progress.epoch, progress.step = epoch + 1, 0
+        progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
         self._save(progress, optimizer)
         return False
 

@@ -96,9 +96,17 @@ def test_bad_input_exits_nonzero_with_one_line(args, message) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and "hint" in lines[0]
 
 
-def test_demo_json_reports_real_measurements() -> None:
-    payload = json.loads(run("demo", "--json").stdout)
+def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    payload = json.loads(run("demo", "--json", "--out", str(out)).stdout)
     assert payload["space_id"] == "ofa_mbv3/mnist"
-    assert len(payload["subnets"]) >= 3
+    # The largest subnet of a supernet trained on digits is far above chance (0.1).
+    assert payload["test_accuracy"]["max"] > 0.8
+    accuracies = [row["holdout_accuracy"] for row in payload["subnets"]]
+    assert len(accuracies) == 8 and max(accuracies) > 0.8
     assert payload["extracted"]["max_abs_diff"] < 1e-4
     assert payload["not_yet_available"]
+    assert (out / "supernet.safetensors").is_file() and (out / "training_curves.png").is_file()
+    # A second run reuses the trained supernet and reports the same numbers.
+    again = json.loads(run("demo", "--json", "--out", str(out)).stdout)
+    assert again["test_accuracy"] == payload["test_accuracy"] and again["subnets"] == payload["subnets"]

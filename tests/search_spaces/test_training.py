@@ -32,11 +32,11 @@ def run_trainer(cfg: dict, out: Path, resume: bool = False) -> tuple[SupernetTra
 
 
 def test_loss_goes_down_and_outputs_are_written(tmp_path: Path) -> None:
-    cfg = tiny(phases=[{"name": "full", "epochs": 4, "lr": 0.05, "open": {"r": "all"}}])
+    cfg = tiny(data={"synthetic_samples": 768}, phases=[{"name": "full", "epochs": 4, "lr": 0.2, "open": {"r": "all"}}])
     trainer, result = run_trainer(cfg, tmp_path)
     losses = [h["loss"] for h in trainer.history if "loss" in h]
     assert len(losses) == 4
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < 0.6 * losses[0], losses
     assert result["test_accuracy"]["max"] > 0.5  # 10 classes: chance is 0.1
     meta = json.loads((tmp_path / "supernet.json").read_text())
     assert meta["space_id"].startswith("ofa_mbv3/mnist+")
@@ -59,8 +59,7 @@ def test_each_phase_opens_exactly_its_choices(tmp_path: Path, monkeypatch: pytes
         return archs
 
     monkeypatch.setattr(SupernetTrainer, "_step_archs", spy)
-    cfg = tiny(data={"synthetic_samples": 640})
-    trainer, _ = run_trainer(cfg, tmp_path)
+    trainer, _ = run_trainer(tiny(), tmp_path)
     space = trainer.space
     for phase in trainer.phases:
         allowed = resolve_open(phase.open, space)
@@ -73,7 +72,9 @@ def test_each_phase_opens_exactly_its_choices(tmp_path: Path, monkeypatch: pytes
         }
         for dim, used in values.items():
             assert used == set(allowed[dim]), (phase.name, dim, used, allowed[dim])
-    assert {len(seen["expand"]) // 16} == {3}  # sandwich: largest + smallest + 1 random per step
+    steps = len(trainer._loader())
+    assert len(seen["expand"]) == 3 * steps  # sandwich: largest + smallest + 1 random per step
+    assert len(seen["depth"]) == 2 * steps and len(seen["full"]) == 2 * steps
 
 
 def test_default_schedule_is_once_for_all_order() -> None:
@@ -126,7 +127,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path, stop_at: int) -> N
     assert any(k.startswith("optim.") for k in ref_t)
     for name in ref_t:
         assert torch.equal(ref_t[name], res_t[name]), name
-    for field in ("phase", "epoch", "step", "global_step", "optimizer", "has_teacher", "torch_rng"):
+    for field in ("phase", "epoch", "step", "global_step", "optimizer", "has_teacher"):
         assert ref_s[field] == res_s[field], field
     ref_metrics = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
     res_metrics = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
@@ -245,7 +246,7 @@ def test_bad_yaml_files(tmp_path: Path) -> None:
 
 
 def test_dataset_that_does_not_fit_the_space(tmp_path: Path) -> None:
-    cfg = tiny()
+    cfg = tiny(data={"name": "digits"})  # 1-channel images
     cfg["space"] = {**cfg["space"], "options": {**cfg["space"]["options"], "in_channels": 3}}
     with pytest.raises(ConfigError, match=r"takes 3 input channel.*has 1; set space.options.in_channels: 1"):
         SupernetTrainer(load_train_config(cfg), tmp_path)
