@@ -127,9 +127,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from search_spaces.datasets import load_dataset
+    from nas.config import from_dict
     from search_spaces.training.checkpoint import load_supernet
-    from search_spaces.training.trainer import evaluate_subnet
+    from search_spaces.training.config import DataSpec
+    from search_spaces.training.trainer import evaluate_subnet, load_training_data
 
     supernet, meta = load_supernet(args.checkpoint)
     space = supernet.space
@@ -142,24 +143,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
         arch = space.min_arch()
     else:
         arch = space.max_arch()
-    data = meta["data"]
-    dataset = load_dataset(
-        data["name"],
-        data.get("root"),
-        holdout_fraction=data["holdout_fraction"],
-        image_size=data.get("image_size"),
-        channels=space.config.in_channels,
-        synthetic_channels=space.config.in_channels,
-        synthetic_size=space.config.resolutions[-1],
-        synthetic_samples=data.get("synthetic_samples", 512),
-    )
+    data = from_dict(DataSpec, meta["data"], "data")
+    dataset = load_training_data(data, space)
     metrics = evaluate_subnet(
         supernet,
         arch,
         dataset,
         args.split,
         recal_batches=args.recal_batches,
-        batch_size=data["eval_batch_size"],
+        batch_size=data.eval_batch_size,
     )
     payload = {
         "arch_id": arch.arch_id,

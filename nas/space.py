@@ -235,6 +235,7 @@ class SearchSpace(ABC):
 BUILTIN_SPACES: Mapping[str, str] = MappingProxyType(
     {
         "ofa_mbv3": "search_spaces.ofa_mbv3.space:OFAMobileNetV3Space",
+        "nb201": "search_spaces.nb201.space:NB201Space",
     }
 )
 
@@ -274,4 +275,9 @@ def create_space(name: str, **kwargs: Any) -> SearchSpace:
 def space_from_id(space_id: str) -> SearchSpace:
     """Re-creates a space from its ``space_id`` (``name/config``)."""
     name, _, config = space_id.partition("/")
+    if "+" in config:
+        raise ValueError(
+            f"space id {space_id!r} names a customised config; rebuild the space from the config stored "
+            "with the run (supernet.json) instead"
+        )
     return create_space(name, config=config) if config else create_space(name)

@@ -35,7 +35,7 @@ from nas.config import ConfigError, to_dict
 from search_spaces.bn import recalibrate_bn, resize_batch
 from search_spaces.datasets import BatchLoader, Dataset, load_dataset
 from search_spaces.training import checkpoint as ckpt
-from search_spaces.training.config import PhaseSpec, TrainConfig, resolve_open
+from search_spaces.training.config import DataSpec, PhaseSpec, TrainConfig, resolve_open
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,22 @@ def evaluate_subnet(
     return {"accuracy": correct / total, "loss": loss / total, "samples": total}
 
 
+def load_training_data(data: DataSpec, space: Any) -> Dataset:
+    """The dataset a ``data`` section names, shaped for ``space`` (channels, synthetic size)."""
+    return load_dataset(
+        data.name,
+        data.root,
+        holdout_fraction=data.holdout_fraction,
+        seed=0,
+        download=data.download,
+        image_size=data.image_size,
+        channels=space.config.in_channels,
+        synthetic_channels=space.config.in_channels,
+        synthetic_size=space.config.resolutions[-1],
+        synthetic_samples=data.synthetic_samples,
+    )
+
+
 # ----------------------------------------------------------------- trainer
 def config_record(config: TrainConfig) -> dict[str, Any]:
     """The config as stored with checkpoints: everything that changes the result.
@@ -239,18 +255,7 @@ class SupernetTrainer:
             torch.set_num_threads(tcfg.threads)
         self.space = config.space.build()
         self.phases = self._effective_phases()
-        self.dataset = load_dataset(
-            config.data.name,
-            config.data.root,
-            holdout_fraction=config.data.holdout_fraction,
-            seed=0,
-            download=config.data.download,
-            image_size=config.data.image_size,
-            channels=self.space.config.in_channels,
-            synthetic_channels=self.space.config.in_channels,
-            synthetic_size=self.space.config.resolutions[-1],
-            synthetic_samples=config.data.synthetic_samples,
-        )
+        self.dataset = load_training_data(config.data, self.space)
         self._check_dataset_fits()
         self.supernet = self.space.build_supernet(seed=tcfg.seed).to(self.device)
         if tcfg.channels_last:
@@ -363,7 +368,7 @@ class SupernetTrainer:
             self.scaler.load_state_dict(state["scaler"])
         fields = {f.name for f in dataclasses.fields(Progress)}
         progress = Progress(**{k: v for k, v in state.items() if k in fields})
-        self._truncate_metrics(progress.global_step)
+        self._rewrite_metrics()
         logger.info(
             "resuming at phase %d (%s), epoch %d, step %d",
             progress.phase,
@@ -391,15 +396,10 @@ class SupernetTrainer:
             with self.metrics_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
 
-    def _truncate_metrics(self, global_step: int) -> None:
-        if not self.dist.is_main or not self.metrics_path.is_file():
-            return
-        kept = [
-            line
-            for line in self.metrics_path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("global_step", 0) <= global_step
-        ]
-        ckpt.atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+    def _rewrite_metrics(self) -> None:
+        """Makes metrics.jsonl hold exactly the records of the checkpoint being resumed."""
+        if self.dist.is_main:
+            ckpt.atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in self.history))
 
     # .............................................................. training
     @contextmanager
@@ -469,16 +469,20 @@ class SupernetTrainer:
         archs = {"max": sampler.largest(), "min": sampler.smallest()}
         for i in range(tcfg.eval_random_subnets):
             archs[f"random_{i}"] = sampler.sample(rng)
+        return self._evaluate(archs, "holdout")
+
+    def _evaluate(self, archs: dict[str, Arch], split: str) -> dict[str, dict[str, Any]]:
+        """Accuracy of labelled subnets on ``split`` after BN recalibration."""
         results = {}
         for label, arch in archs.items():
             metrics = evaluate_subnet(
                 self.supernet,
                 arch,
                 self.dataset,
-                "holdout",
-                recal_batches=tcfg.bn_recal_batches,
+                split,
+                recal_batches=self.config.training.bn_recal_batches,
                 batch_size=self.config.data.eval_batch_size,
-                seed=tcfg.seed,
+                seed=self.config.training.seed,
                 device=self.device,
             )
             results[label] = {"arch": arch.to_dict(), **metrics}
@@ -609,20 +613,7 @@ class SupernetTrainer:
     def _finish(self, progress: Progress) -> dict[str, Any]:
         if not self.dist.is_main:
             return {}
-        tcfg = self.config.training
-        final = {}
-        for label, arch in (("max", self.space.max_arch()), ("min", self.space.min_arch())):
-            metrics = evaluate_subnet(
-                self.supernet,
-                arch,
-                self.dataset,
-                "test",
-                recal_batches=tcfg.bn_recal_batches,
-                batch_size=self.config.data.eval_batch_size,
-                seed=tcfg.seed,
-                device=self.device,
-            )
-            final[label] = {"arch": arch.to_dict(), **metrics}
+        final = self._evaluate({"max": self.space.max_arch(), "min": self.space.min_arch()}, "test")
         record = {
             "dataset": self.dataset.name,
             "data": to_dict(self.config.data),
@@ -658,11 +649,16 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
         if h["phase"] != epochs[i - 1]["phase"]:
             ax1.axvline(i + 0.5, color="grey", linestyle=":")
     ax1.set_xlabel("epoch (all phases)")
-    ax1.set_ylabel("training loss")
+    ax1.set_ylabel("training loss (label-smoothed CE + KD)")
     ax1.set_title("Supernet training loss")
     names = [h["phase"] for h in evals]
     for label in ("max", "min"):
-        ax2.plot(names, [h["eval_holdout"][label]["accuracy"] for h in evals], marker="o", label=f"{label} subnet")
+        ax2.plot(
+            names,
+            [h["eval_holdout"][label]["accuracy"] for h in evals],
+            marker="o",
+            label=f"{'largest' if label == 'max' else 'smallest'} subnet of the phase",
+        )
     ax2.set_ylabel("holdout accuracy (after BN recalibration)")
     ax2.set_title("Corner subnets after each phase")
     ax2.legend()

@@ -24,6 +24,9 @@ def test_registry_lists_and_creates() -> None:
     assert "ofa_mbv3" in list_spaces()
     assert create_space("ofa_mbv3").space_id == "ofa_mbv3/imagenet"
     assert space_from_id("ofa_mbv3/cifar").config.name == "cifar"
+    custom = create_space("ofa_mbv3", config="cifar", num_classes=100).space_id
+    with pytest.raises(ValueError, match="customised config"):
+        space_from_id(custom)
     with pytest.raises(ValueError, match=r"unknown space 'nope'.*ofa_mbv3"):
         create_space("nope")
     with pytest.raises(ValueError, match="config: unknown ofa_mbv3 preset 'tiny'"):

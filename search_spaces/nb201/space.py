@@ -1,0 +1,134 @@
+"""The NAS-Bench-201 cell space (``nb201``): pure Python, no torch.
+
+A cell has 4 nodes and 6 edges; each edge carries one of five ops. Arch JSON is
+``{"ops": [op of edge 0->1, 0->2, 1->2, 0->3, 1->3, 2->3]}``; the usual string form
+``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` and the benchmark index (0..15624, the
+position in NAS-Bench-201's own list, shipped as ``nb201_order.txt.gz``) convert
+both ways. All 15,625 op assignments are distinct archs, as in the benchmark (no
+isomorphism merging).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+from nas.arch import Arch
+from nas.space import Gene, SearchSpace
+
+# Order of "size", smallest first: the min arch is all-none, the max arch all-3x3.
+OPS = ("none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")
+# NAS-Bench-201's own op list (used by its files) and NASLib's op coding.
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+# Edges in string order as (from node, to node); NASLib orders them (1,2),(1,3),(1,4),(2,3),(2,4),(3,4)
+# with nodes numbered from 1.
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+NASLIB_EDGE_ORDER = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+NUM_ARCHS = 5**6
+
+
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 topology space (C=16, N=5 macro skeleton for the network).
+
+    Args:
+        config: Only ``"cifar10"``-style naming is accepted for symmetry with other
+            spaces; the cell space is the same for every dataset.
+    """
+
+    name = "nb201"
+
+    def __init__(self, config: str | None = None) -> None:
+        if config not in (None, "", "default"):
+            raise ValueError(f"config: the nb201 space has no presets (got {config!r})")
+        self._genes = tuple(Gene(f"edge_{i}_{j}", OPS) for i, j in EDGES)
+
+    @property
+    def space_id(self) -> str:
+        return self.name
+
+    @property
+    def genes(self) -> tuple[Gene, ...]:
+        return self._genes
+
+    def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
+        return {"ops": [OPS[i] for i in vector]}
+
+    def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
+        extra = sorted(set(data) - {"ops"})
+        if extra:
+            raise ValueError(f"unknown arch keys {extra}; an nb201 arch is {{'ops': [6 op names]}}")
+        if "ops" not in data:
+            raise ValueError("arch lacks key 'ops' (6 op names, edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3)")
+        ops = data["ops"]
+        if not isinstance(ops, (list, tuple)) or len(ops) != len(EDGES):
+            raise ValueError(f"ops: expected a list of {len(EDGES)} op names, got {ops!r}")
+        return [
+            gene.index(op, f"ops[{k}] (edge {i}->{j})")
+            for k, (gene, op, (i, j)) in enumerate(zip(self._genes, ops, EDGES))
+        ]
+
+    def size(self) -> int:
+        return NUM_ARCHS
+
+    # ------------------------------------------------------------ string form
+    def from_string(self, text: str) -> Arch:
+        """Parses ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
+        nodes = text.strip().strip("|").split("|+|") if isinstance(text, str) else []
+        if len(nodes) != 3:
+            raise ValueError(f"arch string: expected 3 nodes separated by '+', got {text!r}")
+        ops = []
+        for node_index, node in enumerate(nodes, start=1):
+            edges = node.split("|")
+            if len(edges) != node_index:
+                raise ValueError(f"arch string: node {node_index} needs {node_index} inputs, got {node!r}")
+            for source, edge in enumerate(edges):
+                op, sep, src = edge.partition("~")
+                if sep != "~" or src != str(source):
+                    raise ValueError(f"arch string: malformed edge {edge!r} (expected op~{source})")
+                ops.append(op)
+        return self.make({"ops": ops})
+
+    def to_string(self, arch: Arch) -> str:
+        ops = self.make(arch)["ops"]
+        nodes, k = [], 0
+        for node in range(1, 4):
+            nodes.append("|".join(f"{ops[k + s]}~{s}" for s in range(node)))
+            k += node
+        return "|" + "|+|".join(nodes) + "|"
+
+    def from_naslib(self, encoding: Sequence[int]) -> Arch:
+        """Converts NASLib's op-index tuple (edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4))."""
+        if len(encoding) != 6 or any(not 0 <= int(o) < 5 for o in encoding):
+            raise ValueError(f"naslib encoding: expected 6 op indices in 0..4, got {list(encoding)}")
+        by_edge = {edge: NASLIB_OPS[int(o)] for edge, o in zip(NASLIB_EDGE_ORDER, encoding)}
+        return self.make({"ops": [by_edge[edge] for edge in EDGES]})
+
+    # ------------------------------------------------------------ benchmark index
+    @cached_property
+    def _order(self) -> tuple[str, ...]:
+        blob = resources.files("search_spaces.nb201").joinpath("nb201_order.txt.gz").read_bytes()
+        lines = gzip.decompress(blob).decode().split()
+        if len(lines) != NUM_ARCHS:
+            raise RuntimeError(f"nb201_order.txt.gz holds {len(lines)} archs, expected {NUM_ARCHS}")
+        return tuple(lines)
+
+    @cached_property
+    def _index_of(self) -> dict[str, int]:
+        return {code: i for i, code in enumerate(self._order)}
+
+    def _code(self, arch: Arch) -> str:
+        return "".join(str(NB201_OPS.index(op)) for op in self.make(arch)["ops"])
+
+    def index(self, arch: Arch) -> int:
+        """NAS-Bench-201 index of an arch."""
+        return self._index_of[self._code(arch)]
+
+    def from_index(self, index: int) -> Arch:
+        """Arch at a NAS-Bench-201 index."""
+        if not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
+            raise ValueError(f"index: {index!r} is not a NAS-Bench-201 index (0..{NUM_ARCHS - 1})")
+        return self.make({"ops": [NB201_OPS[int(c)] for c in self._order[index]]})

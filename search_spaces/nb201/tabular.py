@@ -1,0 +1,110 @@
+"""Tabular NAS-Bench-201 evaluator: benchmark accuracies and measured latencies from CSV files.
+
+Reads the files given by path (for example NATS-Bench's 200-epoch accuracies and
+HELP's per-device latencies); archs are matched by their string form, so the row
+order of a file does not matter. No torch import.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from nas.arch import Arch
+from nas.evaluator import Evaluator
+from search_spaces.nb201.space import NUM_ARCHS, NB201Space
+
+ACCURACY_COLUMNS = {
+    "cifar10": "CIFAR10TestAccuracy200Epochs",
+    "cifar100": "CIFAR100TestAccuracy200Epochs",
+    "imagenet16-120": "ImageNetTestAccuracy200Epochs",
+}
+ARCH_COLUMNS = ("ArchitectureString", "arch_str")
+NON_DEVICE_COLUMNS = {"arch_index", "arch_str", "ArchitectureString", "UniqueString"}
+
+
+def _read(path: str | Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what}: file {path} not found")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+    arch_column = next((c for c in ARCH_COLUMNS if c in columns), None)
+    if arch_column is None:
+        raise ValueError(f"{path}: no arch column (expected one of {list(ARCH_COLUMNS)}); columns: {columns}")
+    return columns, rows
+
+
+class TabularNB201Evaluator(Evaluator):
+    """Looks archs up in benchmark tables.
+
+    Args:
+        accuracy_csv: CSV with an arch-string column and per-dataset accuracy columns.
+        dataset: ``cifar10``, ``cifar100`` or ``imagenet16-120`` (or a column name).
+        latency_csv: Optional CSV with an arch-string column and one column per device (ms).
+        devices: Devices to report (default: every device column of ``latency_csv``).
+    """
+
+    def __init__(
+        self,
+        accuracy_csv: str | Path,
+        dataset: str = "cifar10",
+        latency_csv: str | Path | None = None,
+        devices: Sequence[str] | None = None,
+    ) -> None:
+        self.space = NB201Space()
+        columns, rows = _read(accuracy_csv, "accuracy_csv")
+        column = ACCURACY_COLUMNS.get(dataset, dataset)
+        if column not in columns:
+            raise ValueError(
+                f"dataset: {accuracy_csv} has no column {column!r}; datasets: {sorted(ACCURACY_COLUMNS)}, "
+                f"columns: {columns}"
+            )
+        self.accuracy = self._table(accuracy_csv, columns, rows, [column])
+        self.devices: tuple[str, ...] = ()
+        self.latency: dict[str, dict[str, float]] = {}
+        if latency_csv is not None:
+            lat_columns, lat_rows = _read(latency_csv, "latency_csv")
+            available = [c for c in lat_columns if c not in NON_DEVICE_COLUMNS]
+            wanted = list(devices) if devices is not None else available
+            unknown = [d for d in wanted if d not in available]
+            if unknown:
+                raise ValueError(f"devices: {unknown} not in {latency_csv}; available: {available}")
+            self.devices = tuple(wanted)
+            self.latency = self._table(latency_csv, lat_columns, lat_rows, wanted)
+        elif devices:
+            raise ValueError("devices: given without latency_csv")
+        self._accuracy_column = column
+
+    def _table(
+        self, path: str | Path, columns: list[str], rows: list[dict[str, str]], wanted: list[str]
+    ) -> dict[str, dict[str, float]]:
+        arch_column = next(c for c in ARCH_COLUMNS if c in columns)
+        table: dict[str, dict[str, float]] = {}
+        for line, row in enumerate(rows, start=2):
+            try:
+                arch = self.space.from_string(row[arch_column])
+                table[arch.arch_id] = {c: float(row[c]) for c in wanted}
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{path}, line {line}: {exc}") from exc
+        if len(table) != NUM_ARCHS:
+            raise ValueError(f"{path}: holds {len(table)} distinct archs, expected {NUM_ARCHS}")
+        return table
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("accuracy", *(f"latency_ms@{d}" for d in self.devices))
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        out = []
+        for arch in archs:
+            arch = self.space.make(arch)
+            result = {"accuracy": self.accuracy[arch.arch_id][self._accuracy_column]}
+            if self.devices:
+                row = self.latency[arch.arch_id]
+                result.update({f"latency_ms@{d}": row[d] for d in self.devices})
+            out.append(result)
+        return out

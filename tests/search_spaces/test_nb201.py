@@ -1,0 +1,129 @@
+"""NAS-Bench-201 space: string and index forms, NASLib coding, tabular evaluator."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.space import create_space
+from search_spaces.nb201.space import NUM_ARCHS, NB201Space
+from search_spaces.nb201.tabular import TabularNB201Evaluator
+
+
+@pytest.fixture(scope="module")
+def space() -> NB201Space:
+    return create_space("nb201")  # type: ignore[return-value]
+
+
+def test_index_string_round_trip_for_all_archs(space: NB201Space) -> None:
+    seen = set()
+    for index in range(NUM_ARCHS):
+        arch = space.from_index(index)
+        text = space.to_string(arch)
+        assert space.from_string(text) == arch
+        assert space.index(arch) == index
+        seen.add(arch.arch_id)
+    assert len(seen) == NUM_ARCHS == space.size()
+    assert space.to_string(space.from_index(0)) == (
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+    )
+
+
+def test_space_contract(space: NB201Space) -> None:
+    assert space.max_arch()["ops"] == ["nor_conv_3x3"] * 6
+    assert space.min_arch()["ops"] == ["none"] * 6
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        arch = space.sample(rng)
+        assert space.decode(space.encode(arch)) == arch
+        assert space.make(space.mutate(arch, rng, 0.5).to_dict())
+    assert space.features(space.max_arch()).sum() == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("|nor_conv_3x3~0|+|nor_conv_3x3~0|", "expected 3 nodes"),
+        ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", r"ops\[0\] \(edge 0->1\): 'conv' is not an allowed value"),
+        ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "malformed edge 'none~1'"),
+        ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 needs 2 inputs"),
+    ],
+)
+def test_bad_strings(space: NB201Space, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        space.from_string(text)
+
+
+def test_bad_dicts_and_indices(space: NB201Space) -> None:
+    with pytest.raises(ValueError, match="ops: expected a list of 6 op names"):
+        space.make({"ops": ["none"] * 5})
+    with pytest.raises(ValueError, match="unknown arch keys"):
+        space.make({"ops": ["none"] * 6, "cells": 5})
+    with pytest.raises(ValueError, match="not a NAS-Bench-201 index"):
+        space.from_index(NUM_ARCHS)
+    with pytest.raises(ValueError, match="naslib encoding"):
+        space.from_naslib((0, 1, 2))
+
+
+def _write_tables(folder: Path, space: NB201Space) -> tuple[Path, Path]:
+    acc, lat = folder / "acc.csv", folder / "lat.csv"
+    with acc.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs", "ArchitectureString"])
+        for i in reversed(range(NUM_ARCHS)):  # row order must not matter
+            w.writerow([i / 1000, i / 2000, space.to_string(space.from_index(i))])
+    with lat.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["arch_index", "arch_str", "cpu", "gpu"])
+        for i in range(NUM_ARCHS):
+            w.writerow([i, space.to_string(space.from_index(i)), i * 0.01, 1.0])
+    return acc, lat
+
+
+def test_tabular_evaluator_on_written_tables(tmp_path: Path, space: NB201Space) -> None:
+    acc, lat = _write_tables(tmp_path, space)
+    ev = TabularNB201Evaluator(acc, "cifar100", latency_csv=lat, devices=["cpu"])
+    assert ev.metrics == ("accuracy", "latency_ms@cpu")
+    results = ev.evaluate([space.from_index(7), space.from_index(15000)])
+    assert results == [{"accuracy": 7 / 2000, "latency_ms@cpu": 0.07}, {"accuracy": 7.5, "latency_ms@cpu": 150.0}]
+    with pytest.raises(ValueError, match=r"devices: \['tpu'\] not in .*available: \['cpu', 'gpu'\]"):
+        TabularNB201Evaluator(acc, latency_csv=lat, devices=["tpu"])
+    with pytest.raises(ValueError, match=r"dataset: .* has no column 'mnist'"):
+        TabularNB201Evaluator(acc, "mnist")
+    with pytest.raises(ValueError, match=r"accuracy_csv: file .* not found"):
+        TabularNB201Evaluator(tmp_path / "missing.csv")
+    lines = acc.read_text().splitlines()
+    lines[5] = lines[5].replace("~0|+|", "~1|+|", 1)
+    acc.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"acc\.csv, line 6: arch string: malformed edge"):
+        TabularNB201Evaluator(acc)
+
+
+def test_against_shared_benchmark_files(shared_data: Path, space: NB201Space) -> None:
+    acc_csv = shared_data / "nb201" / "nats_bench_tss_200ep.csv"
+    lat_csv = shared_data / "nb201" / "nb201_latency_help.csv"
+    with acc_csv.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for index, row in enumerate(rows):
+        assert space.index(space.from_string(row["ArchitectureString"])) == index
+    ev = TabularNB201Evaluator(acc_csv, "cifar10", latency_csv=lat_csv, devices=["gold_6240", "pixel3"])
+    results = ev.evaluate([space.from_index(i) for i in range(NUM_ARCHS)])
+    accuracies = [r["accuracy"] for r in results]
+    assert max(accuracies) == pytest.approx(94.373, abs=1e-3)  # the published CIFAR-10 optimum
+    best = int(np.argmax(accuracies))
+    assert float(rows[best]["CIFAR10TestAccuracy200Epochs"]) == accuracies[best]
+    result = results[best]
+    assert result["latency_ms@gold_6240"] > 0
+
+
+def test_naslib_coding_matches_zero_cost_file(shared_data: Path, space: NB201Space) -> None:
+    with (shared_data / "zero_cost" / "nb201_zc12_725archs.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        coding = tuple(int(c) for c in row["arch"].strip("()").split(","))
+        arch = space.from_naslib(coding)
+        assert space.to_string(arch) == row["arch_str"]
+        assert space.index(arch) == int(row["nb201_index"])
