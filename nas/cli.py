@@ -167,6 +167,39 @@ def cmd_eval(args: argparse.Namespace) -> None:
     _emit(args, payload, text)
 
 
+def cmd_proxy_score(args: argparse.Namespace) -> None:
+    from predictors.proxy_eval import proxy_batch, score_nb201
+
+    if args.space != "nb201":
+        raise CLIError(f"--space {args.space}: only nb201 has benchmark ground truth today", "use --space nb201")
+    if not args.benchmark:
+        raise CLIError("--benchmark: the NB201 accuracy CSV is needed", "for example nats_bench_tss_200ep.csv")
+    if not args.data:
+        raise CLIError(
+            "--data: CIFAR-10 images are needed", "a folder of python batches, a train/test JPEG tree or its .tar.xz"
+        )
+    proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
+    batch = proxy_batch(args.data, args.batch_size, args.seed)
+    result = score_nb201(
+        proxies,
+        args.archs,
+        args.benchmark,
+        batch,
+        dataset=args.dataset,
+        seed=args.seed,
+        results_path=args.out,
+        progress=not args.json,
+    )
+    lines = [f"{'proxy':<10} {'spearman':>9} {'kendall':>8} {'published':>9} {'s/arch':>7}"]
+    for name, m in result["proxies"].items():
+        published = f"{m['published_spearman']:.3f}" if "published_spearman" in m else "-"
+        lines.append(
+            f"{name:<10} {m['spearman']:>9.3f} {m['kendall']:>8.3f} {published:>9} {m['seconds_per_arch']:>7.3f}"
+        )
+    lines.append(f"({result['archs']} archs, {args.dataset}, seed {args.seed})")
+    _emit(args, result, "\n".join(lines))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from nas.demo import run_demo
 
@@ -208,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recal-batches", type=int, default=10)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_eval)
+
+    proxy = sub.add_parser("proxy", help="zero-cost proxies")
+    proxy_sub = proxy.add_subparsers(dest="proxy_command", metavar="SUBCOMMAND")
+    proxy_sub.required = True
+    p = proxy_sub.add_parser("score", help="score random archs and correlate with benchmark accuracy")
+    p.add_argument("--space", default="nb201")
+    p.add_argument("--dataset", default="cifar10", help="ground-truth column: cifar10, cifar100, imagenet16-120")
+    p.add_argument("--benchmark", help="NB201 accuracy CSV (ArchitectureString + accuracy columns)")
+    p.add_argument("--data", help="CIFAR-10 images for the proxy batch")
+    p.add_argument("--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot")
+    p.add_argument("--archs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="JSONL of per-arch scores (resumed when present)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_proxy_score)
 
     p = sub.add_parser("spaces", help="list the search spaces")
     p.add_argument("--json", action="store_true", help="machine-readable output")

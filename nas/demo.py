@@ -46,7 +46,7 @@ DEMO_TRAINING: dict[str, Any] = {
 }
 
 NOT_YET_AVAILABLE = (
-    ("zero-cost proxies and accuracy predictors", "issue 4"),
+    ("learned accuracy predictors", "issue 4"),
     ("CPU latency table", "issue 5"),
     ("search, Pareto front and SQL store", "issue 6"),
     ("export of the best model per latency budget", "after issue 6"),
@@ -106,12 +106,23 @@ def run_demo(seed: int = 0, json_output: bool = False, out_dir: str | Path = "ru
     for arch in archs:
         cost = count_cost(space.static_config(arch))
         metrics = evaluate_subnet(supernet, arch, dataset, "holdout", recal_batches=5, seed=seed)
-        rows.append({"arch_id": arch.arch_id, "arch": arch.to_dict(), "macs": cost.macs, "params": cost.params,
-                     "holdout_accuracy": metrics["accuracy"]})  # fmt: skip
+        rows.append(
+            {
+                "arch_id": arch.arch_id,
+                "arch": arch.to_dict(),
+                "macs": cost.macs,
+                "params": cost.params,
+                "holdout_accuracy": metrics["accuracy"],
+            }
+        )
         table.add_row(
-            arch.arch_id, str(arch["d"]), str(arch["r"]), f"{cost.macs / 1e6:.2f}", f"{cost.params / 1e6:.3f}",
+            arch.arch_id,
+            str(arch["d"]),
+            str(arch["r"]),
+            f"{cost.macs / 1e6:.2f}",
+            f"{cost.params / 1e6:.3f}",
             f"{metrics['accuracy']:.3f}",
-        )  # fmt: skip
+        )
     console.print(table)
 
     chosen = sorted(archs, key=lambda a: count_cost(space.static_config(a)).macs)[len(archs) // 2]

@@ -1,0 +1,163 @@
+"""Rank correlation of zero-cost proxies with benchmark accuracy on NAS-Bench-201.
+
+Samples archs (seeded, without replacement), builds each NB201 network with
+PyTorch's default initialisation (seeded per arch), scores it with every proxy on
+one fixed batch, and reports Spearman rho and Kendall tau against the tabular
+accuracy next to the published values. Per-arch results are appended to a JSONL
+file, so an interrupted run resumes without recomputing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+# Abdelfattah et al. (ICLR 2021), all 15,625 NB201 archs, one batch of 64 images, default init;
+# ground truth: 200-epoch test accuracy (table in ../shared/data/README.md).
+PUBLISHED_NB201_SPEARMAN: dict[str, dict[str, float]] = {
+    "cifar10": {
+        "grad_norm": 0.594,
+        "snip": 0.596,
+        "grasp": 0.514,
+        "fisher": 0.360,
+        "synflow": 0.737,
+        "jacob_cov": 0.731,
+    },
+    "cifar100": {
+        "grad_norm": 0.637,
+        "snip": 0.637,
+        "grasp": 0.547,
+        "fisher": 0.385,
+        "synflow": 0.763,
+        "jacob_cov": 0.704,
+    },
+    "imagenet16-120": {
+        "grad_norm": 0.578,
+        "snip": 0.578,
+        "grasp": 0.549,
+        "fisher": 0.327,
+        "synflow": 0.751,
+        "jacob_cov": 0.701,
+    },
+}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16-120": 120}
+
+
+def rank_metrics(scores: Sequence[float], truth: Sequence[float]) -> dict[str, float]:
+    """Spearman rho and Kendall tau over the pairs whose score is finite."""
+    from scipy.stats import kendalltau, spearmanr
+
+    s, t = np.asarray(scores, float), np.asarray(truth, float)
+    keep = np.isfinite(s) & np.isfinite(t)
+    if keep.sum() < 3:
+        return {"spearman": float("nan"), "kendall": float("nan"), "n": int(keep.sum())}
+    return {
+        "spearman": float(spearmanr(s[keep], t[keep]).statistic),
+        "kendall": float(kendalltau(s[keep], t[keep]).statistic),
+        "n": int(keep.sum()),
+    }
+
+
+def proxy_batch(data_root: str | Path, batch_size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` normalised CIFAR-10 training images (seeded choice), with labels."""
+    from search_spaces.datasets import BatchLoader, load_dataset
+
+    dataset = load_dataset("cifar10", data_root)
+    loader = BatchLoader(dataset.train, dataset, batch_size, train=False, shuffle=True, seed=seed)
+    return next(loader.epoch(0))
+
+
+def score_nb201(
+    proxies: Sequence[str],
+    num_archs: int,
+    accuracy_csv: str | Path,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    *,
+    dataset: str = "cifar10",
+    seed: int = 0,
+    results_path: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Scores ``num_archs`` random NB201 archs and correlates each proxy with accuracy."""
+    from tqdm import tqdm
+
+    from predictors.zero_cost import PROXIES, score
+    from search_spaces.nb201.network import NB201Network
+    from search_spaces.nb201.space import NUM_ARCHS, NB201Space
+    from search_spaces.nb201.tabular import TabularNB201Evaluator
+
+    unknown = [p for p in proxies if p not in PROXIES]
+    if unknown:
+        raise ValueError(f"proxies: unknown {unknown}; known: {', '.join(sorted(PROXIES))}")
+    if not 3 <= num_archs <= NUM_ARCHS:
+        raise ValueError(f"archs: must be within 3..{NUM_ARCHS}, got {num_archs}")
+    space = NB201Space()
+    evaluator = TabularNB201Evaluator(accuracy_csv, dataset)
+    indices = np.random.default_rng(seed).choice(NUM_ARCHS, size=num_archs, replace=False).tolist()
+    done: dict[int, dict[str, Any]] = {}
+    path = Path(results_path) if results_path else None
+    if path is not None and path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if set(proxies) <= set(row["scores"]):
+                    done[row["index"]] = row
+    rows = []
+    for index in tqdm(indices, desc="zero-cost proxies", disable=not progress):
+        if index in done:
+            rows.append(done[index])
+            continue
+        arch = space.from_index(index)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 100_003 + index)
+            net = NB201Network(arch, num_classes=NUM_CLASSES.get(dataset, 10))
+        scores, seconds = {}, {}
+        for name in proxies:
+            start = time.perf_counter()
+            try:
+                scores[name] = score(name, net, batch, seed=seed)
+            except (FloatingPointError, RuntimeError, ValueError) as exc:
+                logger.warning("arch %d: %s failed: %s", index, name, exc)
+                scores[name] = float("nan")
+            seconds[name] = time.perf_counter() - start
+        row = {
+            "index": index,
+            "arch": space.to_string(arch),
+            "accuracy": evaluator.evaluate([arch])[0]["accuracy"],
+            "scores": scores,
+            "seconds": seconds,
+        }
+        rows.append(row)
+        if path is not None:
+            with path.open("a") as fh:
+                fh.write(json.dumps({**row, "scores": {k: _json_float(v) for k, v in scores.items()}}) + "\n")
+    truth = [r["accuracy"] for r in rows]
+    summary = {}
+    published = PUBLISHED_NB201_SPEARMAN.get(dataset, {})
+    for name in proxies:
+        values = [_float(r["scores"][name]) for r in rows]
+        metrics = rank_metrics(values, truth)
+        metrics["seconds_per_arch"] = float(np.mean([r["seconds"][name] for r in rows]))
+        if name in published:
+            metrics["published_spearman"] = published[name]
+            metrics["difference"] = metrics["spearman"] - published[name]
+        summary[name] = metrics
+    return {"space": "nb201", "dataset": dataset, "archs": len(rows), "seed": seed, "proxies": summary}
+
+
+def _json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def _float(value: float | str) -> float:
+    return float(value)

@@ -1,0 +1,277 @@
+"""Zero-cost proxies: scores of an untrained network from one batch (bigger = better).
+
+Each proxy is ``score(model, batch, loss_fn) -> float`` and is registered by name
+in :data:`PROXIES`. The model given is never modified: every proxy works on a
+deep copy. Definitions follow Abdelfattah et al., "Zero-Cost Proxies for
+Lightweight NAS" (ICLR 2021), and the original papers:
+
+- ``grad_norm``: sum over conv/linear layers of the L2 norm of the loss gradient.
+- ``snip``: sum of |w * dL/dw| (Lee et al. 2019).
+- ``grasp``: sum of -w * (H g), with H the Hessian and g the gradient (Wang et al. 2020).
+- ``fisher``: sum over conv/linear outputs of 0.5 * mean_batch (sum_spatial a * dL/da)^2 per channel
+  (Turner et al. 2020).
+- ``jacob_cov``: -sum(log(l + k) + 1/(l + k)) over eigenvalues l of the correlation matrix of the
+  input Jacobians (Mellor et al. 2021, v1).
+- ``synflow``: log of sum |w * dR/dw| with R = sum f(1) on |w|, no BatchNorm, float64
+  (Tanaka et al. 2020); the log keeps values that span 1e30+ comparable and finite.
+- ``naswot``: log-determinant of the Hamming-similarity kernel of activation patterns
+  (Mellor et al. 2021, v2).
+- ``zen``: log mean |f(x) - f(x + 0.01 e)| of the pre-classifier features under Gaussian
+  weights and inputs, plus the log BN scale terms (Lin et al. 2021).
+- ``params`` and ``flops``: trainable parameters and FLOPs per sample.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.GELU, nn.SiLU, nn.LeakyReLU)
+
+
+def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError("batch: expected a tensor of inputs or an (inputs, targets) pair")
+
+
+def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise ValueError("model: no Conv2d or Linear layer to score")
+    return layers
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    clone = copy.deepcopy(model)
+    clone.train()
+    clone.zero_grad(set_to_none=True)
+    for p in clone.parameters():
+        p.requires_grad_(True)
+    return clone
+
+
+def _needs_targets(targets: torch.Tensor | None, name: str) -> torch.Tensor:
+    if targets is None:
+        raise ValueError(f"batch: {name} needs targets; pass (inputs, targets)")
+    return targets
+
+
+def grad_norm(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, y = _unpack(batch)
+    net = _copy(model)
+    loss_fn(net(x), _needs_targets(y, "grad_norm")).backward()
+    return float(sum(m.weight.grad.norm() for m in _weighted_layers(net) if m.weight.grad is not None))
+
+
+def snip(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, y = _unpack(batch)
+    net = _copy(model)
+    loss_fn(net(x), _needs_targets(y, "snip")).backward()
+    return float(
+        sum((m.weight.detach() * m.weight.grad).abs().sum() for m in _weighted_layers(net) if m.weight.grad is not None)
+    )
+
+
+def grasp(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, y = _unpack(batch)
+    y = _needs_targets(y, "grasp")
+    net = _copy(model)
+    weights = [m.weight for m in _weighted_layers(net)]
+    g = torch.autograd.grad(loss_fn(net(x), y), weights, allow_unused=True)
+    g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
+    grads = torch.autograd.grad(loss_fn(net(x), y), weights, create_graph=True, allow_unused=True)
+    z = sum((gi * gf).sum() for gi, gf in zip(g, grads) if gf is not None)
+    if not isinstance(z, torch.Tensor) or not z.requires_grad:
+        return 0.0
+    hg = torch.autograd.grad(z, weights, allow_unused=True)
+    return float(sum((-w.detach() * h).sum() for w, h in zip(weights, hg) if h is not None))
+
+
+def fisher(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, y = _unpack(batch)
+    net = _copy(model)
+    activations: list[torch.Tensor] = []
+
+    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        output.retain_grad()
+        activations.append(output)
+
+    hooks = [m.register_forward_hook(keep) for m in _weighted_layers(net)]
+    try:
+        loss_fn(net(x), _needs_targets(y, "fisher")).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0.0
+    for act in activations:
+        if act.grad is None:
+            continue
+        prod = act.detach() * act.grad
+        per_sample = prod.sum(dim=(2, 3)) if prod.dim() == 4 else prod
+        total += float((0.5 * per_sample.pow(2).mean(0)).sum())
+    return total
+
+
+def jacob_cov(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, _ = _unpack(batch)
+    if x.shape[0] < 2:
+        raise ValueError("batch: jacob_cov needs at least 2 inputs")
+    net = _copy(model)
+    x = x.clone().requires_grad_(True)
+    out = net(x)
+    out.backward(torch.ones_like(out))
+    jac = x.grad.reshape(x.shape[0], -1).double().cpu().numpy()
+    corr = np.corrcoef(jac)
+    corr = np.nan_to_num(corr, nan=0.0)
+    eig = np.linalg.eigvalsh(corr)
+    k = 1e-5
+    return float(-np.sum(np.log(np.clip(eig, 0.0, None) + k) + 1.0 / (np.clip(eig, 0.0, None) + k)))
+
+
+def _strip_batchnorm(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, _BatchNorm):
+            setattr(module, name, nn.Identity())
+        else:
+            _strip_batchnorm(child)
+
+
+def synflow(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, _ = _unpack(batch)
+    net = _copy(model)
+    _strip_batchnorm(net)
+    net = net.double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
+    torch.sum(net(ones)).backward()
+    total = torch.zeros((), dtype=torch.float64)
+    for m in _weighted_layers(net):
+        if m.weight.grad is not None:
+            total = total + (m.weight.detach() * m.weight.grad).abs().sum()
+    value = float(total)
+    if value <= 0.0:
+        return float("-inf")
+    if not math.isfinite(value):
+        raise FloatingPointError("synflow overflowed float64; the network is too deep for this proxy")
+    return math.log(value)
+
+
+def naswot(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, _ = _unpack(batch)
+    net = _copy(model)
+    n = x.shape[0]
+    kernel = torch.zeros(n, n, dtype=torch.float64)
+
+    def count(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: Any) -> None:
+        codes = (inputs[0].detach().reshape(n, -1) > 0).double()
+        kernel.add_(codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T)
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, ACTIVATIONS)]
+    if not hooks:
+        raise ValueError("model: naswot needs activation modules (nn.ReLU, nn.Hardswish, ...)")
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    _sign, logdet = torch.linalg.slogdet(kernel)
+    return float(logdet)
+
+
+def zen(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    """Zen score; random weights and inputs come from torch's global RNG (seeded by :func:`score`)."""
+    x, _ = _unpack(batch)
+    net = _copy(model)
+    gen = torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**62, (1,))))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
+                if m.bias is not None:
+                    m.bias.zero_()
+    features: list[torch.Tensor] = []
+    head = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not head:
+        raise ValueError("model: zen needs a final nn.Linear (its input is the feature vector)")
+    hook = head[-1].register_forward_hook(lambda _m, inputs, _o: features.append(inputs[0]))
+    try:
+        with torch.no_grad():
+            a = torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
+            b = a + 0.01 * torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
+            net(a)
+            net(b)
+    finally:
+        hook.remove()
+    delta = (features[0] - features[1]).abs().reshape(x.shape[0], -1).sum(1).mean()
+    score = math.log(float(delta) + 1e-12)
+    for m in net.modules():
+        if isinstance(m, _BatchNorm) and m.running_var is not None:
+            score += math.log(math.sqrt(float(m.running_var.mean())) + 1e-12)
+    return score
+
+
+def params(model: nn.Module, batch: Any = None, loss_fn: LossFn = F.cross_entropy) -> float:
+    return float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def flops(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, _ = _unpack(batch)
+    net = copy.deepcopy(model).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x[:1])
+    return float(counter.get_total_flops())
+
+
+PROXIES: Mapping[str, Callable[..., float]] = MappingProxyType(
+    {
+        "grad_norm": grad_norm,
+        "snip": snip,
+        "grasp": grasp,
+        "fisher": fisher,
+        "jacob_cov": jacob_cov,
+        "synflow": synflow,
+        "naswot": naswot,
+        "zen": zen,
+        "params": params,
+        "flops": flops,
+    }
+)
+
+
+def score(name: str, model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy, seed: int = 0) -> float:
+    """Score of proxy ``name``; the global torch RNG is seeded from ``seed`` and restored."""
+    if name not in PROXIES:
+        raise ValueError(f"proxy: unknown zero-cost proxy {name!r}; known: {', '.join(sorted(PROXIES))}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PROXIES[name](model, batch, loss_fn)
+
+
+def rank_vote(scores: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Ensemble of proxies over a population: the sum of each proxy's ranks (bigger = better)."""
+    from scipy.stats import rankdata
+
+    if not scores:
+        raise ValueError("scores: at least one proxy is needed")
+    lengths = {len(v) for v in scores.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"scores: every proxy must score the same archs, got lengths {sorted(lengths)}")
+    return np.sum([rankdata(np.nan_to_num(np.asarray(v, float), nan=-np.inf)) for v in scores.values()], axis=0)
