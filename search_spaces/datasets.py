@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.seeding import derive_seed
+
 logger = logging.getLogger(__name__)
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder", "synthetic")
@@ -457,8 +459,7 @@ def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 # --------------------------------------------------------------------- batches
 def step_generator(seed: int, *parts: int) -> torch.Generator:
     """A torch generator seeded from ``seed`` and a path of integers (epoch, step, ...)."""
-    seq = np.random.SeedSequence([seed, *parts])
-    return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0] >> 1))
+    return torch.Generator().manual_seed(derive_seed(seed, *parts))
 
 
 class BatchLoader:

@@ -32,6 +32,7 @@ from torch import nn
 
 from nas.arch import Arch
 from nas.config import ConfigError, to_dict
+from nas.seeding import derive_seed
 from search_spaces.bn import recalibrate_bn, resize_batch
 from search_spaces.datasets import BatchLoader, Dataset, load_dataset
 from search_spaces.training import checkpoint as ckpt
@@ -116,10 +117,6 @@ def all_reduce_gradients(params: list[nn.Parameter], world_size: int) -> None:
 
 
 # ----------------------------------------------------------------- helpers
-def step_seed(seed: int, *parts: int) -> int:
-    return int(np.random.SeedSequence([seed, *parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """KL divergence to the teacher's softened distribution, scaled by T^2."""
     t = temperature
@@ -465,7 +462,7 @@ class SupernetTrainer:
         phase = self.phases[phase_index]
         sampler = PhaseSampler(self.space, resolve_open(phase.open, self.space))
         tcfg = self.config.training
-        rng = np.random.default_rng(step_seed(tcfg.seed, phase_index, 999_999))
+        rng = np.random.default_rng(derive_seed(tcfg.seed, phase_index, 999_999))
         archs = {"max": sampler.largest(), "min": sampler.smallest()}
         for i in range(tcfg.eval_random_subnets):
             archs[f"random_{i}"] = sampler.sample(rng)
@@ -572,8 +569,8 @@ class SupernetTrainer:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(phase, epoch * steps + step, steps)
-            with self._seeded(step_seed(tcfg.seed, phase_index, epoch, step, 7)):
-                rng = np.random.default_rng(step_seed(tcfg.seed, phase_index, epoch, step))
+            with self._seeded(derive_seed(tcfg.seed, phase_index, epoch, step, 7)):
+                rng = np.random.default_rng(derive_seed(tcfg.seed, phase_index, epoch, step))
                 archs = self._step_archs(phase, sampler, rng)
                 loss = self._train_step(x, y, archs, sandwich, optimizer)
             if not math.isfinite(loss):
