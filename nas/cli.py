@@ -200,6 +200,46 @@ def cmd_proxy_score(args: argparse.Namespace) -> None:
     _emit(args, result, "\n".join(lines))
 
 
+def _predictor_report(name: str, metrics: dict[str, Any]) -> str:
+    base = metrics.get("macs_baseline")
+    line = (
+        f"{name}: n={metrics['n']}  kendall {metrics['kendall']:.3f}  spearman {metrics['spearman']:.3f}  "
+        f"rmse {metrics['rmse']:.4f}  mape {metrics['mape']:.2f}%"
+    )
+    if base:
+        line += f"\nMACs-only baseline: kendall {base['kendall']:.3f}  spearman {base['spearman']:.3f}"
+    return line
+
+
+def cmd_predictor_fit(args: argparse.Namespace) -> None:
+    from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
+
+    space = _space_from_args(args)
+    archs, values = load_dataset_file(args.data, space, args.target)
+    if not 0.0 <= args.test_fraction < 1.0:
+        raise CLIError(f"--test-fraction must be within [0, 1), got {args.test_fraction}", "for example 0.2")
+    order = np.random.default_rng(args.seed).permutation(len(archs))
+    n_test = round(len(archs) * args.test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    predictor = Predictor(space, args.kind, args.seed).fit([archs[i] for i in train], [values[i] for i in train])
+    path = predictor.save(args.out)
+    payload: dict[str, Any] = {"predictor": str(path), "kind": args.kind, "train": len(train), "test": n_test}
+    text = f"fitted {args.kind} predictor on {len(train)} archs -> {path}"
+    if n_test >= 3:
+        payload["test_metrics"] = evaluate_predictor(predictor, [archs[i] for i in test], [values[i] for i in test])
+        text += "\n" + _predictor_report("held-out", payload["test_metrics"])
+    _emit(args, payload, text)
+
+
+def cmd_predictor_eval(args: argparse.Namespace) -> None:
+    from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
+
+    predictor = Predictor.load(args.predictor)
+    archs, values = load_dataset_file(args.data, predictor.space, args.target)
+    metrics = evaluate_predictor(predictor, archs, values)
+    _emit(args, metrics, _predictor_report(Path(args.data).name, metrics))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from nas.demo import run_demo
 
@@ -257,6 +297,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSONL of per-arch scores (resumed when present)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_proxy_score)
+
+    predictor = sub.add_parser("predictor", help="learned accuracy predictors")
+    predictor_sub = predictor.add_subparsers(dest="predictor_command", metavar="SUBCOMMAND")
+    predictor_sub.required = True
+    p = predictor_sub.add_parser("fit", help="fit a predictor on (arch, metric) data")
+    p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
+    p.add_argument("--space", required=True, help="space name (ofa_mbv3, nb201)")
+    p.add_argument("--config", help="space configuration preset")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space config override (repeatable)")
+    p.add_argument("--kind", choices=["mlp", "gp", "ridge", "gbm"], default="mlp")
+    p.add_argument("--target", default="accuracy", help="metric column to predict")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="predictor file (JSON)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predictor_fit)
+    p = predictor_sub.add_parser("eval", help="rank metrics of a saved predictor on data")
+    p.add_argument("predictor", help="predictor file from `nas predictor fit`")
+    p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
+    p.add_argument("--target", default="accuracy")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predictor_eval)
 
     p = sub.add_parser("spaces", help="list the search spaces")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -1,0 +1,249 @@
+"""Learned accuracy predictors behind one interface: MLP ensemble, Gaussian process, ridge, GBM.
+
+Features are the space's one-hot ``features(arch)`` (once-for-all style for
+``ofa_mbv3``). Saving writes JSON only (no pickle): the kind, its settings, the
+seed, the space id, library versions and the training data; loading refits
+deterministically and checks the refitted predictions against fingerprints
+stored at save time, so a model that would predict differently (other library
+versions) is refused rather than silently used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.arch import Arch
+from nas.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+KINDS = ("mlp", "gp", "ridge", "gbm")
+FORMAT_VERSION = 1
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    return {"numpy": np.__version__, "sklearn": sklearn.__version__}
+
+
+@dataclass
+class Predictor:
+    """An accuracy (or any scalar metric) predictor over one space.
+
+    Args:
+        space: The search space of the archs.
+        kind: ``mlp`` (ensemble of 5 MLPs; mean and std), ``gp`` (Gaussian process; mean and
+            std), ``ridge`` or ``gbm`` (gradient-boosted trees).
+        seed: Seed of every random choice of the fit.
+        params: Settings passed to the underlying scikit-learn estimator(s).
+    """
+
+    space: SearchSpace
+    kind: str = "mlp"
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: unknown predictor {self.kind!r}; choose one of {', '.join(KINDS)}")
+        self._models: list[Any] = []
+        self._train_archs: list[dict[str, Any]] = []
+        self._train_y: list[float] = []
+
+    # ------------------------------------------------------------ fitting
+    def _features(self, archs: Sequence[Arch]) -> np.ndarray:
+        return np.stack([self.space.features(self.space.make(a)) for a in archs]).astype(np.float64)
+
+    def _estimators(self) -> list[Any]:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+        from sklearn.linear_model import Ridge
+        from sklearn.neural_network import MLPRegressor
+
+        p = self.params
+        if self.kind == "ridge":
+            return [Ridge(alpha=p.get("alpha", 1.0))]
+        if self.kind == "gbm":
+            return [HistGradientBoostingRegressor(max_iter=p.get("max_iter", 300), random_state=self.seed)]
+        if self.kind == "gp":
+            kernel = ConstantKernel(1.0) * RBF(length_scale=p.get("length_scale", 5.0)) + WhiteKernel(1e-2)
+            return [GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=self.seed)]
+        hidden = tuple(p.get("hidden", (400, 400, 400)))
+        return [
+            MLPRegressor(
+                hidden_layer_sizes=hidden, max_iter=p.get("max_iter", 500), learning_rate_init=p.get("lr", 1e-3),
+                alpha=p.get("weight_decay", 1e-4), early_stopping=False, random_state=self.seed * 1000 + i,
+            )
+            for i in range(p.get("ensemble", 5))
+        ]  # fmt: skip
+
+    def fit(self, archs: Sequence[Arch | Mapping[str, Any]], y: Sequence[float]) -> Predictor:
+        """Fits on archs and their targets (at least 4 pairs)."""
+        if len(archs) != len(y):
+            raise ValueError(f"fit: {len(archs)} archs but {len(y)} targets")
+        if len(archs) < 4:
+            raise ValueError(f"fit: at least 4 training archs are needed, got {len(archs)}")
+        canonical = [self.space.make(a) for a in archs]
+        x, target = self._features(canonical), np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(target)):
+            raise ValueError("fit: targets contain NaN or infinity")
+        self._mean, self._scale = float(target.mean()), float(target.std() or 1.0)
+        self._models = []
+        for model in self._estimators():
+            model.fit(x, (target - self._mean) / self._scale)
+            self._models.append(model)
+        self._train_archs = [a.to_dict() for a in canonical]
+        self._train_y = target.tolist()
+        return self
+
+    def predict(self, archs: Sequence[Arch | Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predicted mean per arch, and a standard deviation where the kind has one."""
+        if not self._models:
+            raise ValueError("predict: the predictor is not fitted")
+        x = self._features([self.space.make(a) for a in archs])
+        if self.kind == "gp":
+            mean, std = self._models[0].predict(x, return_std=True)
+            return mean * self._scale + self._mean, std * self._scale
+        outputs = np.stack([m.predict(x) for m in self._models]) * self._scale + self._mean
+        std = outputs.std(0) if len(self._models) > 1 else None
+        return outputs.mean(0), std
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Writes the predictor as JSON (training data + settings + fingerprints)."""
+        if not self._models:
+            raise ValueError("save: fit the predictor first")
+        probe = self._train_archs[: min(16, len(self._train_archs))]
+        data = {
+            "format": FORMAT_VERSION,
+            "space_id": self.space.space_id,
+            "kind": self.kind,
+            "seed": self.seed,
+            "params": self.params,
+            "versions": _versions(),
+            "archs": self._train_archs,
+            "targets": self._train_y,
+            "fingerprint": self.predict(probe)[0].tolist(),
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, space: SearchSpace | None = None) -> Predictor:
+        """Refits a saved predictor; refuses another space or a refit that predicts differently."""
+        from nas.space import space_from_id
+
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{path}: predictor file not found")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a predictor file ({exc})") from exc
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported predictor format {data.get('format')!r}")
+        if space is None:
+            space = space_from_id(data["space_id"])
+        elif space.space_id != data["space_id"]:
+            raise ValueError(f"{path}: predictor was fitted on space {data['space_id']!r}, not {space.space_id!r}")
+        predictor = cls(space, data["kind"], data["seed"], data["params"]).fit(data["archs"], data["targets"])
+        probe = data["archs"][: len(data["fingerprint"])]
+        again = predictor.predict(probe)[0]
+        if not np.allclose(again, data["fingerprint"], rtol=1e-6, atol=1e-6):
+            raise ValueError(
+                f"{path}: refitting does not reproduce the saved predictions (saved with {data['versions']}, "
+                f"now {_versions()}); refit with `nas predictor fit`"
+            )
+        return predictor
+
+
+def evaluate_predictor(
+    predictor: Predictor, archs: Sequence[Arch | Mapping[str, Any]], y: Sequence[float]
+) -> dict[str, Any]:
+    """Kendall tau, Spearman rho, RMSE and MAPE on held-out data, next to the MACs-only baseline."""
+    from scipy.stats import kendalltau, spearmanr
+
+    truth = np.asarray(y, dtype=np.float64)
+    mean, _ = predictor.predict(archs)
+    out: dict[str, Any] = {
+        "n": len(truth),
+        "kendall": float(kendalltau(mean, truth).statistic),
+        "spearman": float(spearmanr(mean, truth).statistic),
+        "rmse": float(np.sqrt(np.mean((mean - truth) ** 2))),
+        "mape": float(np.mean(np.abs((mean - truth) / np.where(truth == 0, np.nan, truth))) * 100),
+    }
+    try:
+        from predictors.flops import count_cost
+
+        macs = [count_cost(predictor.space.static_config(predictor.space.make(a))).macs for a in archs]
+        out["macs_baseline"] = {
+            "kendall": float(kendalltau(macs, truth).statistic),
+            "spearman": float(spearmanr(macs, truth).statistic),
+        }
+    except NotImplementedError:
+        out["macs_baseline"] = None
+    return out
+
+
+def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accuracy") -> tuple[list[Arch], list[float]]:
+    """Archs and one metric from JSONL or CSV.
+
+    JSONL rows: ``{"arch": {...}, "<target>": v}`` or the arch keys at top level (OFA's
+    ``ks``/``e``/``d``/``r``). CSV: an ``arch`` column holding JSON, or NB201's
+    ``arch_str`` / ``ArchitectureString``, plus the target column.
+
+    Raises:
+        ValueError: naming the file, line and what is wrong.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data: file {path} not found")
+    archs, values = [], []
+
+    def add(row: Mapping[str, Any], where: str) -> None:
+        if target not in row:
+            raise ValueError(f"{where}: no {target!r} column/key (keys: {sorted(row)})")
+        try:
+            if "arch" in row:
+                raw = row["arch"]
+                arch = space.make(json.loads(raw) if isinstance(raw, str) else raw)
+            elif "arch_str" in row or "ArchitectureString" in row:
+                text = row.get("arch_str") or row.get("ArchitectureString")
+                if not hasattr(space, "from_string"):
+                    raise ValueError(f"space {space.space_id} has no string form")
+                arch = space.from_string(text)  # type: ignore[attr-defined]
+            else:
+                arch = space.make({k: v for k, v in row.items() if k != target})
+            value = float(row[target])
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        archs.append(arch)
+        values.append(value)
+
+    if path.suffix == ".csv":
+        with path.open(newline="") as fh:
+            for line, row in enumerate(csv.DictReader(fh), start=2):
+                add(row, f"{path}, line {line}")
+    else:
+        for line, text in enumerate(path.read_text().splitlines(), start=1):
+            if text.strip():
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}, line {line}: invalid JSON ({exc})") from exc
+                add(row, f"{path}, line {line}")
+    if not archs:
+        raise ValueError(f"data: {path} holds no rows")
+    return archs, values

@@ -1,0 +1,102 @@
+"""Learned predictors: known rankings, persistence without pickle, data files, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.space import create_space
+from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"mlp": {"hidden": [64, 64], "ensemble": 3, "max_iter": 400}, "gbm": {"max_iter": 100}}
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    space = create_space("ofa_mbv3", config="mnist")
+    rng = np.random.default_rng(0)
+    archs = space.sample_unique(300, rng)
+    weights = rng.normal(size=space.num_features)
+    y = np.array([space.features(a) @ weights for a in archs]) + rng.normal(scale=0.1, size=len(archs))
+    return space, archs, y
+
+
+@pytest.mark.parametrize("kind", ["ridge", "gp", "gbm", "mlp"])
+def test_predictors_recover_a_known_ranking(synthetic, kind: str) -> None:
+    space, archs, y = synthetic
+    predictor = Predictor(space, kind, seed=1, params=FAST.get(kind, {})).fit(archs[:200], y[:200])
+    metrics = evaluate_predictor(predictor, archs[200:], y[200:])
+    assert metrics["spearman"] > (0.9 if kind in ("ridge", "gp") else 0.7), metrics
+    assert metrics["kendall"] > 0.5
+    assert metrics["macs_baseline"] is not None and "spearman" in metrics["macs_baseline"]
+    mean, std = predictor.predict(archs[200:210])
+    assert mean.shape == (10,)
+    if kind in ("gp", "mlp"):
+        assert std is not None and std.shape == (10,) and np.all(std >= 0)
+
+
+def test_save_load_round_trip_and_space_check(tmp_path: Path, synthetic) -> None:
+    space, archs, y = synthetic
+    predictor = Predictor(space, "gp", seed=2).fit(archs[:80], y[:80])
+    path = predictor.save(tmp_path / "p.json")
+    assert "arch" not in path.read_text()[:20] and json.loads(path.read_text())["space_id"] == "ofa_mbv3/mnist"
+    loaded = Predictor.load(path)
+    np.testing.assert_allclose(loaded.predict(archs[100:120])[0], predictor.predict(archs[100:120])[0])
+    with pytest.raises(ValueError, match="fitted on space 'ofa_mbv3/mnist', not 'ofa_mbv3/cifar'"):
+        Predictor.load(path, create_space("ofa_mbv3", config="cifar"))
+    data = json.loads(path.read_text())
+    data["fingerprint"] = [v + 1.0 for v in data["fingerprint"]]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="does not reproduce the saved predictions"):
+        Predictor.load(path)
+
+
+def test_bad_inputs(tmp_path: Path, synthetic) -> None:
+    space, archs, y = synthetic
+    with pytest.raises(ValueError, match="kind: unknown predictor 'svm'"):
+        Predictor(space, "svm")
+    with pytest.raises(ValueError, match="not fitted"):
+        Predictor(space, "ridge").predict(archs[:2])
+    with pytest.raises(ValueError, match="3 archs but 2 targets"):
+        Predictor(space, "ridge").fit(archs[:3], y[:2])
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps({**a.to_dict(), "accuracy": float(v)}) for a, v in zip(archs[:5], y)))
+    loaded_archs, values = load_dataset_file(good, space)
+    assert loaded_archs == archs[:5] and values == pytest.approx(list(y[:5]))
+    with pytest.raises(ValueError, match=r"good\.jsonl, line 1: no 'top1' column/key"):
+        load_dataset_file(good, space, target="top1")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"arch": {**archs[0].to_dict(), "r": 300}, "accuracy": 0.5}))
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 1: r: resolution 300 is not supported"):
+        load_dataset_file(bad, space)
+    csv_file = tmp_path / "data.csv"
+    csv_file.write_text('arch,accuracy\n"' + json.dumps(archs[0].to_dict()).replace('"', '""') + '",0.7\n')
+    assert load_dataset_file(csv_file, space)[1] == [0.7]
+
+
+def test_cli_fit_and_eval(tmp_path: Path, synthetic) -> None:
+    _space, archs, y = synthetic
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps({"arch": a.to_dict(), "accuracy": float(v)}) for a, v in zip(archs, y)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    nas = [sys.executable, "-m", "nas.cli"]
+    fit = subprocess.run(
+        [*nas, "predictor", "fit", "--data", str(data), "--space", "ofa_mbv3", "--config", "mnist", "--kind", "ridge",
+         "--out", str(tmp_path / "p.json"), "--json"], capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    report = json.loads(fit.stdout)
+    assert report["train"] == 240 and report["test"] == 60 and report["test_metrics"]["spearman"] > 0.9
+    ev = subprocess.run(
+        [*nas, "predictor", "eval", str(tmp_path / "p.json"), "--data", str(data)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    assert "MACs-only baseline" in ev.stdout and "kendall" in ev.stdout
