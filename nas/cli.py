@@ -240,6 +240,22 @@ def cmd_predictor_eval(args: argparse.Namespace) -> None:
     _emit(args, metrics, _predictor_report(Path(args.data).name, metrics))
 
 
+def cmd_predictor_collect(args: argparse.Namespace) -> None:
+    from predictors.collect import collect
+
+    new = collect(
+        args.run,
+        args.archs,
+        args.out,
+        seed=args.seed,
+        workers=args.workers,
+        split=args.split,
+        recal_batches=args.recal_batches,
+        progress=not args.json,
+    )
+    _emit(args, {"out": args.out, "new": new}, f"measured {new} new subnets into {args.out}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from nas.demo import run_demo
 
@@ -313,6 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="predictor file (JSON)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predictor_fit)
+    p = predictor_sub.add_parser("collect", help="measure random subnets of a trained supernet (JSONL)")
+    p.add_argument("run", help="output folder of `nas train`")
+    p.add_argument("--archs", type=int, default=100)
+    p.add_argument("--out", required=True, help="JSONL file (appended; measured subnets are skipped)")
+    p.add_argument("--workers", type=int, default=1, help="processes")
+    p.add_argument("--split", choices=["holdout", "test"], default="holdout")
+    p.add_argument("--recal-batches", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predictor_collect)
     p = predictor_sub.add_parser("eval", help="rank metrics of a saved predictor on data")
     p.add_argument("predictor", help="predictor file from `nas predictor fit`")
     p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
