@@ -49,5 +49,5 @@ def test_collect_bad_input(trained: Path, tmp_path: Path) -> None:
         collect(trained, 0, tmp_path / "x.jsonl")
     with pytest.raises(ValueError, match="split"):
         collect(trained, 2, tmp_path / "x.jsonl", split="train")
-    with pytest.raises(ValueError, match="no supernet.json found"):
+    with pytest.raises(ValueError, match=r"no supernet\.json found"):
         collect(tmp_path / "nowhere", 2, tmp_path / "x.jsonl")
