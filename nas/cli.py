@@ -265,6 +265,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ parser
+def _command_group(sub: Any, name: str, help_text: str) -> Any:
+    """A subcommand that itself has required subcommands (``nas space sample``)."""
+    group = sub.add_parser(name, help=help_text).add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+    group.required = True
+    return group
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas",
@@ -298,9 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_eval)
 
-    proxy = sub.add_parser("proxy", help="zero-cost proxies")
-    proxy_sub = proxy.add_subparsers(dest="proxy_command", metavar="SUBCOMMAND")
-    proxy_sub.required = True
+    proxy_sub = _command_group(sub, "proxy", "zero-cost proxies")
     p = proxy_sub.add_parser("score", help="score random archs and correlate with benchmark accuracy")
     p.add_argument("--space", default="nb201")
     p.add_argument("--dataset", default="cifar10", help="ground-truth column: cifar10, cifar100, imagenet16-120")
@@ -314,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_proxy_score)
 
-    predictor = sub.add_parser("predictor", help="learned accuracy predictors")
-    predictor_sub = predictor.add_subparsers(dest="predictor_command", metavar="SUBCOMMAND")
-    predictor_sub.required = True
+    predictor_sub = _command_group(sub, "predictor", "learned accuracy predictors")
     p = predictor_sub.add_parser("fit", help="fit a predictor on (arch, metric) data")
     p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
     p.add_argument("--space", required=True, help="space name (ofa_mbv3, nb201)")
@@ -350,9 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_spaces)
 
-    space = sub.add_parser("space", help="inspect a search space")
-    space_sub = space.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
-    space_sub.required = True
+    space_sub = _command_group(sub, "space", "inspect a search space")
 
     def add_space_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("space", help=f"space name ({', '.join(list_spaces())})")
