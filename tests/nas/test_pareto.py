@@ -1,0 +1,54 @@
+"""Pareto front and hypervolume on hand-made points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from nas.pareto import Constraint, Objective, hypervolume, pareto_front
+
+ACC, LAT = Objective("accuracy", "max"), Objective("latency", "min")
+POINTS = [
+    {"accuracy": 0.90, "latency": 5.0},  # front
+    {"accuracy": 0.80, "latency": 3.0},  # dominated by 4
+    {"accuracy": 0.70, "latency": 4.0},  # dominated
+    {"accuracy": 0.60, "latency": 1.0},  # front
+    {"accuracy": 0.85, "latency": 2.0},  # front
+]
+
+
+def test_front_in_mixed_directions() -> None:
+    assert pareto_front(POINTS, [ACC, LAT]) == [0, 3, 4]
+    assert pareto_front(POINTS, [ACC]) == [0]
+    assert pareto_front(POINTS, [LAT]) == [3]
+
+
+def test_constraints_exclude_infeasible_points() -> None:
+    assert pareto_front(POINTS, [ACC, LAT], [Constraint("latency", max=4.0)]) == [3, 4]
+    assert pareto_front(POINTS, [ACC, LAT], [Constraint("accuracy", min=0.95)]) == []
+    assert pareto_front([*POINTS, {"accuracy": 0.99}], [ACC, LAT], [Constraint("latency", max=9)]) == [0, 3, 4]
+
+
+def test_hypervolume_by_hand() -> None:
+    # minimise (-acc, lat) with reference (-0.5, 6): boxes of the three front points
+    # x = -acc: [-0.90, -0.85) height 6-5=1 -> 0.05; [-0.85, -0.60) height 6-2=4 -> 1.0;
+    # [-0.60, -0.50] height 6-1=5 -> 0.5
+    hv = hypervolume(POINTS, [ACC, LAT], {"accuracy": 0.5, "latency": 6.0})
+    assert hv == pytest.approx(0.05 + 1.0 + 0.5)
+    assert hypervolume(POINTS, [ACC, LAT], {"accuracy": 0.95, "latency": 0.5}) == 0.0
+    with pytest.raises(ValueError, match="reference: no value for"):
+        hypervolume(POINTS, [ACC, LAT], {"accuracy": 0.5})
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        Objective("accuracy", "up")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="point 1 has no metric 'latency'"):
+        pareto_front([{"accuracy": 1.0, "latency": 1.0}, {"accuracy": 2.0}], [ACC, LAT])
+
+
+def test_pareto_module_imports_nothing_heavy() -> None:
+    code = "import sys, nas.pareto; assert not {'torch', 'pymoo', 'ray'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
