@@ -93,9 +93,13 @@ def collect(
     out = Path(out)
     done = set()
     if out.is_file():
-        for line in out.read_text().splitlines():
-            if line.strip():
+        for number, line in enumerate(out.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
                 done.add(json.loads(line)["arch_id"])
+            except (json.JSONDecodeError, KeyError):  # cut short by an interrupted write: measure again
+                logger.warning("%s, line %d: incomplete record skipped", out, number)
     todo = [a.to_dict() for a in archs if a.arch_id not in done]
     if not todo:
         return 0

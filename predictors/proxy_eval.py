@@ -107,11 +107,16 @@ def score_nb201(
     done: dict[int, dict[str, Any]] = {}
     path = Path(results_path) if results_path else None
     if path is not None and path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
-                if set(proxies) <= set(row["scores"]):
-                    done[row["index"]] = row
+            except json.JSONDecodeError:  # a line cut short by an interrupted write: recompute it
+                logger.warning("%s, line %d: incomplete record skipped", path, number)
+                continue
+            if set(proxies) <= set(row["scores"]):
+                done[row["index"]] = row
     rows = []
     for index in tqdm(indices, desc="zero-cost proxies", disable=not progress):
         if index in done:
