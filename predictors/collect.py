@@ -23,19 +23,22 @@ logger = logging.getLogger(__name__)
 _WORKER: dict[str, Any] = {}
 
 
-def _load(run_dir: str, threads: int) -> tuple[Any, Any]:
-    import torch
-
+def _dataset(supernet: Any, meta: dict[str, Any]) -> Any:
     from nas.config import from_dict
-    from search_spaces.training.checkpoint import load_supernet
     from search_spaces.training.config import DataSpec
     from search_spaces.training.trainer import load_training_data
 
+    return load_training_data(from_dict(DataSpec, meta["data"], "data"), supernet.space)
+
+
+def _load(run_dir: str, threads: int) -> tuple[Any, Any]:
+    import torch
+
+    from search_spaces.training.checkpoint import load_supernet
+
     torch.set_num_threads(threads)
     supernet, meta = load_supernet(run_dir)
-    supernet.eval()
-    dataset = load_training_data(from_dict(DataSpec, meta["data"], "data"), supernet.space)
-    return supernet, dataset
+    return supernet.eval(), _dataset(supernet, meta)
 
 
 def _init_worker(run_dir: str, threads: int) -> None:
@@ -87,7 +90,7 @@ def collect(
         raise ValueError(f"workers: must be positive, got {workers}")
     if split not in ("holdout", "test"):
         raise ValueError(f"split: use holdout (default) or test, got {split!r}")
-    supernet, _meta = load_supernet(run_dir)
+    supernet, meta = load_supernet(run_dir)
     space = supernet.space
     archs = space.sample_unique(num_archs, np.random.default_rng(seed))
     out = Path(out)
@@ -107,8 +110,8 @@ def collect(
     bar = tqdm(total=len(todo), desc="subnets", disable=not progress)
     with out.open("a") as fh:
         if workers == 1:
-            net, dataset = _load(str(run_dir), max(1, os.cpu_count() or 1))
-            results = (_measure(net, dataset, a, split, recal_batches, seed) for a in todo)
+            dataset = _dataset(supernet, meta)
+            results = (_measure(supernet.eval(), dataset, a, split, recal_batches, seed) for a in todo)
             for row in results:
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()

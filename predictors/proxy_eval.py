@@ -150,7 +150,7 @@ def score_nb201(
     summary = {}
     published = PUBLISHED_NB201_SPEARMAN.get(dataset, {})
     for name in proxies:
-        values = [_float(r["scores"][name]) for r in rows]
+        values = [float(r["scores"][name]) for r in rows]
         metrics = rank_metrics(values, truth)
         metrics["seconds_per_arch"] = float(np.mean([r["seconds"][name] for r in rows]))
         if name in published:
@@ -162,7 +162,3 @@ def score_nb201(
 
 def _json_float(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
-
-
-def _float(value: float | str) -> float:
-    return float(value)

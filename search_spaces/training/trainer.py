@@ -406,9 +406,12 @@ class SupernetTrainer:
             torch.manual_seed(seed)
             yield
 
+    def _sandwich(self, phase: PhaseSpec) -> bool:
+        """Whether ``phase`` trains its largest and smallest subnet every step."""
+        return self.config.training.sandwich if phase.sandwich is None else phase.sandwich
+
     def _step_archs(self, phase: PhaseSpec, sampler: PhaseSampler, rng: np.random.Generator) -> list[Arch]:
-        sandwich = self.config.training.sandwich if phase.sandwich is None else phase.sandwich
-        archs = [sampler.largest(), sampler.smallest()] if sandwich else []
+        archs = [sampler.largest(), sampler.smallest()] if self._sandwich(phase) else []
         archs += [sampler.sample(rng) for _ in range(phase.subnets_per_step)]
         return archs or [sampler.largest()]
 
@@ -488,7 +491,6 @@ class SupernetTrainer:
     def run(self) -> dict[str, Any]:
         """Trains every phase (or resumes), then reports corner subnets on the test split."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        tcfg = self.config.training
         progress, tensors, state = Progress(), {}, {}
         if self.resume:
             progress, tensors, state = self._load()
@@ -508,7 +510,7 @@ class SupernetTrainer:
         for phase_index in range(progress.phase, len(self.phases)):
             phase = self.phases[phase_index]
             sampler = PhaseSampler(self.space, resolve_open(phase.open, self.space))
-            sandwich = tcfg.sandwich if phase.sandwich is None else phase.sandwich
+            sandwich = self._sandwich(phase)
             optimizer = self._optimizer(phase.lr)
             if state.get("optimizer") and progress.phase == phase_index and (progress.epoch or progress.step):
                 ckpt.restore_optimizer(optimizer, tensors, state["optimizer"])
