@@ -10,56 +10,64 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmarks.common import write_result
-from nas.space import create_space
-from search_spaces.bn import resize_batch
-
-
-def sandwich_step(net, space, x, y, rng, optimizer, memory_format: torch.memory_format) -> int:
-    archs = [space.max_arch(), space.min_arch(), space.sample(rng), space.sample(rng)]
-    optimizer.zero_grad(set_to_none=True)
-    target = None
-    for i, arch in enumerate(archs):
-        net.set_active(arch)
-        xr = resize_batch(x, arch["r"]).contiguous(memory_format=memory_format)
-        logits = net(xr)
-        loss = F.cross_entropy(logits, y)
-        if target is not None:
-            loss = loss + F.kl_div(F.log_softmax(logits, 1), F.softmax(target, 1), reduction="batchmean")
-        if i == 0:
-            target = logits.detach()
-        loss.backward()
-    optimizer.step()
-    return x.shape[0] * len(archs)
+from search_spaces.training.config import load_train_config
+from search_spaces.training.trainer import SupernetTrainer
 
 
 def measure(channels_last: bool, args: argparse.Namespace) -> dict:
-    device = torch.device(args.device)
-    space = create_space("ofa_mbv3", config=args.config)
-    net = space.build_supernet(seed=0).to(device).train()
+    """Times the trainer's own step (``SupernetTrainer._train_step``), not a copy of it."""
+    config = load_train_config(
+        {
+            "space": {"name": "ofa_mbv3", "config": args.config},
+            "data": {"name": "synthetic", "batch_size": args.batch, "synthetic_samples": 4 * args.batch},
+            "training": {
+                "channels_last": channels_last,
+                "distillation": "inplace",
+                "device": args.device,
+                "progress": False,
+            },
+            "phases": [
+                {
+                    "name": "all",
+                    "epochs": 1,
+                    "lr": 0.01,
+                    "sandwich": True,
+                    "subnets_per_step": 2,
+                    "open": {"ks": "all", "e": "all", "d": "all", "r": "all"},
+                }
+            ],
+        }
+    )
+    with tempfile.TemporaryDirectory() as out:
+        trainer = SupernetTrainer(config, out)
+    space, device = trainer.space, trainer.device
+    optimizer = trainer._optimizer(0.01)
     r = space.config.resolutions[-1]
     x = torch.randn(args.batch, space.config.in_channels, r, r, device=device)
     y = torch.randint(0, space.config.num_classes, (args.batch,), device=device)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    trainer.supernet.train()
+
+    def step() -> int:
+        archs = [space.max_arch(), space.min_arch(), space.sample(rng), space.sample(rng)]
+        trainer._train_step(x, y, archs, True, optimizer)
+        return x.shape[0] * len(archs)
+
     for _ in range(args.warmup):
-        sandwich_step(net, space, x, y, rng, optimizer, fmt)
+        step()
     rates = []
     for _ in range(args.repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        images = sandwich_step(net, space, x, y, rng, optimizer, fmt)
+        images = step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         rates.append(images / (time.perf_counter() - start))
@@ -86,7 +94,7 @@ def main() -> None:
         "benchmark": "train_throughput",
         "config": args.config,
         "batch": args.batch,
-        "step": "sandwich of 4 subnets (max, min, 2 random), forward+backward+SGD",
+        "step": "SupernetTrainer._train_step: sandwich of 4 subnets (max, min, 2 random), in-place KD, SGD",
         "runs": runs,
     }
     path = write_result(args.out, result)
