@@ -8,8 +8,9 @@ Lightweight NAS" (ICLR 2021), and the original papers:
 - ``grad_norm``: sum over conv/linear layers of the L2 norm of the loss gradient.
 - ``snip``: sum of |w * dL/dw| (Lee et al. 2019).
 - ``grasp``: sum of -w * (H g), with H the Hessian and g the gradient (Wang et al. 2020).
-- ``fisher``: sum over conv/linear outputs of 0.5 * mean_batch (sum_spatial a * dL/da)^2 per channel
-  (Turner et al. 2020).
+- ``fisher``: per output channel of each conv/linear layer, 0.5 * mean_batch (sum_spatial a * dL/da)^2
+  (Turner et al. 2020), summed over every weight of the channel as in the reference code of
+  Abdelfattah et al. (each channel's value counts fan-in times: in_channels/groups * k * k).
 - ``jacob_cov``: -sum(log(l + k) + 1/(l + k)) over eigenvalues l of the correlation matrix of the
   input Jacobians (Mellor et al. 2021, v1).
 - ``synflow``: log of sum |w * dR/dw| with R = sum f(1) on |w|, no BatchNorm, float64
@@ -109,19 +110,29 @@ def fisher(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> f
         output.retain_grad()
         activations.append(output)
 
-    hooks = [m.register_forward_hook(keep) for m in _weighted_layers(net)]
+    layers = _weighted_layers(net)
+    fan_in: list[int] = []
+
+    def hook(layer: nn.Module) -> Callable[..., None]:
+        def keep_with_fan_in(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            keep(module, inputs, output)
+            fan_in.append(math.prod(layer.weight.shape[1:]))
+
+        return keep_with_fan_in
+
+    hooks = [m.register_forward_hook(hook(m)) for m in layers]
     try:
         loss_fn(net(x), _needs_targets(y, "fisher")).backward()
     finally:
         for h in hooks:
             h.remove()
     total = 0.0
-    for act in activations:
+    for act, weights_per_channel in zip(activations, fan_in):
         if act.grad is None:
             continue
         prod = act.detach() * act.grad
-        per_sample = prod.sum(dim=(2, 3)) if prod.dim() == 4 else prod
-        total += float((0.5 * per_sample.pow(2).mean(0)).sum())
+        per_sample = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+        total += weights_per_channel * float((0.5 * per_sample.pow(2).mean(0)).sum())
     return total
 
 

@@ -55,7 +55,8 @@ def test_fisher_matches_hand_computation(data) -> None:
     p[np.arange(len(y)), y.numpy()] -= 1.0
     ga = p / len(y)
     assert np.allclose(ga.T @ x.numpy(), g)
-    expected = (0.5 * ((a * ga) ** 2).mean(0)).sum()
+    fan_in = 3  # each output channel's value is spread over its 3 weights, as in the reference code
+    expected = fan_in * (0.5 * ((a * ga) ** 2).mean(0)).sum()
     assert zc.score("fisher", model, (x, y)) == pytest.approx(expected, rel=1e-4)
 
 
