@@ -23,3 +23,19 @@ class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         """One metrics dict per arch, in order."""
+
+
+class CheapMetricsMixin:
+    """Evaluators whose some metrics are cheap (table lookups, FLOPs) expose them separately.
+
+    Predictor-in-the-loop search calls :meth:`evaluate_cheap` on thousands of
+    candidates; it must not train, measure or run a network.
+    """
+
+    @property
+    def cheap_metrics(self) -> tuple[str, ...]:
+        return ()
+
+    def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        names = self.cheap_metrics
+        return [{k: v for k, v in m.items() if k in names} for m in self.evaluate(archs)]  # type: ignore[attr-defined]

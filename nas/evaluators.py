@@ -1,0 +1,274 @@
+"""Evaluators a job spec can name: tabular, predictor, supernet and zero-cost.
+
+``build_evaluator(spec, space)`` validates the ``evaluator`` block of a job spec
+(one dataclass per kind, clear key-path errors) and builds the evaluator; heavy
+imports (torch, the supernet) happen only for the kinds that need them. Where a
+space has a static layer description, every evaluator also reports ``macs`` and
+``params`` (cheap metrics, per sample, OFA's counting convention).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nas.arch import Arch
+from nas.config import ConfigError, from_dict
+from nas.evaluator import CheapMetricsMixin, Evaluator
+from nas.space import SearchSpace
+
+
+@dataclass
+class TabularSpec:
+    kind: str
+    accuracy_csv: str
+    latency_csv: str | None = None
+    dataset: str = "cifar10"
+    devices: list[str] | None = None
+
+
+@dataclass
+class PredictorSpec:
+    kind: str
+    path: str
+    metric: str = "accuracy"
+
+
+@dataclass
+class SupernetSpec:
+    kind: str
+    checkpoint: str
+    split: str = "holdout"
+    recal_batches: int = 10
+    threads: int | None = None
+
+    def validate(self, path: str) -> None:
+        if self.split not in ("holdout", "test"):
+            raise ConfigError(f"{path}.split: use holdout (search) or test (final reports), got {self.split!r}")
+
+
+@dataclass
+class ZeroCostSpec:
+    kind: str
+    proxy: str = "synflow"
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    batch_size: int = 64
+    num_classes: int = 10
+
+
+def _cost(space: SearchSpace, arch: Arch) -> dict[str, float] | None:
+    from predictors.flops import count_cost
+
+    try:
+        cost = count_cost(space.static_config(arch))
+    except NotImplementedError:
+        return None
+    return {"macs": float(cost.macs), "params": float(cost.params)}
+
+
+def _has_cost(space: SearchSpace) -> bool:
+    try:
+        space.static_config(space.min_arch())
+    except NotImplementedError:
+        return False
+    return True
+
+
+class CostMixin(CheapMetricsMixin):
+    space: SearchSpace
+
+    @property
+    def cheap_metrics(self) -> tuple[str, ...]:
+        return ("macs", "params") if _has_cost(self.space) else ()
+
+    def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        return [_cost(self.space, self.space.make(a)) or {} for a in archs]
+
+
+class TabularEvaluator(CheapMetricsMixin, Evaluator):
+    """NAS-Bench-201 tables; latency columns are cheap (measured offline)."""
+
+    def __init__(self, spec: TabularSpec, space: SearchSpace) -> None:
+        from search_spaces.nb201.tabular import TabularNB201Evaluator
+
+        if space.name != "nb201":
+            raise ConfigError(f"evaluator.kind: tabular needs space nb201, the job's space is {space.space_id}")
+        self.inner = TabularNB201Evaluator(spec.accuracy_csv, spec.dataset, spec.latency_csv, spec.devices)
+        self.space = space
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.inner.metrics
+
+    @property
+    def cheap_metrics(self) -> tuple[str, ...]:
+        return tuple(m for m in self.inner.metrics if m.startswith("latency_ms@"))
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        return self.inner.evaluate(archs)
+
+
+class PredictorEvaluator(CostMixin, Evaluator):
+    """A saved learned predictor (mean prediction) plus MACs/params."""
+
+    def __init__(self, spec: PredictorSpec, space: SearchSpace) -> None:
+        from predictors.learned import Predictor
+
+        self.space = space
+        self.metric = spec.metric
+        self.predictor = Predictor.load(spec.path, space)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric, f"{self.metric}_std", *self.cheap_metrics)
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        mean, std = self.predictor.predict(archs)
+        out = []
+        for i, arch in enumerate(archs):
+            row = {self.metric: float(mean[i]), f"{self.metric}_std": float(std[i]) if std is not None else 0.0}
+            row.update(_cost(self.space, self.space.make(arch)) or {})
+            out.append(row)
+        return out
+
+
+class SupernetEvaluator(CostMixin, Evaluator):
+    """Weights inherited from a trained supernet: BN recalibrated, accuracy on the holdout split.
+
+    The supernet and dataset load once per process (pickling this object ships
+    them, e.g. once through Ray's object store).
+    """
+
+    def __init__(self, spec: SupernetSpec, space: SearchSpace) -> None:
+        import torch
+
+        from predictors.collect import _dataset
+        from search_spaces.training.checkpoint import load_supernet
+
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        supernet, meta = load_supernet(spec.checkpoint)
+        if supernet.space.space_id != space.space_id:
+            raise ConfigError(
+                f"evaluator.checkpoint: {spec.checkpoint} holds a supernet of space {supernet.space.space_id}, "
+                f"the job's space is {space.space_id}; set space to match"
+            )
+        self.space = space
+        self.spec = spec
+        self.supernet = supernet.eval()
+        self.dataset = _dataset(supernet, meta)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("accuracy", "loss", *self.cheap_metrics)
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        import torch
+
+        from search_spaces.training.trainer import evaluate_subnet
+
+        out = []
+        with torch.no_grad():
+            for arch in archs:
+                arch = self.space.make(arch)
+                m = evaluate_subnet(
+                    self.supernet, arch, self.dataset, self.spec.split, recal_batches=self.spec.recal_batches
+                )
+                out.append({"accuracy": m["accuracy"], "loss": m["loss"], **(_cost(self.space, arch) or {})})
+        return out
+
+
+class ZeroCostEvaluator(CostMixin, Evaluator):
+    """A zero-cost proxy of each arch at initialisation (seeded per arch)."""
+
+    def __init__(self, spec: ZeroCostSpec, space: SearchSpace) -> None:
+        from predictors.zero_cost import PROXIES
+
+        if spec.proxy not in PROXIES:
+            raise ConfigError(f"evaluator.proxy: unknown {spec.proxy!r}; known: {', '.join(sorted(PROXIES))}")
+        if space.name not in ("nb201", "ofa_mbv3"):
+            raise ConfigError(f"evaluator.kind: zero_cost supports nb201 and ofa_mbv3, not {space.name}")
+        self.space, self.spec = space, spec
+        self._batch: Any = None
+        self._supernet: Any = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.spec.proxy, *self.cheap_metrics)
+
+    def _data(self) -> Any:
+        import torch
+
+        if self._batch is None:
+            if self.spec.dataset == "synthetic":
+                gen = torch.Generator().manual_seed(0)
+                size = 32 if self.space.name == "nb201" else int(self.space.max_arch()["r"])
+                x = torch.randn(self.spec.batch_size, 3, size, size, generator=gen)
+                y = torch.randint(0, self.spec.num_classes, (self.spec.batch_size,), generator=gen)
+                self._batch = (x, y)
+            else:
+                from predictors.proxy_eval import proxy_batch
+
+                if self.spec.data_root is None:
+                    raise ConfigError("evaluator.data_root: required for dataset " + repr(self.spec.dataset))
+                self._batch = proxy_batch(self.spec.data_root, self.spec.batch_size)
+        return self._batch
+
+    def _network(self, arch: Arch) -> Any:
+        if self.space.name == "nb201":
+            from search_spaces.nb201.network import NB201Network
+
+            return NB201Network(arch, num_classes=self.spec.num_classes)
+        if self._supernet is None:  # one initialisation shared by all subnets
+            self._supernet = self.space.build_supernet(seed=0)  # type: ignore[attr-defined]
+        return self._supernet.extract(arch)
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        import torch
+
+        from predictors.zero_cost import score
+
+        out = []
+        for arch in archs:
+            arch = self.space.make(arch)
+            seed = int(arch.arch_id[:8], 16)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = self._network(arch)
+            value = score(self.spec.proxy, net, self._data(), seed=seed)
+            out.append({self.spec.proxy: value, **(_cost(self.space, arch) or {})})
+        return out
+
+
+_KINDS: Mapping[str, tuple[type, type]] = {
+    "tabular": (TabularSpec, TabularEvaluator),
+    "predictor": (PredictorSpec, PredictorEvaluator),
+    "supernet": (SupernetSpec, SupernetEvaluator),
+    "zero_cost": (ZeroCostSpec, ZeroCostEvaluator),
+}
+
+
+def build_evaluator(spec: Mapping[str, Any], space: SearchSpace) -> Evaluator:
+    """Validates an ``evaluator`` block and builds it.
+
+    Raises:
+        ConfigError: naming the key that is wrong.
+    """
+    kind = spec.get("kind")
+    if kind not in _KINDS:
+        raise ConfigError(f"evaluator.kind: {kind!r} is not one of {sorted(_KINDS)}")
+    spec_cls, evaluator_cls = _KINDS[kind]
+    parsed = from_dict(spec_cls, dict(spec), "evaluator")
+    for name in ("accuracy_csv", "latency_csv", "path", "checkpoint"):
+        value = getattr(parsed, name, None)
+        if value is not None and not os.path.exists(value):
+            raise ConfigError(f"evaluator.{name}: {value} not found")
+    try:
+        return evaluator_cls(parsed, space)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"evaluator: {exc}") from exc

@@ -1,0 +1,166 @@
+"""Search job specification (YAML): space, evaluator, objectives, constraints, searcher, budget.
+
+Example::
+
+    name: nb201-pixel3
+    space: {name: nb201}
+    evaluator:
+      kind: tabular
+      accuracy_csv: ../shared/data/nb201/nats_bench_tss_200ep.csv
+      latency_csv: ../shared/data/nb201/nb201_latency_help.csv
+      devices: [pixel3]
+    objectives:
+      - {metric: accuracy, direction: max}
+      - {metric: latency_ms@pixel3, direction: min}
+    constraints:
+      - {metric: latency_ms@pixel3, max: 20}
+    searcher: {kind: evolution, settings: {population: 20}}
+    budget: {evaluations: 200}
+    seed: 0
+    parallelism: 2
+
+Every error names the key path and what was expected. No torch import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nas.config import ConfigError, from_dict, key, load_yaml, to_dict
+from nas.pareto import Constraint, Objective
+
+EVALUATOR_KINDS = ("tabular", "predictor", "supernet", "zero_cost")
+
+
+@dataclass
+class SpaceRef:
+    """A registered space and its configuration (``config`` for spaces that have presets)."""
+
+    name: str = "ofa_mbv3"
+    config: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Any:
+        from nas.space import create_space
+
+        kwargs = dict(self.options)
+        if self.config is not None:
+            kwargs["config"] = self.config
+        try:
+            return create_space(self.name, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"space: {exc}") from exc
+
+
+@dataclass
+class ObjectiveSpec:
+    metric: str
+    direction: Literal["min", "max"] = "min"
+
+
+@dataclass
+class ConstraintSpec:
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def validate(self, path: str) -> None:
+        if self.min is None and self.max is None:
+            raise ConfigError(f"{path}: give min and/or max for {self.metric!r}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ConfigError(f"{path}: min {self.min} > max {self.max}")
+
+
+@dataclass
+class SearcherSpec:
+    kind: str = "evolution"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        from nas.searchers import SEARCHERS
+
+        if self.kind not in SEARCHERS:
+            raise ConfigError(f"{key(path, 'kind')}: unknown searcher {self.kind!r}; known: {', '.join(SEARCHERS)}")
+
+
+@dataclass
+class BudgetSpec:
+    evaluations: int | None = 100
+    wall_time_s: float | None = None
+
+    def validate(self, path: str) -> None:
+        if self.evaluations is None and self.wall_time_s is None:
+            raise ConfigError(f"{path}: give evaluations and/or wall_time_s, or the search never ends")
+        if self.evaluations is not None and self.evaluations < 1:
+            raise ConfigError(f"{key(path, 'evaluations')}: must be >= 1, got {self.evaluations}")
+        if self.wall_time_s is not None and self.wall_time_s <= 0:
+            raise ConfigError(f"{key(path, 'wall_time_s')}: must be > 0, got {self.wall_time_s}")
+
+
+@dataclass
+class JobSpec:
+    """A search job; see the module docstring for the YAML form."""
+
+    space: SpaceRef
+    evaluator: dict[str, Any]
+    objectives: list[ObjectiveSpec]
+    name: str = "search"
+    constraints: list[ConstraintSpec] = field(default_factory=list)
+    searcher: SearcherSpec = field(default_factory=SearcherSpec)
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    seed: int = 0
+    parallelism: int = 1
+    executor: Literal["ray", "local"] = "ray"
+    reference: dict[str, float] | None = None
+    # Ray workers: CPUs per trial (a trial is one evaluation).
+    cpus_per_trial: float = 1.0
+
+    def validate(self, path: str) -> None:
+        if not self.objectives:
+            raise ConfigError("objectives: at least one objective is needed")
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ConfigError(f"objectives: a metric is listed twice: {metrics}")
+        kind = self.evaluator.get("kind")
+        if kind not in EVALUATOR_KINDS:
+            raise ConfigError(f"evaluator.kind: {kind!r} is not one of {list(EVALUATOR_KINDS)}")
+        if self.parallelism < 1:
+            raise ConfigError(f"parallelism: must be >= 1, got {self.parallelism}")
+        if self.reference is not None:
+            missing = [m for m in metrics if m not in self.reference]
+            if missing:
+                raise ConfigError(f"reference: no value for objectives {missing}")
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        return [Objective(o.metric, o.direction) for o in self.objectives]
+
+    @property
+    def constraint_list(self) -> list[Constraint]:
+        return [Constraint(c.metric, c.min, c.max) for c in self.constraints]
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+def job_from_dict(data: Any) -> JobSpec:
+    return from_dict(JobSpec, data)
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Reads and validates a job YAML; relative file paths in the evaluator resolve against the file."""
+    data = load_yaml(path)
+    try:
+        spec = job_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = Path(path).resolve().parent
+    for name in ("accuracy_csv", "latency_csv", "checkpoint", "path", "latency_table", "data_root"):
+        value = spec.evaluator.get(name)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            candidate = base / value
+            if candidate.exists() and not Path(value).exists():
+                spec.evaluator[name] = str(candidate)
+    return spec

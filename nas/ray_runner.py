@@ -1,0 +1,144 @@
+"""Trials in Ray workers through Ray Tune: a Tune ``Searcher`` adapter over our ask/tell searchers.
+
+The evaluator is put into Ray's object store once (``tune.with_parameters``), so a
+supernet is shipped to each worker process once, not reloaded per trial. Every
+trial reports its metrics, or the error its evaluation raised, as a JSON string;
+a worker that dies is reported by Tune and recorded as a failed trial. Tune's own
+failures never stop the job. Local Ray by default; ``ray_address`` joins a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+from ray.tune.search import Searcher as TuneSearcher
+
+from nas.arch import Arch
+from nas.evaluator import Evaluator
+from nas.job import JobSpec
+from nas.searchers import Searcher, Trial
+
+logger = logging.getLogger(__name__)
+
+RESULT_KEY = "nas_result"
+
+
+def _trainable(config: dict[str, Any], evaluator: Evaluator | None = None, objectives: Any = None) -> None:
+    """Evaluates one arch in a Ray worker and reports ``{RESULT_KEY: json}``."""
+    import socket
+
+    from ray import tune
+
+    from nas.runner import evaluate_safely
+
+    arch = Arch.from_canonical(config["space_id"], config["arch"])
+    assert evaluator is not None
+    metrics, error = evaluate_safely(evaluator, [arch], objectives)[0]
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    tune.report({RESULT_KEY: json.dumps({"metrics": metrics, "error": error, "worker": worker})})
+
+
+class NASSearcher(TuneSearcher):
+    """Tune's view of our searcher: ``suggest`` asks one trial, ``on_trial_complete`` tells it."""
+
+    def __init__(self, searcher: Searcher, recorder: Any, limit: int | None) -> None:
+        super().__init__(metric=None, mode=None)
+        self._nas, self._recorder, self.limit = searcher, recorder, limit
+        self.queue: list[Trial] = sorted(searcher.pending(), key=lambda t: t.trial_id)
+        self.ids: dict[str, int] = {}
+        self.suggested = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its search algorithm for experiment checkpoints; ours lives in the
+        # job store (resume rebuilds it from there), so only plain fields go along.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_nas", "_recorder")}
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Nothing to save: the job store holds every trial."""
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Resume goes through ``nas resume``, which rebuilds the searcher from the store."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {"suggested": self.suggested}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.suggested = int(state.get("suggested", 0))
+
+    def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._recorder.budget.exhausted() or (self.limit is not None and self.suggested >= self.limit):
+            return TuneSearcher.FINISHED
+        trial = self.queue.pop(0) if self.queue else None
+        if trial is None:
+            asked = self._nas.ask(1)
+            if not asked:
+                return TuneSearcher.FINISHED
+            trial = asked[0]
+        self._recorder.started([trial], worker="ray")
+        self.ids[trial_id] = trial.trial_id
+        self.suggested += 1
+        return {"space_id": trial.arch.space_id, "arch": trial.arch.to_dict(), "nas_trial_id": trial.trial_id}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        ours = self.ids.pop(trial_id, None)
+        if ours is None:
+            return
+        payload = json.loads(result[RESULT_KEY]) if result and RESULT_KEY in result else None
+        if payload is None:
+            self._recorder.finished(ours, (None, "Ray trial errored before reporting (worker crash?); see Ray logs"))
+        else:
+            self._recorder.finished(ours, (payload["metrics"], payload["error"]), worker=payload["worker"])
+
+
+def run_with_ray(
+    evaluator: Evaluator,
+    searcher: Searcher,
+    recorder: Any,
+    spec: JobSpec,
+    ray_address: str | None,
+    stop_after: int | None,
+) -> None:
+    import ray
+    from ray import tune
+
+    if not ray.is_initialized():
+        if ray_address:
+            ray.init(address=ray_address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    budget = recorder.budget
+    pending = len(searcher.pending())
+    remaining = budget.remaining_evaluations()
+    samples = -1 if remaining is None else remaining
+    if stop_after is not None:
+        samples = stop_after if samples < 0 else min(samples, stop_after)
+    if samples == 0 and not pending:
+        return
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, evaluator=evaluator, objectives=spec.objective_list),
+        {"cpu": spec.cpus_per_trial},
+    )
+    storage = os.path.join(tempfile.gettempdir(), "nas-ray-results")
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=NASSearcher(searcher, recorder, stop_after),
+            num_samples=samples,
+            max_concurrent_trials=spec.parallelism,
+            time_budget_s=budget.remaining_time(),
+        ),
+        run_config=tune.RunConfig(
+            name=f"job-{recorder.job_id}",
+            storage_path=storage,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )
+    tuner.fit()

@@ -1,0 +1,60 @@
+"""Search algorithms behind one ask/tell interface (see :mod:`nas.searchers.base`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from nas.pareto import Constraint, Objective
+from nas.searchers.base import Observation, Searcher, Trial
+from nas.space import SearchSpace
+
+# kind -> "module:class"; imported on use so that pymoo/optuna load only when needed.
+SEARCHERS: Mapping[str, str] = MappingProxyType(
+    {
+        "random": "nas.searchers.simple:RandomSearcher",
+        "evolution": "nas.searchers.simple:EvolutionSearcher",
+        "nsga2": "nas.searchers.pymoo_nsga2:PymooNSGA2Searcher",
+        "tpe": "nas.searchers.optuna_searcher:OptunaTPESearcher",
+        "gp": "nas.searchers.optuna_searcher:OptunaGPSearcher",
+        "optuna-nsga2": "nas.searchers.optuna_searcher:OptunaNSGA2Searcher",
+        "predictor": "nas.searchers.predictor_loop:PredictorLoopSearcher",
+    }
+)
+# Extra constructor arguments each kind accepts from the job runner (not user settings).
+CONTEXT_ARGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "tpe": ("storage", "study_name"),
+        "gp": ("storage", "study_name"),
+        "optuna-nsga2": ("storage", "study_name"),
+        "predictor": ("cheap", "cheap_metrics"),
+    }
+)
+
+
+def searcher_class(kind: str) -> type[Searcher]:
+    import importlib
+
+    if kind not in SEARCHERS:
+        raise ValueError(f"searcher: unknown kind {kind!r}; known: {', '.join(SEARCHERS)}")
+    module, name = SEARCHERS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def create_searcher(
+    kind: str,
+    space: SearchSpace,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+    seed: int = 0,
+    settings: Mapping[str, Any] | None = None,
+    **context: Any,
+) -> Searcher:
+    """A searcher by kind; ``context`` entries the kind does not take are ignored."""
+    cls = searcher_class(kind)
+    accepted = {k: v for k, v in context.items() if k in CONTEXT_ARGS.get(kind, ())}
+    return cls(space, objectives, constraints, seed, **accepted, **dict(settings or {}))
+
+
+__all__ = ["SEARCHERS", "Observation", "Searcher", "Trial", "create_searcher", "searcher_class"]

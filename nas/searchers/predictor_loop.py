@@ -1,0 +1,221 @@
+"""Predictor-in-the-loop search: evaluate a batch, refit, search the surrogate, pick by front improvement.
+
+Each ask after the ``initial`` random trials:
+
+1. fits one learned predictor (``predictor``: gp | mlp | ridge | gbm, from
+   :mod:`predictors.learned`) per objective or constrained metric that is not cheap;
+   cheap metrics (a latency table, FLOPs) come from the ``cheap`` function exactly;
+2. runs pymoo's NSGA-II on the surrogate (predicted means, cheap metrics) for
+   ``generations`` generations of ``population`` archs, and pools its final
+   population with ``random_candidates`` random archs;
+3. picks the batch greedily by hypervolume improvement of the observed front, with
+   each candidate's predicted metrics made optimistic by ``kappa`` standard
+   deviations (upper confidence bound); picked archs join the front with their mean
+   predictions (kriging believer), so a batch spreads along the front. Candidates
+   that improve nothing are replaced by the most uncertain ones.
+
+The predictor is refitted from the history at every ask, so a restore is exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from nas.arch import Arch
+from nas.pareto import Constraint, Objective
+from nas.searchers.base import Searcher, violation
+from nas.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+CheapFn = Callable[[Sequence[Arch]], list[dict[str, float]]]
+
+
+class PredictorLoopSearcher(Searcher):
+    """Predictor-in-the-loop multi-objective search.
+
+    Args:
+        cheap: Computes the cheap metrics of archs (e.g. latency-table lookups).
+        cheap_metrics: Names of the metrics ``cheap`` returns.
+    """
+
+    kind = "predictor"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        seed: int = 0,
+        *,
+        cheap: CheapFn | None = None,
+        cheap_metrics: Sequence[str] = (),
+        **settings: Any,
+    ) -> None:
+        super().__init__(space, objectives, constraints, seed, **settings)
+        if cheap_metrics and cheap is None:
+            raise ValueError("cheap_metrics given without a cheap function")
+        self.cheap = cheap
+        self.cheap_metrics = tuple(cheap_metrics)
+        wanted = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
+        self.predicted_metrics = tuple(dict.fromkeys(m for m in wanted if m not in self.cheap_metrics))
+
+    def defaults(self) -> dict[str, Any]:
+        return {
+            "initial": 20,
+            "predictor": "gp",
+            "kappa": 1.0,
+            "population": 100,
+            "generations": 20,
+            "random_candidates": 1000,
+        }
+
+    # ------------------------------------------------------------ surrogate
+    def _fit(self, rng: np.random.Generator) -> dict[str, Any]:
+        from predictors.learned import Predictor
+
+        done = self.completed()
+        models = {}
+        for metric in self.predicted_metrics:
+            rows = [o for o in done if np.isfinite(o.metrics.get(metric, np.nan))]
+            seed = int(rng.integers(2**31 - 1))
+            models[metric] = Predictor(self.space, self.settings["predictor"], seed).fit(
+                [o.arch for o in rows], [o.metrics[metric] for o in rows]
+            )
+        return models
+
+    def _estimate(self, models: dict[str, Any], archs: Sequence[Arch]) -> tuple[list[dict], list[dict]]:
+        """Mean metrics and standard deviations (0 for cheap metrics) of archs."""
+        means: list[dict[str, float]] = [{} for _ in archs]
+        stds: list[dict[str, float]] = [{} for _ in archs]
+        if self.cheap is not None and self.cheap_metrics:
+            for m, s, cheap in zip(means, stds, self.cheap(archs)):
+                for name in self.cheap_metrics:
+                    m[name], s[name] = float(cheap[name]), 0.0
+        for metric, model in models.items():
+            mean, std = model.predict(archs)
+            std = np.zeros_like(mean) if std is None else std
+            for m, s, mu, sd in zip(means, stds, mean, std):
+                m[metric], s[metric] = float(mu), float(sd)
+        return means, stds
+
+    def _surrogate_search(self, models: dict[str, Any], rng: np.random.Generator) -> list[Arch]:
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+        from pymoo.optimize import minimize
+
+        searcher = self
+        xl, xu = self.space.bounds
+
+        class Surrogate(Problem):
+            def _evaluate(self, x: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+                archs = [searcher.space.decode(np.clip(np.rint(row), xl, xu)) for row in x]
+                means, _ = searcher._estimate(models, archs)
+                out["F"] = searcher._minimise(means)
+                out["G"] = np.array([[violation(m, searcher.constraints)] for m in means])
+
+        problem = Surrogate(n_var=len(xl), n_obj=len(self.objectives), n_ieq_constr=1, xl=xl, xu=xu, vtype=int)
+        algorithm = NSGA2(
+            pop_size=int(self.settings["population"]),
+            sampling=IntegerRandomSampling(),
+            crossover=SBX(prob=0.9, eta=15.0, vtype=float, repair=RoundingRepair()),
+            mutation=PM(eta=20.0, vtype=float, repair=RoundingRepair()),
+            eliminate_duplicates=True,
+        )
+        result = minimize(
+            problem, algorithm, ("n_gen", int(self.settings["generations"])),
+            seed=int(rng.integers(2**31 - 1)), verbose=False,
+        )  # fmt: skip
+        pop = result.pop.get("X") if result.pop is not None else np.empty((0, len(xl)))
+        return [self.space.decode(np.clip(np.rint(row), xl, xu)) for row in pop]
+
+    def _minimise(self, metrics: Sequence[dict[str, float]]) -> np.ndarray:
+        signs = [-1.0 if o.direction == "max" else 1.0 for o in self.objectives]
+        return np.array([[s * m[o.metric] for s, o in zip(signs, self.objectives)] for m in metrics])
+
+    def _optimistic(self, means: Sequence[dict], stds: Sequence[dict]) -> list[dict[str, float]]:
+        kappa = float(self.settings["kappa"])
+        direction = {o.metric: o.direction for o in self.objectives}
+        out = []
+        for m, s in zip(means, stds):
+            row = dict(m)
+            for name, sd in s.items():
+                sign = -1.0 if direction.get(name) == "min" else 1.0
+                if name not in direction:  # constrained-only metric: optimistic towards feasibility
+                    c = next(c for c in self.constraints if c.metric == name)
+                    sign = -1.0 if c.max is not None else 1.0
+                row[name] = m[name] + sign * kappa * sd
+            out.append(row)
+        return out
+
+    # ------------------------------------------------------------ proposal
+    def _propose(self, n: int) -> list[Arch]:
+        from pymoo.indicators.hv import HV
+
+        rng = self.rng(self.next_id)
+        done = self.completed()
+        if len(done) < max(int(self.settings["initial"]), 4):
+            return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
+        models = self._fit(rng)
+        pool = self._surrogate_search(models, rng)
+        pool += self.space.sample_unique(int(self.settings["random_candidates"]), rng)
+        seen = set(self._seen)
+        candidates: dict[str, Arch] = {}
+        for arch in pool:
+            if arch.arch_id not in seen:
+                candidates.setdefault(arch.arch_id, arch)
+        archs = list(candidates.values())
+        if not archs:
+            return []
+        means, stds = self._estimate(models, archs)
+        hopeful = self._optimistic(means, stds)
+        feasible = np.array([violation(h, self.constraints) <= 0 for h in hopeful])
+
+        observed = [o for o in done if violation(o.metrics, self.constraints) <= 0]
+        f_obs = self._minimise([o.metrics for o in observed]) if observed else np.empty((0, len(self.objectives)))
+        f_hope = self._minimise(hopeful)
+        f_mean = self._minimise(means)
+        every = np.vstack([f_obs, f_mean, f_hope])
+        low, high = every.min(0), every.max(0)
+        scale = np.where(high > low, high - low, 1.0)
+        ref = np.full(len(self.objectives), 1.1)
+
+        def norm(f: np.ndarray) -> np.ndarray:
+            return (f - low) / scale
+
+        indicator = HV(ref_point=ref)
+        front = norm(f_obs)
+        base = indicator(front) if len(front) else 0.0
+        chosen: list[int] = []
+        order = np.flatnonzero(feasible)
+        for _ in range(n):
+            best, best_gain = -1, 0.0
+            for i in order:
+                if i in chosen:
+                    continue
+                trial_front = np.vstack([front, norm(f_hope[i : i + 1])])
+                gain = indicator(trial_front) - base
+                if gain > best_gain + 1e-12:
+                    best, best_gain = int(i), gain
+            if best < 0:
+                break
+            chosen.append(best)
+            front = np.vstack([front, norm(f_mean[best : best + 1])])
+            base = indicator(front)
+        if len(chosen) < n:  # explore: most uncertain remaining candidates
+            spread = np.array([sum(s.values()) for s in stds])
+            for i in np.argsort(-spread, kind="stable"):
+                if len(chosen) >= n:
+                    break
+                if int(i) not in chosen:
+                    chosen.append(int(i))
+        logger.debug("predictor loop: %d candidates, picked %s", len(archs), chosen)
+        return [archs[i] for i in chosen]

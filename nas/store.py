@@ -1,0 +1,334 @@
+"""Job store: jobs, trials, Pareto fronts and artifacts in SQL (SQLAlchemy).
+
+One URL selects the database: ``sqlite:///runs/nas.db`` by default, or
+``postgresql://user:pass@host/db``. Tables are prefixed ``nas_`` so the same
+database can also hold an Optuna storage. Methods return plain dataclasses, never
+live ORM objects, so callers can keep them after the session closes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///runs/nas.db"
+JOB_STATES = ("created", "running", "done", "failed", "interrupted")
+TRIAL_STATES = ("running", "complete", "failed")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class StoreError(ValueError):
+    """Bad store URL, unknown job, or a request the store cannot satisfy."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Job(_Base):
+    __tablename__ = "nas_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict] = mapped_column(JSON)
+    space_id: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default="created")
+    budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class _Trial(_Base):
+    __tablename__ = "nas_trials"
+    __table_args__ = (UniqueConstraint("job_id", "trial_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[int] = mapped_column(Integer)
+    arch_id: Mapped[str] = mapped_column(String(64), index=True)
+    arch: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class _Front(_Base):
+    __tablename__ = "nas_fronts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), index=True)
+    evaluations: Mapped[int] = mapped_column(Integer)
+    trial_ids: Mapped[list] = mapped_column(JSON)
+    hypervolume: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class _Artifact(_Base):
+    __tablename__ = "nas_artifacts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("nas_jobs.id", ondelete="CASCADE"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    name: str
+    spec: dict[str, Any]
+    space_id: str
+    state: str
+    budget: int | None
+    elapsed_s: float
+    error: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    job_id: str
+    trial_id: int
+    arch_id: str
+    arch: dict[str, Any]
+    state: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    worker: str | None = None
+    created_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "trial_id": self.trial_id,
+            "arch_id": self.arch_id,
+            "arch": self.arch,
+            "state": self.state,
+            "metrics": self.metrics,
+            "error": self.error,
+            "worker": self.worker,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class FrontRecord:
+    job_id: str
+    evaluations: int
+    trial_ids: list[int]
+    hypervolume: float | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    job_id: str | None
+    kind: str
+    path: str
+    sha256: str
+    meta: dict[str, Any]
+    created_at: dt.datetime
+
+
+def _job(row: _Job) -> JobRecord:
+    return JobRecord(
+        row.id, row.name, row.spec, row.space_id, row.state, row.budget, row.elapsed_s, row.error,
+        row.created_at, row.updated_at,
+    )  # fmt: skip
+
+
+def _trial(row: _Trial) -> TrialRecord:
+    return TrialRecord(
+        row.job_id, row.trial_id, row.arch_id, row.arch, row.state, dict(row.metrics or {}), row.error, row.worker,
+        row.created_at, row.finished_at,
+    )  # fmt: skip
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    """JSON columns cannot hold NaN/inf portably: store them as null."""
+    out: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        value = float(value)
+        out[key] = value if value == value and abs(value) != float("inf") else None
+    return out
+
+
+class Store:
+    """SQL store of search jobs.
+
+    Args:
+        url: SQLAlchemy URL; for SQLite the parent folder is created.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"store: {url!r} is not a database URL (e.g. sqlite:///runs/nas.db)") from exc
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+            _Base.metadata.create_all(self.engine)
+        except Exception as exc:  # driver missing, server unreachable, ...
+            raise StoreError(f"store: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ jobs
+    def create_job(self, name: str, spec: Mapping[str, Any], space_id: str, budget: int | None = None) -> str:
+        job_id = f"{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        with self._session() as s:
+            s.add(_Job(id=job_id, name=name, spec=json.loads(json.dumps(spec)), space_id=space_id, budget=budget))
+        return job_id
+
+    def job(self, job_id: str) -> JobRecord:
+        with self._session() as s:
+            row = s.get(_Job, job_id)
+            if row is None:
+                raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
+            return _job(row)
+
+    def jobs(self) -> list[JobRecord]:
+        with self._session() as s:
+            return [_job(r) for r in s.scalars(select(_Job).order_by(_Job.created_at, _Job.id))]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        allowed = {"state", "elapsed_s", "error", "budget"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise StoreError(f"update_job: cannot set {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in JOB_STATES:
+            raise StoreError(f"update_job: state must be one of {JOB_STATES}")
+        with self._session() as s:
+            row = s.get(_Job, job_id)
+            if row is None:
+                raise StoreError(f"job {job_id!r} not found")
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+    # ------------------------------------------------------------ trials
+    def add_trial(self, job_id: str, trial_id: int, arch: Any, worker: str | None = None) -> None:
+        """Records a trial as running (idempotent for a trial already running)."""
+        with self._session() as s:
+            existing = s.scalar(select(_Trial).where(_Trial.job_id == job_id, _Trial.trial_id == trial_id))
+            if existing is not None:
+                if existing.state != "running":
+                    raise StoreError(f"job {job_id}: trial {trial_id} already finished ({existing.state})")
+                existing.worker = worker
+                return
+            s.add(_Trial(job_id=job_id, trial_id=trial_id, arch_id=arch.arch_id, arch=arch.to_dict(), worker=worker))
+
+    def finish_trial(
+        self,
+        job_id: str,
+        trial_id: int,
+        metrics: Mapping[str, float] | None = None,
+        error: str | None = None,
+        worker: str | None = None,
+    ) -> None:
+        """Marks a trial complete (with metrics) or failed (with its error)."""
+        with self._session() as s:
+            row = s.scalar(select(_Trial).where(_Trial.job_id == job_id, _Trial.trial_id == trial_id))
+            if row is None:
+                raise StoreError(f"job {job_id}: no trial {trial_id}")
+            row.state = "failed" if metrics is None else "complete"
+            row.metrics = _finite(metrics or {})
+            row.error = error if metrics is None else None
+            row.finished_at = _now()
+            if worker is not None:
+                row.worker = worker
+
+    def trials(self, job_id: str, states: Sequence[str] | None = None) -> list[TrialRecord]:
+        with self._session() as s:
+            query = select(_Trial).where(_Trial.job_id == job_id)
+            if states is not None:
+                query = query.where(_Trial.state.in_(list(states)))
+            return [_trial(r) for r in s.scalars(query.order_by(_Trial.trial_id))]
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        out = dict.fromkeys(TRIAL_STATES, 0)
+        for t in self.trials(job_id):
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    # ------------------------------------------------------------ fronts and artifacts
+    def save_front(self, job_id: str, evaluations: int, trial_ids: Sequence[int], hypervolume: float | None) -> None:
+        with self._session() as s:
+            s.add(
+                _Front(job_id=job_id, evaluations=evaluations, trial_ids=[int(t) for t in trial_ids],
+                       hypervolume=hypervolume)
+            )  # fmt: skip
+
+    def fronts(self, job_id: str) -> list[FrontRecord]:
+        """Every recorded front of a job, oldest first (hypervolume over evaluations)."""
+        with self._session() as s:
+            rows = s.scalars(select(_Front).where(_Front.job_id == job_id).order_by(_Front.id))
+            return [FrontRecord(r.job_id, r.evaluations, list(r.trial_ids), r.hypervolume, r.created_at) for r in rows]
+
+    def add_artifact(
+        self, kind: str, path: str | Path, job_id: str | None = None, meta: Mapping[str, Any] | None = None
+    ) -> ArtifactRecord:
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"artifact {path} is not a file")
+        record = ArtifactRecord(job_id, kind, str(path.resolve()), sha256_file(path), dict(meta or {}), _now())
+        with self._session() as s:
+            s.add(_Artifact(job_id=job_id, kind=kind, path=record.path, sha256=record.sha256, meta=record.meta))
+        return record
+
+    def artifacts(self, job_id: str | None = None, kind: str | None = None) -> list[ArtifactRecord]:
+        with self._session() as s:
+            query = select(_Artifact)
+            if job_id is not None:
+                query = query.where(_Artifact.job_id == job_id)
+            if kind is not None:
+                query = query.where(_Artifact.kind == kind)
+            return [
+                ArtifactRecord(r.job_id, r.kind, r.path, r.sha256, dict(r.meta or {}), r.created_at)
+                for r in s.scalars(query.order_by(_Artifact.id))
+            ]
