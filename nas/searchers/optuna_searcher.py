@@ -12,7 +12,7 @@ trial with ``Trial.set_constraint`` (``g <= 0`` feasible), which every sampler r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.arch import Arch
@@ -149,6 +149,39 @@ class OptunaSearcher(Searcher):
             self._tell_optuna(otrial, obs)
 
     # ------------------------------------------------------------ restore
+    def state_dict(self) -> dict[str, Any]:
+        """Adds Optuna's finished trials (duplicates included), so an in-memory study is rebuilt exactly."""
+        from optuna.trial import TrialState
+
+        state = super().state_dict()
+        state["optuna_trials"] = [
+            {
+                "params": self.space.to_params(self.space.from_params(ft.params)),
+                "state": ft.state.name,
+                "values": ft.values,
+                "user_attrs": ft.user_attrs,
+                "system_attrs": ft.system_attrs,
+            }
+            for ft in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        ]
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        if state.get("optuna_trials") and not self.study.get_trials(deepcopy=False):
+            distributions = self.space.to_optuna()
+            for row in state["optuna_trials"]:
+                self.study.add_trial(
+                    optuna.trial.create_trial(
+                        params=row["params"], distributions=distributions, values=row["values"],
+                        state=TrialState[row["state"]], user_attrs=row["user_attrs"],
+                        system_attrs=row["system_attrs"],
+                    )
+                )  # fmt: skip
+        super().load_state_dict(state)
+
     def _rebuild(self) -> None:
         """Makes the study agree with the history: add what it lacks, re-open pending trials."""
         import optuna

@@ -1,0 +1,69 @@
+"""A small synthetic search problem shared by the searcher, runner and Ray tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nas.arch import Arch
+from nas.evaluator import CheapMetricsMixin, Evaluator
+from nas.space import Gene, SearchSpace
+
+
+class ToySpace(SearchSpace):
+    """``n`` genes with ``k`` integer choices each (k**n archs)."""
+
+    name = "toy"
+
+    def __init__(self, n: int = 6, k: int = 5) -> None:
+        self.n, self.k = n, k
+
+    @property
+    def space_id(self) -> str:
+        return f"toy/{self.n}x{self.k}"
+
+    @property
+    def genes(self) -> tuple[Gene, ...]:
+        return tuple(Gene(f"g{i}", tuple(range(self.k))) for i in range(self.n))
+
+    def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
+        return {"x": [int(v) for v in vector]}
+
+    def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
+        x = list(data["x"])
+        if len(x) != self.n or not all(0 <= int(v) < self.k for v in x):
+            raise ValueError(f"x: expected {self.n} integers in [0, {self.k})")
+        return [int(v) for v in x]
+
+
+def toy_metrics(arch: Arch) -> dict[str, float]:
+    """Two conflicting objectives: ``acc`` grows with the genes, ``lat`` with their weighted sum."""
+    x = arch["x"]
+    acc = sum(min(v, 3) for v in x) + 0.1 * x[0]
+    lat = sum((i + 1) * v for i, v in enumerate(x)) / 10 + 1.0
+    return {"acc": float(acc), "lat": float(lat)}
+
+
+class ToyEvaluator(CheapMetricsMixin, Evaluator):
+    """Toy metrics; ``fail_when`` makes archs whose first gene equals it raise."""
+
+    def __init__(self, fail_when: int | None = None) -> None:
+        self.fail_when = fail_when
+        self.calls: list[str] = []
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("acc", "lat")
+
+    @property
+    def cheap_metrics(self) -> tuple[str, ...]:
+        return ("lat",)
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        out = []
+        for arch in archs:
+            if self.fail_when is not None and arch["x"][0] == self.fail_when:
+                raise RuntimeError(f"cannot evaluate arch with x0={self.fail_when}")
+            self.calls.append(arch.arch_id)
+            out.append(toy_metrics(arch))
+        return out
