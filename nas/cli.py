@@ -287,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)
 
+    from nas.cli_search import add_search_commands
+
+    add_search_commands(sub)
+
     p = sub.add_parser("train", help="train a supernet through all progressive-shrinking phases")
     p.add_argument("config", help="training config (YAML)")
     p.add_argument("--out", help="output folder (default runs/train-<config name>)")
@@ -388,10 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc} (hint: see `nas {args.command} --help`)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "error: interrupted (hint: `nas train ... --resume` continues from the last checkpoint)",
-            file=sys.stderr,
+        hint = (
+            "`nas resume JOB_ID` continues the job"
+            if args.command in ("search", "resume")
+            else ("`nas train ... --resume` continues from the last checkpoint")
         )
+        print(f"error: interrupted (hint: {hint})", file=sys.stderr)
         return 130
     return 0
 

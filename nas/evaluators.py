@@ -59,6 +59,13 @@ class ZeroCostSpec:
     num_classes: int = 10
 
 
+@dataclass
+class CustomSpec:
+    kind: str
+    target: str
+    options: dict[str, Any] | None = None
+
+
 def _cost(space: SearchSpace, arch: Arch) -> dict[str, float] | None:
     from predictors.flops import count_cost
 
@@ -243,7 +250,25 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
         return out
 
 
-_KINDS: Mapping[str, tuple[type, type]] = {
+def _custom(spec: CustomSpec, space: SearchSpace) -> Evaluator:
+    """A user evaluator ``package.module:factory`` called with ``space=`` and the options."""
+    import importlib
+
+    module, sep, name = spec.target.partition(":")
+    if not sep:
+        raise ConfigError(f"evaluator.target: {spec.target!r} is not 'package.module:factory'")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"evaluator.target: cannot import {spec.target!r}: {exc}") from exc
+    evaluator = factory(space=space, **(spec.options or {}))
+    if not isinstance(evaluator, Evaluator):
+        raise ConfigError(f"evaluator.target: {spec.target!r} did not return an Evaluator")
+    return evaluator
+
+
+_KINDS: Mapping[str, tuple[type, Any]] = {
+    "custom": (CustomSpec, _custom),
     "tabular": (TabularSpec, TabularEvaluator),
     "predictor": (PredictorSpec, PredictorEvaluator),
     "supernet": (SupernetSpec, SupernetEvaluator),

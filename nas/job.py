@@ -31,7 +31,7 @@ from typing import Any, Literal
 from nas.config import ConfigError, from_dict, key, load_yaml, to_dict
 from nas.pareto import Constraint, Objective
 
-EVALUATOR_KINDS = ("tabular", "predictor", "supernet", "zero_cost")
+EVALUATOR_KINDS = ("tabular", "predictor", "supernet", "zero_cost", "custom")
 
 
 @dataclass

@@ -133,6 +133,7 @@ def run_with_ray(
             num_samples=samples,
             max_concurrent_trials=spec.parallelism,
             time_budget_s=budget.remaining_time(),
+            reuse_actors=True,  # one worker process evaluates many trials: the evaluator loads once
         ),
         run_config=tune.RunConfig(
             name=f"job-{recorder.job_id}",

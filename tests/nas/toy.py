@@ -47,8 +47,9 @@ def toy_metrics(arch: Arch) -> dict[str, float]:
 class ToyEvaluator(CheapMetricsMixin, Evaluator):
     """Toy metrics; ``fail_when`` makes archs whose first gene equals it raise."""
 
-    def __init__(self, fail_when: int | None = None) -> None:
+    def __init__(self, space: SearchSpace | None = None, fail_when: int | None = None, sleep_s: float = 0.0) -> None:
         self.fail_when = fail_when
+        self.sleep_s = sleep_s
         self.calls: list[str] = []
 
     @property
@@ -60,8 +61,11 @@ class ToyEvaluator(CheapMetricsMixin, Evaluator):
         return ("lat",)
 
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        import time
+
         out = []
         for arch in archs:
+            time.sleep(self.sleep_s)
             if self.fail_when is not None and arch["x"][0] == self.fail_when:
                 raise RuntimeError(f"cannot evaluate arch with x0={self.fail_when}")
             self.calls.append(arch.arch_id)

@@ -1,0 +1,246 @@
+"""``nas search``, ``nas resume``, ``nas jobs`` and ``nas pareto``: search jobs over the SQL store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any
+
+DEFAULT_STORE_ENV = "NAS_STORE"
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from nas.store import DEFAULT_URL, Store
+
+    return Store(args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _front_table(rows: list[dict[str, Any]], metrics: list[str]) -> str:
+    header = ["trial", *metrics, "arch"]
+    lines = ["  ".join(f"{h:>12}" if i < len(header) - 1 else h for i, h in enumerate(header))]
+    for r in rows:
+        cells = [str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), json.dumps(r["arch"])]
+        lines.append("  ".join(f"{c:>12}" if i < len(cells) - 1 else c for i, c in enumerate(cells)))
+    return "\n".join(lines)
+
+
+def _result_payload(store: Any, result: Any) -> dict[str, Any]:
+    job = store.job(result.job_id)
+    return {
+        "job_id": result.job_id,
+        "state": result.state,
+        "evaluations": result.evaluations,
+        "failed": result.failed,
+        "hypervolume": result.hypervolume,
+        "objectives": [o["metric"] for o in job.spec["objectives"]],
+        "front": [t.to_dict() for t in result.front],
+    }
+
+
+def _report(args: argparse.Namespace, store: Any, result: Any) -> None:
+    payload = _result_payload(store, result)
+    text = (
+        f"job {result.job_id}: {result.state}, {result.evaluations} evaluations ({result.failed} failed), "
+        f"hypervolume {_fmt(result.hypervolume)}\n"
+        + _front_table(payload["front"], payload["objectives"])
+        + f"\nmore: nas pareto {result.job_id} --plot front.png"
+    )
+    _emit(args, payload, text)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from nas.job import load_job
+    from nas.runner import run_job
+
+    spec = load_job(args.job)
+    if args.executor:
+        spec.executor = args.executor
+    store = _store(args)
+    created: list[str] = []
+    try:
+        result = run_job(spec, store, ray_address=args.ray_address, progress=not args.json, on_created=created.append)
+    except KeyboardInterrupt:
+        if created:
+            print(f"interrupted; continue with: nas resume {created[0]}", file=sys.stderr)
+        raise
+    _report(args, store, result)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from nas.runner import run_job
+
+    store = _store(args)
+    store.job(args.job_id)  # clear error for an unknown id
+    result = run_job(
+        None, store, job_id=args.job_id, ray_address=args.ray_address, executor=args.executor,
+        progress=not args.json,
+    )  # fmt: skip
+    _report(args, store, result)
+
+
+def cmd_jobs(args: argparse.Namespace) -> None:
+    store = _store(args)
+    rows = []
+    for job in store.jobs():
+        counts = store.counts(job.id)
+        fronts = store.fronts(job.id)
+        last = fronts[-1] if fronts else None
+        best: dict[str, float] = {}
+        if last is not None:
+            trials = {t.trial_id: t for t in store.trials(job.id, ["complete"])}
+            for o in job.spec["objectives"]:
+                values = [trials[i].metrics.get(o["metric"]) for i in last.trial_ids if i in trials]
+                values = [v for v in values if v is not None]
+                if values:
+                    best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
+        rows.append(
+            {
+                "job_id": job.id, "name": job.name, "state": job.state, "space": job.space_id,
+                "searcher": job.spec["searcher"]["kind"], "done": counts["complete"] + counts["failed"],
+                "failed": counts["failed"], "budget": job.budget, "best": best,
+                "hypervolume": last.hypervolume if last else None, "elapsed_s": round(job.elapsed_s, 1),
+            }
+        )  # fmt: skip
+    lines = [f"{'job':<24} {'name':<16} {'state':<12} {'searcher':<12} {'progress':>10}  best"]
+    for r in rows:
+        progress = f"{r['done']}/{r['budget'] if r['budget'] is not None else '-'}"
+        best = ", ".join(f"{k}={_fmt(v)}" for k, v in r["best"].items())
+        lines.append(
+            f"{r['job_id']:<24} {r['name'][:16]:<16} {r['state']:<12} {r['searcher']:<12} {progress:>10}  {best}"
+        )
+    _emit(args, rows, "\n".join(lines) if rows else "no jobs yet; start one with `nas search JOB.yaml`")
+
+
+def _latency_metric(objectives: list[dict[str, Any]], override: str | None) -> str | None:
+    if override:
+        return override
+    return next((o["metric"] for o in objectives if o["metric"].startswith("latency")), None)
+
+
+def cmd_pareto(args: argparse.Namespace) -> None:
+    from nas.pareto import Constraint, Objective, hypervolume, pareto_front
+    from nas.runner import reference_point
+
+    store = _store(args)
+    job = store.job(args.job_id)
+    objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]
+    constraints = [Constraint(c["metric"], c.get("min"), c.get("max")) for c in job.spec.get("constraints", [])]
+    latency = _latency_metric(job.spec["objectives"], args.latency_metric)
+    if args.max_latency is not None:
+        if latency is None:
+            raise ValueError("--max-latency: the job has no latency objective; name it with --latency-metric")
+        constraints.append(Constraint(latency, max=args.max_latency))
+    if args.min_accuracy is not None:
+        constraints.append(Constraint(args.accuracy_metric, min=args.min_accuracy))
+    trials = store.trials(job.id, ["complete"])
+    points = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in trials]
+    front = pareto_front(points, objectives, constraints) if points else []
+    ref = reference_point(points, objectives, job.spec.get("reference"))
+    hv = hypervolume(points, objectives, ref, constraints) if ref else None
+    rows = [trials[i].to_dict() for i in front]
+    order = objectives[-1]
+    rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
+    if args.plot:
+        plot_front(points, front, objectives, constraints, args.plot, title=f"{job.name} ({job.id})")
+    payload = {
+        "job_id": job.id,
+        "objectives": [o.metric for o in objectives],
+        "constraints": [c.__dict__ for c in constraints],
+        "evaluated": len(trials),
+        "hypervolume": hv,
+        "front": rows,
+        "plot": args.plot,
+    }
+    text = (
+        f"job {job.id} ({job.state}): {len(rows)} Pareto-optimal of {len(trials)} evaluated, hypervolume {_fmt(hv)}\n"
+        + _front_table(rows, [o.metric for o in objectives])
+        + (f"\nplot: {args.plot}" if args.plot else "")
+    )
+    _emit(args, payload, text)
+
+
+def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any, out: str,
+               title: str = "") -> None:  # fmt: skip
+    """Scatter of every evaluated arch (grey), the front highlighted, constraint bounds as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(objectives) < 2:
+        raise ValueError("--plot: needs at least two objectives")
+    y_obj, x_obj = objectives[0], objectives[1]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    xs = [p.get(x_obj.metric, math.nan) for p in points]
+    ys = [p.get(y_obj.metric, math.nan) for p in points]
+    ax.scatter(xs, ys, s=12, c="0.75", label="evaluated")
+    fx = [xs[i] for i in front]
+    fy = [ys[i] for i in front]
+    order = sorted(range(len(fx)), key=lambda i: fx[i])
+    ax.plot([fx[i] for i in order], [fy[i] for i in order], "-o", c="tab:red", ms=5, label="Pareto front")
+    for c in constraints:
+        for bound, sign in ((c.min, ">="), (c.max, "<=")):
+            if bound is None:
+                continue
+            if c.metric == x_obj.metric:
+                ax.axvline(bound, ls="--", c="tab:blue", lw=1, label=f"{c.metric} {sign} {bound:g}")
+            elif c.metric == y_obj.metric:
+                ax.axhline(bound, ls="--", c="tab:green", lw=1, label=f"{c.metric} {sign} {bound:g}")
+    ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
+    ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def add_search_commands(sub: Any) -> None:
+    def store_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("search", help="run a search job (YAML spec) and store its trials and Pareto front")
+    p.add_argument("job", help="job spec YAML")
+    p.add_argument("--ray-address", help="existing Ray cluster (default: local Ray)")
+    p.add_argument("--executor", choices=["ray", "local"], help="override the spec's executor")
+    store_args(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("resume", help="continue an interrupted job without re-evaluating stored trials")
+    p.add_argument("job_id")
+    p.add_argument("--ray-address", help="existing Ray cluster (default: local Ray)")
+    p.add_argument("--executor", choices=["ray", "local"], help="override the spec's executor")
+    store_args(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("jobs", help="list jobs with state, progress and best values")
+    store_args(p)
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("pareto", help="a job's Pareto front, optionally under extra bounds, with a plot")
+    p.add_argument("job_id")
+    p.add_argument("--max-latency", type=float, help="keep archs at most this latency (the job's latency metric)")
+    p.add_argument("--min-accuracy", type=float, help="keep archs with at least this accuracy")
+    p.add_argument("--latency-metric", help="metric --max-latency applies to (default: the latency objective)")
+    p.add_argument("--accuracy-metric", default="accuracy", help="metric --min-accuracy applies to")
+    p.add_argument("--plot", help="write a PNG of the front (dominated points grey, bounds as lines)")
+    store_args(p)
+    p.set_defaults(func=cmd_pareto)

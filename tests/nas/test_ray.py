@@ -1,0 +1,46 @@
+"""A search through Ray Tune on a local 2-CPU Ray cluster, with failing trials recorded as failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nas.job import job_from_dict
+from nas.runner import run_job
+from nas.store import Store
+from tests.nas.test_runner import spec_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+    )  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_tune_job_records_failed_trials_and_resumes(local_ray, tmp_path) -> None:
+    spec = spec_dict(executor="ray", parallelism=2, budget={"evaluations": 10}, searcher={"kind": "random"}, seed=1)
+    spec["evaluator"]["options"] = {"fail_when": 4}
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    first = run_job(job_from_dict(spec), store, progress=False, stop_after=6)
+    trials = store.trials(first.job_id)
+    assert first.state == "interrupted" and len(trials) == 6
+    result = run_job(None, store, job_id=first.job_id, progress=False)
+    trials = store.trials(result.job_id)
+    assert result.state == "done" and [t.trial_id for t in trials] == list(range(10))
+    assert len({t.arch_id for t in trials}) == 10
+    failed = [t for t in trials if t.state == "failed"]
+    complete = [t for t in trials if t.state == "complete"]
+    assert failed, "seed 1 proposes archs with x0 = 4, which the evaluator refuses"
+    assert all("cannot evaluate arch with x0=4" in t.error for t in failed)
+    assert all(t.arch["x"][0] != 4 for t in complete) and complete
+    workers = {t.worker for t in trials}
+    assert all(w and ":" in w for w in workers)  # host:pid of the Ray worker that evaluated it

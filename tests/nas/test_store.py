@@ -1,0 +1,80 @@
+"""Job store round trips on a real SQLite file (and PostgreSQL when NAS_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from nas.store import Store, StoreError
+from tests.nas.toy import ToySpace
+
+URLS = ["sqlite"]
+if os.environ.get("NAS_TEST_POSTGRES_URL"):
+    URLS.append("postgresql")
+
+
+@pytest.fixture(params=URLS)
+def store(request, tmp_path) -> Store:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else os.environ["NAS_TEST_POSTGRES_URL"]
+    s = Store(url)
+    yield s
+    s.close()
+
+
+def test_job_trial_front_and_artifact_round_trip(store: Store, tmp_path) -> None:
+    space = ToySpace()
+    archs = space.sample_unique(3, np.random.default_rng(0))
+    job = store.create_job("j", {"objectives": [{"metric": "acc", "direction": "max"}]}, space.space_id, budget=3)
+    assert store.job(job).state == "created" and store.job(job).budget == 3
+    for i, arch in enumerate(archs):
+        store.add_trial(job, i, arch, worker="w1")
+    store.add_trial(job, 0, archs[0], worker="w2")  # re-dispatch of a running trial is idempotent
+    store.finish_trial(job, 0, {"acc": 0.5, "lat": math.nan})
+    store.finish_trial(job, 1, None, error="RuntimeError: boom")
+    trials = store.trials(job)
+    assert [t.trial_id for t in trials] == [0, 1, 2]
+    assert trials[0].state == "complete" and trials[0].metrics == {"acc": 0.5, "lat": None}
+    assert trials[0].worker == "w2" and trials[0].finished_at is not None
+    assert space.make(trials[0].arch) == archs[0] and trials[0].arch_id == archs[0].arch_id
+    assert trials[1].state == "failed" and trials[1].error == "RuntimeError: boom" and trials[1].metrics == {}
+    assert trials[2].state == "running"
+    assert [t.trial_id for t in store.trials(job, ["running"])] == [2]
+    assert store.counts(job) == {"running": 1, "complete": 1, "failed": 1}
+    with pytest.raises(StoreError, match="already finished"):
+        store.add_trial(job, 0, archs[0])
+    with pytest.raises(StoreError, match="no trial 7"):
+        store.finish_trial(job, 7, {"acc": 1.0})
+
+    store.save_front(job, 2, [0], 0.25)
+    store.save_front(job, 3, [0, 2], 0.5)
+    fronts = store.fronts(job)
+    assert [(f.evaluations, f.trial_ids, f.hypervolume) for f in fronts] == [(2, [0], 0.25), (3, [0, 2], 0.5)]
+
+    blob = tmp_path / "table.json"
+    blob.write_bytes(b"{}")
+    record = store.add_artifact("latency_table", blob, job_id=job, meta={"device": "cpu"})
+    assert record.sha256 == "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    assert store.artifacts(job)[0].meta == {"device": "cpu"}
+    with pytest.raises(StoreError, match="not a file"):
+        store.add_artifact("x", tmp_path / "missing")
+
+    store.update_job(job, state="done", elapsed_s=1.5)
+    again = Store(store.url)  # a second connection sees the same data
+    assert again.job(job).state == "done" and again.job(job).elapsed_s == 1.5
+    assert [j.id for j in again.jobs()] == [job]
+
+
+def test_bad_urls_and_requests_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(StoreError, match="not a database URL"):
+        Store("runs/nas.db")
+    with pytest.raises(StoreError, match="cannot open"):
+        Store("nosuchdb://x/y")
+    store = Store(f"sqlite:///{tmp_path / 'sub' / 'dir' / 'a.db'}")  # parent folders are created
+    with pytest.raises(StoreError, match="job 'nope' not found"):
+        store.job("nope")
+    with pytest.raises(StoreError, match="state must be one of"):
+        job = store.create_job("j", {}, "toy", None)
+        store.update_job(job, state="paused")
