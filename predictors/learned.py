@@ -108,7 +108,12 @@ class Predictor:
         """Predicted mean per arch, and a standard deviation where the kind has one."""
         if not self._models:
             raise ValueError("predict: the predictor is not fitted")
-        x = self._features([self.space.make(a) for a in archs])
+        return self.predict_features(self._features([self.space.make(a) for a in archs]))
+
+    def predict_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` on precomputed ``space.features`` rows (callers that cache features)."""
+        if not self._models:
+            raise ValueError("predict: the predictor is not fitted")
         if self.kind == "gp":
             mean, std = self._models[0].predict(x, return_std=True)
             return mean * self._scale + self._mean, std * self._scale

@@ -2,17 +2,24 @@
 
 Each ask after the ``initial`` random trials:
 
-1. fits one learned predictor (``predictor``: gp | mlp | ridge | gbm, from
+1. fits one learned predictor (``predictor``: ridge | gp | mlp | gbm, from
    :mod:`predictors.learned`) per objective or constrained metric that is not cheap;
    cheap metrics (a latency table, FLOPs) come from the ``cheap`` function exactly;
 2. runs pymoo's NSGA-II on the surrogate (predicted means, cheap metrics) for
    ``generations`` generations of ``population`` archs, and pools its final
-   population with ``random_candidates`` random archs;
+   population with ``random_candidates`` random archs; a space of at most
+   ``exhaustive_below`` archs (NAS-Bench-201's 15,625) is scored whole instead;
 3. picks the batch greedily by hypervolume improvement of the observed front, with
    each candidate's predicted metrics made optimistic by ``kappa`` standard
-   deviations (upper confidence bound); picked archs join the front with their mean
-   predictions (kriging believer), so a batch spreads along the front. Candidates
-   that improve nothing are replaced by the most uncertain ones.
+   deviations (upper confidence bound, for predictors with a std: gp, mlp); picked
+   archs join the front with their mean predictions (kriging believer), so a batch
+   spreads along the front. Candidates that improve nothing are replaced by the most
+   uncertain ones.
+
+Defaults come from NAS-Bench-201 (benchmarks/search_nb201.py, seed 0, 200
+evaluations): ridge on one-hot features with ``kappa=0`` reached 99.3% of the true
+hypervolume, GP with ``kappa`` 0 / 1 / 2 reached 99.0 / 98.0 / 95.0% (the optimism
+spends evaluations on uncertain but poor archs).
 
 The predictor is refitted from the history at every ask, so a restore is exact.
 """
@@ -63,15 +70,19 @@ class PredictorLoopSearcher(Searcher):
         self.cheap_metrics = tuple(cheap_metrics)
         wanted = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
         self.predicted_metrics = tuple(dict.fromkeys(m for m in wanted if m not in self.cheap_metrics))
+        self._cheap_cache: dict[str, dict[str, float]] = {}
+        self._feature_cache: dict[str, np.ndarray] = {}
+        self._all: list[Arch] | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {
             "initial": 20,
-            "predictor": "gp",
-            "kappa": 1.0,
+            "predictor": "ridge",
+            "kappa": 0.0,
             "population": 100,
             "generations": 20,
             "random_candidates": 1000,
+            "exhaustive_below": 20000,
         }
 
     # ------------------------------------------------------------ surrogate
@@ -93,11 +104,16 @@ class PredictorLoopSearcher(Searcher):
         means: list[dict[str, float]] = [{} for _ in archs]
         stds: list[dict[str, float]] = [{} for _ in archs]
         if self.cheap is not None and self.cheap_metrics:
-            for m, s, cheap in zip(means, stds, self.cheap(archs)):
-                for name in self.cheap_metrics:
-                    m[name], s[name] = float(cheap[name]), 0.0
+            missing = [a for a in archs if a.arch_id not in self._cheap_cache]
+            if missing:
+                for arch, cheap in zip(missing, self.cheap(missing)):
+                    self._cheap_cache[arch.arch_id] = {name: float(cheap[name]) for name in self.cheap_metrics}
+            for m, s, arch in zip(means, stds, archs):
+                for name, value in self._cheap_cache[arch.arch_id].items():
+                    m[name], s[name] = value, 0.0
+        x = self._features(archs) if models else None
         for metric, model in models.items():
-            mean, std = model.predict(archs)
+            mean, std = model.predict_features(x)
             std = np.zeros_like(mean) if std is None else std
             for m, s, mu, sd in zip(means, stds, mean, std):
                 m[metric], s[metric] = float(mu), float(sd)
@@ -137,6 +153,36 @@ class PredictorLoopSearcher(Searcher):
         pop = result.pop.get("X") if result.pop is not None else np.empty((0, len(xl)))
         return [self.space.decode(np.clip(np.rint(row), xl, xu)) for row in pop]
 
+    @staticmethod
+    def _shortlist(order: np.ndarray, f: np.ndarray, size: int) -> np.ndarray:
+        """The candidates of the first non-dominated fronts (optimistic values) until ``size`` are kept."""
+        from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+        if len(order) <= size:
+            return order
+        kept: list[int] = []
+        for layer in NonDominatedSorting().do(f[order]):
+            kept.extend(int(order[i]) for i in layer)
+            if len(kept) >= size:
+                break
+        return np.array(kept)
+
+    def _features(self, archs: Sequence[Arch]) -> np.ndarray:
+        cache = self._feature_cache
+        for arch in archs:
+            if arch.arch_id not in cache:
+                cache[arch.arch_id] = self.space.features(arch).astype(np.float64)
+        return np.stack([cache[a.arch_id] for a in archs])
+
+    def _every_arch(self) -> list[Arch]:
+        import itertools
+
+        if self._all is None:
+            choices = [range(len(g.choices)) for g in self.space.genes]
+            unique = {a.arch_id: a for a in (self.space.decode(v) for v in itertools.product(*choices))}
+            self._all = list(unique.values())
+        return self._all
+
     def _minimise(self, metrics: Sequence[dict[str, float]]) -> np.ndarray:
         signs = [-1.0 if o.direction == "max" else 1.0 for o in self.objectives]
         return np.array([[s * m[o.metric] for s, o in zip(signs, self.objectives)] for m in metrics])
@@ -165,8 +211,11 @@ class PredictorLoopSearcher(Searcher):
         if len(done) < max(int(self.settings["initial"]), 4):
             return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
         models = self._fit(rng)
-        pool = self._surrogate_search(models, rng)
-        pool += self.space.sample_unique(int(self.settings["random_candidates"]), rng)
+        if self.space.size() <= int(self.settings["exhaustive_below"]):
+            pool = self._every_arch()
+        else:
+            pool = self._surrogate_search(models, rng)
+            pool += self.space.sample_unique(int(self.settings["random_candidates"]), rng)
         seen = set(self._seen)
         candidates: dict[str, Arch] = {}
         for arch in pool:
@@ -196,6 +245,11 @@ class PredictorLoopSearcher(Searcher):
         base = indicator(front) if len(front) else 0.0
         chosen: list[int] = []
         order = np.flatnonzero(feasible)
+        if len(front):  # only candidates not weakly dominated by the observed front can add volume
+            hope = norm(f_hope[order])
+            dominated = np.array([np.any(np.all(front <= h, axis=1)) for h in hope])
+            order = order[~dominated]
+        order = self._shortlist(order, f_hope, max(50, 10 * n))
         for _ in range(n):
             best, best_gain = -1, 0.0
             for i in order:
