@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nas.cli_search import add_search_commands
 
     add_search_commands(sub)
+    from nas.cli_latency import add_latency_commands
+
+    add_latency_commands(sub, _command_group)
 
     p = sub.add_parser("train", help="train a supernet through all progressive-shrinking phases")
     p.add_argument("config", help="training config (YAML)")

@@ -79,7 +79,12 @@ def _search(out: Path, seed: int, console: Any, progress: bool) -> dict[str, Any
     url = f"sqlite:///{out / 'nas.db'}"
     console.print(f"[bold]4. Search[/bold]: evolution, accuracy vs MACs, 24 subnets in local Ray workers -> {url}")
     store = Store(url)
-    result = run_job(job_from_dict(demo_job(out, seed)), store, progress=progress)
+    spec = job_from_dict(demo_job(out, seed))
+    previous = [j for j in store.jobs() if j.spec == spec.to_dict()]
+    if previous and previous[-1].state != "failed":  # reuse a finished search, resume an interrupted one
+        result = run_job(None, store, job_id=previous[-1].id, progress=progress)
+    else:
+        result = run_job(spec, store, progress=progress)
     table = Table(title=f"Pareto front of job {result.job_id} (holdout accuracy vs MACs)")
     for column in ("trial", "arch_id", "MACs (M)", "holdout acc"):
         table.add_column(column)

@@ -110,7 +110,16 @@ def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> 
     assert len(accuracies) == 8 and max(accuracies) > 0.8
     assert payload["extracted"]["max_abs_diff"] < 1e-4
     assert payload["not_yet_available"]
+    search = payload["search"]
+    assert search["evaluations"] == 24 and search["failed"] == 0 and search["front"]
+    front = search["front"]
+    assert all(t["state"] == "complete" and t["worker"] for t in front)
+    assert max(t["metrics"]["accuracy"] for t in front) > 0.8  # real holdout accuracy of searched subnets
+    macs = [t["metrics"]["macs"] for t in front]
+    accs = [t["metrics"]["accuracy"] for t in front]
+    assert macs == sorted(macs) and accs == sorted(accs)  # a front: more MACs only for more accuracy
     assert (out / "supernet.safetensors").is_file() and (out / "training_curves.png").is_file()
     # A second run reuses the trained supernet and reports the same numbers.
     again = json.loads(run("demo", "--json", "--out", str(out)).stdout)
     assert again["test_accuracy"] == payload["test_accuracy"] and again["subnets"] == payload["subnets"]
+    assert again["search"]["job_id"] == search["job_id"] and again["search"]["front"] == front

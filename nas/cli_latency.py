@@ -1,0 +1,94 @@
+"""``nas latency build`` and ``nas latency validate``: per-device latency lookup tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU here; build CPU tables with --device cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"--device: use cpu or cuda[:i], got {device!r}")
+
+
+def cmd_latency_build(args: argparse.Namespace) -> None:
+    from nas.space import create_space
+    from predictors.latency import build_table
+
+    _check_device(args.device)
+    _threads(args)
+    space = create_space(args.space, **({"config": args.config} if args.config else {}))
+    table = build_table(
+        space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
+        seed=args.seed, progress=not args.json,
+    )  # fmt: skip
+    table.save(args.out)
+    payload = {"out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction}
+    _emit(args, payload, f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}")
+
+
+def _metrics_line(name: str, m: dict[str, float]) -> str:
+    return (
+        f"{name:<10} within ±10%: {m['within_10pct'] * 100:5.1f}%   Spearman {m['spearman']:.3f}   "
+        f"MAPE {m['mape']:.1f}%   worst {m['max_rel_error'] * 100:.0f}%"
+    )
+
+
+def cmd_latency_validate(args: argparse.Namespace) -> None:
+    from nas.space import space_from_id
+    from predictors.latency import LatencyTable, validate_table
+
+    table = LatencyTable.load(args.table)
+    _check_device(table.device)
+    _threads(args)
+    space = space_from_id(table.space_id)
+    report = validate_table(table, space, args.archs, seed=args.seed, progress=not args.json)
+    lines = [f"{report['archs']} random subnets of {table.space_id} on {table.device}, batch {table.batch}:"]
+    lines.append(_metrics_line("table sum", report["table_sum"]))
+    if "corrected" in report:
+        lines.append(_metrics_line("corrected", report["corrected"]))
+    _emit(args, report, "\n".join(lines))
+
+
+def add_latency_commands(sub: Any, command_group: Any) -> None:
+    group = command_group(sub, "latency", "latency lookup tables measured on a device")
+    p = group.add_parser("build", help="measure every op signature of a space on a device")
+    p.add_argument("--space", default="ofa_mbv3")
+    p.add_argument("--config", help="space configuration preset (e.g. cifar)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--calibration", type=int, default=20, help="subnets measured end to end for the correction")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="table JSON")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_latency_build)
+    p = group.add_parser("validate", help="compare a table with end-to-end latency of random subnets")
+    p.add_argument("table")
+    p.add_argument("--archs", type=int, default=100)
+    p.add_argument("--threads", type=int, help="CPU threads (use the table's)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_latency_validate)

@@ -1,0 +1,346 @@
+"""Latency lookup tables measured on the target device, their validation and correction.
+
+A table holds, for one (space, device, dtype, batch size), the measured latency of
+every distinct op signature of the space: a static-config layer without its name
+(op kind, shapes, kernel, stride, expand, SE, activation). ``lookup(arch)`` sums the
+entries over ``static_config(arch)``. Ops run in isolation miss what a whole
+network adds (framework overhead between layers, cache effects), so a build also
+measures a few whole subnets and fits a small correction (ridge on the table sum
+and layer counts); ``predict`` applies it, ``lookup`` does not, and validation
+reports both.
+
+On CPU the entries are measured with the runtime the model is deployed with
+(torch eager, inference mode); on CUDA they come from the same modules (our Triton
+kernels will replace them when the kernels land; the table records which).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.arch import Arch
+from nas.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+INFERENCE_IGNORED = ("name", "dropout")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def signature(layer: Mapping[str, Any]) -> str:
+    """Canonical key of a static-config layer (its name and training-only fields dropped)."""
+    return json.dumps({k: v for k, v in layer.items() if k not in INFERENCE_IGNORED}, sort_keys=True)
+
+
+def cover_archs(space: SearchSpace) -> list[Arch]:
+    """Archs whose static configs together hold every op signature of the space.
+
+    For ``ofa_mbv3`` a block's signature depends on its position, kernel, expand and
+    the resolution, never on the depth of its stage: uniform (kernel, expand) choices
+    at every resolution with maximal depth cover them all.
+    """
+    if space.name != "ofa_mbv3":
+        raise NotImplementedError(f"latency tables: no op enumeration for space {space.space_id}")
+    cfg = space.config  # type: ignore[attr-defined]
+    archs = []
+    blocks = len(cfg.stage_widths) * max(cfg.depth_choices)
+    for r in cfg.resolutions:
+        for k in cfg.ks_choices:
+            for e in cfg.expand_choices:
+                archs.append(
+                    space.make(
+                        {
+                            "ks": [k] * blocks,
+                            "e": [e] * blocks,
+                            "d": [max(cfg.depth_choices)] * len(cfg.stage_widths),
+                            "r": r,
+                        }
+                    )
+                )
+    return archs
+
+
+def op_signatures(space: SearchSpace) -> dict[str, dict[str, Any]]:
+    """Every distinct op signature of the space with one example layer."""
+    out: dict[str, dict[str, Any]] = {}
+    for arch in cover_archs(space):
+        for layer in space.static_config(arch):
+            out.setdefault(signature(layer), dict(layer))
+    return out
+
+
+# ------------------------------------------------------------------ measuring
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: use one of {DTYPES}, got {dtype!r}")
+    return getattr(torch, dtype)
+
+
+def layer_module(layer: Mapping[str, Any]) -> tuple[Any, tuple[int, ...]]:
+    """A module computing one static-config layer, and its input shape (without batch)."""
+    from torch import nn
+
+    from search_spaces.ofa_mbv3.static import block_from_config, conv_from_config
+
+    op = layer["op"]
+    if op == "conv":
+        return conv_from_config(layer), (layer["in_ch"], layer["in_hw"], layer["in_hw"])
+    if op == "mbconv":
+        return block_from_config(layer), (layer["in_ch"], layer["in_hw"], layer["in_hw"])
+    if op == "pool":
+        return _GlobalPool(), (layer["in_ch"], layer["in_hw"], layer["in_hw"])
+    if op == "linear":
+        return nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"]), (layer["in_features"],)
+    raise ValueError(f"op: no latency module for layer kind {op!r}")
+
+
+class _GlobalPool:
+    """Global average pooling exactly as the static network computes it."""
+
+    def __call__(self, x: Any) -> Any:
+        return x.mean((2, 3), keepdim=True)
+
+    def to(self, *args: Any, **kwargs: Any) -> _GlobalPool:
+        return self
+
+    def eval(self) -> _GlobalPool:
+        return self
+
+
+def _timer(device: str) -> Callable[[Callable[[], Any]], Any]:
+    from kernels.bench import measure_cpu, measure_cuda
+
+    return measure_cuda if device.startswith("cuda") else measure_cpu
+
+
+def measure_module(module: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str) -> dict[str, float]:
+    """Times ``module`` on a random input of ``(batch, *shape)`` (inference mode)."""
+    import torch
+
+    dt = _torch_dtype(dtype)
+    module = module.to(device=device, dtype=dt).eval()
+    x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dt)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+        if hasattr(module, "parameters"):
+            module = module.to(memory_format=torch.channels_last)
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return module(x)
+
+    return _timer(device)(run).to_dict()
+
+
+def measure_layer(layer: Mapping[str, Any], batch: int, device: str, dtype: str) -> dict[str, float]:
+    module, shape = layer_module(layer)
+    return measure_module(module, shape, batch, device, dtype)
+
+
+def measure_arch(space: SearchSpace, arch: Arch, batch: int, device: str, dtype: str) -> dict[str, float]:
+    """End-to-end latency of the static subnet of ``arch`` (random weights: latency does not depend on them)."""
+    from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
+
+    config = space.static_config(arch)
+    net = StaticOFAMobileNetV3(config)
+    return measure_module(net, (config[0]["in_ch"], arch["r"], arch["r"]), batch, device, dtype)
+
+
+LayerTimer = Callable[[Mapping[str, Any]], Mapping[str, float]]
+ArchTimer = Callable[[Arch], Mapping[str, float]]
+
+
+# ------------------------------------------------------------------ the table
+@dataclass
+class LatencyTable:
+    space_id: str
+    device: str
+    dtype: str
+    batch: int
+    entries: dict[str, dict[str, float]]
+    environment: dict[str, Any] = field(default_factory=dict)
+    correction: dict[str, Any] | None = None
+    source: str = "torch-eager"
+
+    def _layers(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
+        if space.space_id != self.space_id:
+            raise ValueError(f"latency table is for space {self.space_id}, not {space.space_id}")
+        return space.static_config(space.make(arch))
+
+    def lookup(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> float:
+        """Sum of the table entries over the arch's layers (ms)."""
+        total = 0.0
+        for layer in self._layers(space, arch):
+            entry = self.entries.get(signature(layer))
+            if entry is None:
+                raise KeyError(
+                    f"op {signature(layer)} is not in the table; rebuild it with `nas latency build` for this space"
+                )
+            total += entry["mean_ms"]
+        return total
+
+    def features(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[float]:
+        """Inputs of the correction: table sum, number of MBConv blocks (the other layers are fixed), 1."""
+        layers = self._layers(space, arch)
+        return [self.lookup(space, arch), float(sum(ly["op"] == "mbconv" for ly in layers)), 1.0]
+
+    def predict(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> float:
+        """Corrected latency (ms) when the table has a correction, else the plain sum."""
+        if not self.correction:
+            return self.lookup(space, arch)
+        return float(np.dot(self.correction["coef"], self.features(space, arch)))
+
+    def fit_correction(self, space: SearchSpace, archs: Sequence[Arch], measured: Sequence[float]) -> None:
+        """Least-squares correction of the sums on relative error (ridge-regularised)."""
+        x = np.array([self.features(space, a) for a in archs])
+        y = np.asarray(measured, dtype=float)
+        w = 1.0 / y  # weight rows by 1/latency: minimises relative, not absolute, error
+        xw, yw = x * w[:, None], y * w
+        alpha = 1e-10 * np.trace(xw.T @ xw) / x.shape[1]
+        coef = np.linalg.solve(xw.T @ xw + alpha * np.eye(x.shape[1]), xw.T @ yw)
+        self.correction = {
+            "kind": "linear",
+            "features": ["table_sum_ms", "mbconv_blocks", "bias"],
+            "coef": coef.tolist(),
+            "calibration_archs": len(archs),
+        }
+
+    # -------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "space_id": self.space_id,
+            "device": self.device,
+            "dtype": self.dtype,
+            "batch": self.batch,
+            "source": self.source,
+            "environment": self.environment,
+            "correction": self.correction,
+            "entries": self.entries,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        space_id: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch: int | None = None,
+    ) -> LatencyTable:
+        """Reads a table; refuses one built for another space, device, dtype or batch size."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{path}: latency table not found; build one with `nas latency build`")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a latency table ({exc})") from exc
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported latency-table format {data.get('format')!r}")
+        wanted = {"space_id": space_id, "device": device, "dtype": dtype, "batch": batch}
+        for key, value in wanted.items():
+            if value is not None and data[key] != value:
+                raise ValueError(
+                    f"{path}: table built for {key} {data[key]!r}, not {value!r}; build one with "
+                    f"`nas latency build` for this {key.replace('_id', '')}"
+                )
+        return cls(
+            data["space_id"], data["device"], data["dtype"], int(data["batch"]), data["entries"],
+            data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
+        )  # fmt: skip
+
+
+def build_table(
+    space: SearchSpace,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch: int = 1,
+    calibration_archs: int = 20,
+    seed: int = 0,
+    layer_timer: LayerTimer | None = None,
+    arch_timer: ArchTimer | None = None,
+    progress: bool = True,
+) -> LatencyTable:
+    """Measures every op signature of the space, then fits the correction on random subnets."""
+    from tqdm import tqdm
+
+    from kernels.bench import environment
+
+    if batch < 1:
+        raise ValueError(f"batch: must be >= 1, got {batch}")
+    _torch_dtype(dtype)
+    layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype))
+    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype))
+    signatures = op_signatures(space)
+    entries = {}
+    for sig, layer in tqdm(signatures.items(), desc="op latency", disable=not progress):
+        entries[sig] = dict(layer_timer(layer))
+    table = LatencyTable(space.space_id, device, dtype, batch, entries, environment(device))
+    if calibration_archs > 0:
+        archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
+        measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="calibration", disable=not progress)]
+        table.fit_correction(space, archs, measured)
+    return table
+
+
+def latency_metrics(predicted: Sequence[float], measured: Sequence[float], tolerance: float = 0.10) -> dict[str, float]:
+    """Share within ``tolerance`` of measured, Spearman rho and mean absolute percentage error."""
+    from scipy.stats import spearmanr
+
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = np.abs(p - m) / m
+    return {
+        "within_10pct": float(np.mean(rel <= tolerance)),
+        "spearman": float(spearmanr(p, m).statistic) if len(p) > 2 else math.nan,
+        "mape": float(np.mean(rel) * 100),
+        "max_rel_error": float(rel.max()),
+    }
+
+
+def validate_table(
+    table: LatencyTable,
+    space: SearchSpace,
+    num_archs: int = 100,
+    *,
+    seed: int = 1,
+    arch_timer: ArchTimer | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measures random subnets end to end and compares them with the table (plain and corrected)."""
+    from tqdm import tqdm
+
+    if space.space_id != table.space_id:
+        raise ValueError(f"latency table is for space {table.space_id}, not {space.space_id}")
+    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype))
+    archs = space.sample_unique(num_archs, np.random.default_rng([seed, 2]))
+    measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="validate", disable=not progress)]
+    out: dict[str, Any] = {
+        "space_id": table.space_id, "device": table.device, "dtype": table.dtype, "batch": table.batch,
+        "archs": len(archs), "table_sum": latency_metrics([table.lookup(space, a) for a in archs], measured),
+    }  # fmt: skip
+    if table.correction:
+        out["corrected"] = latency_metrics([table.predict(space, a) for a in archs], measured)
+    out["measured_ms"] = {"min": float(min(measured)), "max": float(max(measured))}
+    return out

@@ -1,0 +1,107 @@
+"""Latency tables: op enumeration, exact sums with a fake clock, refusal of mismatched tables, statistics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nas.space import create_space
+from predictors.flops import layer_cost
+from predictors.latency import (
+    LatencyTable,
+    build_table,
+    latency_metrics,
+    op_signatures,
+    signature,
+    validate_table,
+)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return create_space("ofa_mbv3", config="cifar")
+
+
+def fake_layer_ms(layer) -> float:
+    """A deterministic 'clock': latency proportional to MACs plus a per-layer constant."""
+    return layer_cost(layer).macs / 1e7 + 0.01
+
+
+def fake_layer_timer(layer):
+    return {"mean_ms": fake_layer_ms(layer), "std_ms": 0.0, "median_ms": fake_layer_ms(layer), "count": 1}
+
+
+def fake_arch_timer_for(space, overhead_ms: float, per_layer_ms: float):
+    def timer(arch):
+        layers = space.static_config(arch)
+        total = sum(fake_layer_ms(ly) for ly in layers) + overhead_ms + per_layer_ms * len(layers)
+        return {"mean_ms": total}
+
+    return timer
+
+
+def test_enumeration_covers_every_layer_of_random_subnets(space) -> None:
+    signatures = op_signatures(space)
+    seen = set()
+    for arch in space.sample_unique(300, np.random.default_rng(0)):
+        seen |= {signature(layer) for layer in space.static_config(arch)}
+    assert seen <= set(signatures)
+    # 5 stages x (first block + later blocks) x 3 kernels x 3 expands x 3 resolutions, minus
+    # stride-1 stages whose first block equals the later ones, plus stem/head layers.
+    assert 150 < len(signatures) < 400
+    assert all('"name"' not in s and '"dropout"' not in s for s in signatures)
+
+
+def test_fake_clock_gives_exact_sums_and_correction(space, tmp_path) -> None:
+    timer = fake_arch_timer_for(space, overhead_ms=0.5, per_layer_ms=0.02)
+    table = build_table(space, calibration_archs=12, layer_timer=fake_layer_timer, arch_timer=timer, progress=False)
+    arch = space.sample(np.random.default_rng(5))
+    expected = sum(fake_layer_ms(layer) for layer in space.static_config(arch))
+    assert table.lookup(space, arch) == pytest.approx(expected, rel=1e-12)
+    # the correction learns the constant and per-layer overhead exactly
+    assert table.predict(space, arch) == pytest.approx(timer(arch)["mean_ms"], rel=1e-6)
+    report = validate_table(table, space, 20, arch_timer=timer, progress=False)
+    assert report["corrected"]["within_10pct"] == 1.0 and report["corrected"]["mape"] < 1e-4
+    assert report["table_sum"]["mape"] > 1.0  # the plain sum misses the overhead
+    path = table.save(tmp_path / "table.json")
+    again = LatencyTable.load(path, space_id=space.space_id, device="cpu", dtype="float32", batch=1)
+    assert again.lookup(space, arch) == table.lookup(space, arch) and again.correction == table.correction
+
+
+def test_mismatched_tables_are_refused(space, tmp_path) -> None:
+    table = LatencyTable(space.space_id, "cpu", "float32", 1, {})
+    path = table.save(tmp_path / "t.json")
+    with pytest.raises(ValueError, match="built for device 'cpu', not 'cuda'"):
+        LatencyTable.load(path, device="cuda")
+    with pytest.raises(ValueError, match="built for batch 1, not 64"):
+        LatencyTable.load(path, batch=64)
+    with pytest.raises(ValueError, match="built for space_id 'ofa_mbv3/cifar', not 'ofa_mbv3/mnist'"):
+        LatencyTable.load(path, space_id="ofa_mbv3/mnist")
+    other = create_space("ofa_mbv3", config="mnist")
+    with pytest.raises(ValueError, match="table is for space ofa_mbv3/cifar, not ofa_mbv3/mnist"):
+        table.lookup(other, other.min_arch())
+    with pytest.raises(KeyError, match="not in the table"):
+        table.lookup(space, space.min_arch())
+    (tmp_path / "bad.json").write_text(json.dumps({"format": 99}))
+    with pytest.raises(ValueError, match="unsupported latency-table format"):
+        LatencyTable.load(tmp_path / "bad.json")
+
+
+def test_latency_metrics_on_constructed_data() -> None:
+    measured = [1.0, 2.0, 3.0, 4.0]
+    predicted = [1.05, 2.5, 2.9, 4.0]  # errors 5%, 25%, 3.3%, 0%
+    m = latency_metrics(predicted, measured)
+    assert m["within_10pct"] == 0.75
+    assert m["mape"] == pytest.approx((5 + 25 + 100 / 30 + 0) / 4)
+    assert m["spearman"] == pytest.approx(1.0)
+    assert m["max_rel_error"] == pytest.approx(0.25)
+
+
+def test_real_measurement_of_one_layer_is_positive(space) -> None:
+    from predictors.latency import measure_layer
+
+    layer = next(iter(op_signatures(space).values()))
+    timing = measure_layer(layer, batch=1, device="cpu", dtype="float32")
+    assert timing["mean_ms"] > 0 and timing["count"] >= 1 and timing["p20_ms"] <= timing["p80_ms"]
