@@ -117,6 +117,10 @@ class TabularEvaluator(CheapMetricsMixin, Evaluator):
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         return self.inner.evaluate(archs)
 
+    def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        names = self.cheap_metrics
+        return [{k: v for k, v in m.items() if k in names} for m in self.inner.evaluate(archs)]
+
 
 class PredictorEvaluator(CostMixin, Evaluator):
     """A saved learned predictor (mean prediction) plus MACs/params."""

@@ -68,15 +68,23 @@ def test_local_job_records_failures_and_the_front(tmp_path) -> None:
     assert hvs == sorted(hvs)  # fixed reference: hypervolume never decreases
 
 
-def test_stop_and_resume_evaluates_each_arch_once(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["evolution", "tpe", "predictor"])
+def test_stop_and_resume_evaluates_each_arch_once(tmp_path, kind: str) -> None:
     store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
     evaluator = ToyEvaluator()
-    first = run_job(job_from_dict(spec_dict()), store, progress=False, evaluator=evaluator, stop_after=10)
+    spec = job_from_dict(spec_dict(searcher={"kind": kind, "settings": {}}))
+    first = run_job(spec, store, progress=False, evaluator=evaluator, stop_after=10)
     assert first.state == "interrupted" and first.evaluations == 10
     second = run_job(None, store, job_id=first.job_id, progress=False, evaluator=evaluator)
     assert second.state == "done" and second.evaluations == 24
     assert len(evaluator.calls) == len(set(evaluator.calls)) == 24
     assert [t.trial_id for t in store.trials(first.job_id)] == list(range(24))
+    if kind == "tpe":  # Optuna's study lives in the same database, one trial per evaluation
+        import optuna
+
+        study = optuna.load_study(study_name=f"nas-{first.job_id}", storage=store.url)
+        finished = [t for t in study.trials if t.state.name == "COMPLETE" and "nas_trial_id" in t.user_attrs]
+        assert sorted(t.user_attrs["nas_trial_id"] for t in finished) == list(range(24))
 
 
 def test_budget_and_spec_errors_are_clear(tmp_path) -> None:
