@@ -1,0 +1,1 @@
+"""Squeeze-and-excitation: global average pool, FC + ReLU, FC + h-sigmoid, channel gating."""
