@@ -31,7 +31,7 @@ def pointwise_kernel(
     x_ptr, w_ptr, scale_ptr, shift_ptr, res_ptr, y_ptr,
     M, N, K,
     stride_xm, stride_xk, stride_wn, stride_wk, stride_rm, stride_rn, stride_ym, stride_yn,
-    ACT: tl.constexpr, HAS_RES: tl.constexpr, PRECISION: tl.constexpr,
+    ACT: tl.constexpr, HAS_RES: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
@@ -49,6 +49,9 @@ def pointwise_kernel(
             w_ptr + rn[None, :] * stride_wn + rk[:, None] * stride_wk,
             mask=(rn[None, :] < N) & (rk[:, None] < K), other=0.0,
         )  # fmt: skip
+        if UPCAST:  # the CPU interpreter has no bfloat16 products: multiply in float32 there
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
         acc += tl.dot(a, b, input_precision=PRECISION)
     scale = tl.load(scale_ptr + rn, mask=rn < N, other=0.0)
     shift = tl.load(shift_ptr + rn, mask=rn < N, other=0.0)

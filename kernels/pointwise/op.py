@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels import KernelInputError, activation_code, check_tensor
+from kernels import KernelInputError, activation_code, check_tensor, interpreted
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -67,5 +67,6 @@ def pointwise_conv(
         xm.stride(0), xm.stride(1), wm.stride(0), wm.stride(1), rm.stride(0), rm.stride(1),
         ym.stride(0), ym.stride(1),
         ACT=code, HAS_RES=residual is not None, PRECISION=precision,
+        UPCAST=interpreted() and x.dtype == torch.bfloat16,
     )  # fmt: skip
     return y

@@ -93,7 +93,7 @@ def test_wrappers_reject_bad_input(device) -> None:
         depthwise_conv(x, rand(8, 1, 4, 4, device=device), ones, ones)
     with pytest.raises(KernelInputError, match="stride: use 1 or 2"):
         depthwise_conv(x, rand(8, 1, 3, 3, device=device), ones, ones, stride=3)
-    with pytest.raises(KernelInputError, match="dtype torch.float64 not supported"):
+    with pytest.raises(KernelInputError, match=r"dtype torch\.float64 not supported"):
         depthwise_conv(x.double(), rand(8, 1, 3, 3, device=device), ones, ones)
     with pytest.raises(KernelInputError, match="expected 4 dimensions"):
         pointwise_conv(x[0], rand(4, 8, device=device), ones[:4], ones[:4])
