@@ -34,6 +34,7 @@ class PredictorSpec:
     kind: str
     path: str
     metric: str = "accuracy"
+    latency_table: str | None = None
 
 
 @dataclass
@@ -43,6 +44,7 @@ class SupernetSpec:
     split: str = "holdout"
     recal_batches: int = 10
     threads: int | None = None
+    latency_table: str | None = None
 
     def validate(self, path: str) -> None:
         if self.split not in ("holdout", "test"):
@@ -85,14 +87,34 @@ def _has_cost(space: SearchSpace) -> bool:
 
 
 class CostMixin(CheapMetricsMixin):
+    """MACs/params from the static config, and ``latency_ms@<device>`` from a latency table if given."""
+
     space: SearchSpace
+    table: Any = None
+
+    def _load_table(self, path: str | None) -> None:
+        from predictors.latency import LatencyTable
+
+        self.table = LatencyTable.load(path, space_id=self.space.space_id) if path else None
+
+    @property
+    def latency_metric(self) -> str | None:
+        return f"latency_ms@{self.table.device}" if self.table is not None else None
 
     @property
     def cheap_metrics(self) -> tuple[str, ...]:
-        return ("macs", "params") if _has_cost(self.space) else ()
+        names = ("macs", "params") if _has_cost(self.space) else ()
+        return names + ((self.latency_metric,) if self.table is not None else ())
 
     def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
-        return [_cost(self.space, self.space.make(a)) or {} for a in archs]
+        out = []
+        for arch in archs:
+            arch = self.space.make(arch)
+            row = _cost(self.space, arch) or {}
+            if self.table is not None:
+                row[self.latency_metric] = self.table.predict(self.space, arch)
+            out.append(row)
+        return out
 
 
 class TabularEvaluator(CheapMetricsMixin, Evaluator):
@@ -131,6 +153,7 @@ class PredictorEvaluator(CostMixin, Evaluator):
         self.space = space
         self.metric = spec.metric
         self.predictor = Predictor.load(spec.path, space)
+        self._load_table(spec.latency_table)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -141,7 +164,7 @@ class PredictorEvaluator(CostMixin, Evaluator):
         out = []
         for i, arch in enumerate(archs):
             row = {self.metric: float(mean[i]), f"{self.metric}_std": float(std[i]) if std is not None else 0.0}
-            row.update(_cost(self.space, self.space.make(arch)) or {})
+            row.update(self.evaluate_cheap([arch])[0])
             out.append(row)
         return out
 
@@ -171,6 +194,7 @@ class SupernetEvaluator(CostMixin, Evaluator):
         self.spec = spec
         self.supernet = supernet.eval()
         self.dataset = _dataset(supernet, meta)
+        self._load_table(spec.latency_table)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -188,7 +212,7 @@ class SupernetEvaluator(CostMixin, Evaluator):
                 m = evaluate_subnet(
                     self.supernet, arch, self.dataset, self.spec.split, recal_batches=self.spec.recal_batches
                 )
-                out.append({"accuracy": m["accuracy"], "loss": m["loss"], **(_cost(self.space, arch) or {})})
+                out.append({"accuracy": m["accuracy"], "loss": m["loss"], **self.evaluate_cheap([arch])[0]})
         return out
 
 
@@ -291,7 +315,7 @@ def build_evaluator(spec: Mapping[str, Any], space: SearchSpace) -> Evaluator:
         raise ConfigError(f"evaluator.kind: {kind!r} is not one of {sorted(_KINDS)}")
     spec_cls, evaluator_cls = _KINDS[kind]
     parsed = from_dict(spec_cls, dict(spec), "evaluator")
-    for name in ("accuracy_csv", "latency_csv", "path", "checkpoint"):
+    for name in ("accuracy_csv", "latency_csv", "path", "checkpoint", "latency_table"):
         value = getattr(parsed, name, None)
         if value is not None and not os.path.exists(value):
             raise ConfigError(f"evaluator.{name}: {value} not found")

@@ -115,9 +115,12 @@ def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> 
     front = search["front"]
     assert all(t["state"] == "complete" and t["worker"] for t in front)
     assert max(t["metrics"]["accuracy"] for t in front) > 0.8  # real holdout accuracy of searched subnets
-    macs = [t["metrics"]["macs"] for t in front]
+    lat = [t["metrics"]["latency_ms@cpu"] for t in front]
     accs = [t["metrics"]["accuracy"] for t in front]
-    assert macs == sorted(macs) and accs == sorted(accs)  # a front: more MACs only for more accuracy
+    assert lat == sorted(lat) and accs == sorted(accs)  # a front: more latency only for more accuracy
+    table = payload["latency_table"]
+    assert table["ops"] > 20 and (out / "latency_cpu_b1.json").is_file()
+    assert table["validation"]["archs"] == 20 and 0 <= table["validation"]["corrected"]["within_10pct"] <= 1
     assert (out / "supernet.safetensors").is_file() and (out / "training_curves.png").is_file()
     # A second run reuses the trained supernet and reports the same numbers.
     again = json.loads(run("demo", "--json", "--out", str(out)).stdout)
