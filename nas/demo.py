@@ -48,9 +48,7 @@ DEMO_TRAINING: dict[str, Any] = {
     ],
 }
 
-NOT_YET_AVAILABLE = (
-    ("export of the best model per latency budget", "after issue 6"),
-)
+NOT_YET_AVAILABLE = (("export of the best model per latency budget", "after issue 6"),)
 
 
 LATENCY_TABLE = "latency_cpu_b1.json"

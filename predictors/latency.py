@@ -10,8 +10,9 @@ and layer counts); ``predict`` applies it, ``lookup`` does not, and validation
 reports both.
 
 On CPU the entries are measured with the runtime the model is deployed with
-(torch eager, inference mode); on CUDA they come from the same modules (our Triton
-kernels will replace them when the kernels land; the table records which).
+(torch eager, inference mode); on CUDA, MBConv blocks and 1x1 convolutions run on
+our Triton kernels (``backend="triton"``; the table records its ``source``), the
+stem's full convolution and pooling on torch.
 """
 
 from __future__ import annotations
@@ -143,8 +144,70 @@ def measure_module(module: Any, shape: tuple[int, ...], batch: int, device: str,
     return _timer(device)(run).to_dict()
 
 
-def measure_layer(layer: Mapping[str, Any], batch: int, device: str, dtype: str) -> dict[str, float]:
+BACKENDS = ("torch", "triton")
+
+
+def default_backend(device: str) -> str:
+    """Triton kernels on CUDA (when they can run), the deployment runtime (torch eager) on CPU."""
+    if device.startswith("cuda"):
+        from kernels import available
+
+        return "triton" if available() else "torch"
+    return "torch"
+
+
+def triton_module(layer: Mapping[str, Any], device: str, dtype: str) -> Any | None:
+    """The layer on our Triton kernels (MBConv blocks and 1x1 convs), or None for torch-only layers."""
+    import torch
+
+    from kernels.mbconv import MBConvRunner
+    from kernels.reference import fold_bn
+
+    module, _ = layer_module(layer)
+    dt = _torch_dtype(dtype)
+    if layer["op"] == "mbconv":
+        return MBConvRunner(module.eval(), dt, device)
+    if layer["op"] == "conv" and layer["kernel"] == 1 and layer.get("groups", 1) == 1:
+        from kernels.pointwise.op import pointwise_conv
+
+        scale, shift = fold_bn(module.bn, layer["out_ch"])
+        weight = module.conv.weight.detach().to(device=device, dtype=dt)
+        scale, shift = scale.to(device), shift.to(device)
+        act = layer["act"]
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return pointwise_conv(x, weight, scale, shift, act)
+
+        return run
+    return None
+
+
+class _Callable:
+    """Adapts a function to the ``.to`` / ``.eval`` calls :func:`measure_module` makes."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, x: Any) -> Any:
+        return self.fn(x)
+
+    def to(self, *args: Any, **kwargs: Any) -> _Callable:
+        return self
+
+    def eval(self) -> _Callable:
+        return self
+
+
+def measure_layer(
+    layer: Mapping[str, Any], batch: int, device: str, dtype: str, backend: str = "torch"
+) -> dict[str, float]:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
     module, shape = layer_module(layer)
+    if backend == "triton":
+        fast = triton_module(layer, device, dtype)
+        if fast is not None:
+            module = _Callable(fast)
     return measure_module(module, shape, batch, device, dtype)
 
 
@@ -281,9 +344,13 @@ def build_table(
     seed: int = 0,
     layer_timer: LayerTimer | None = None,
     arch_timer: ArchTimer | None = None,
+    backend: str | None = None,
     progress: bool = True,
 ) -> LatencyTable:
-    """Measures every op signature of the space, then fits the correction on random subnets."""
+    """Measures every op signature of the space, then fits the correction on random subnets.
+
+    ``backend``: ``torch`` (eager, the CPU default) or ``triton`` (our kernels, the CUDA default).
+    """
     from tqdm import tqdm
 
     from kernels.bench import environment
@@ -291,13 +358,17 @@ def build_table(
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
     _torch_dtype(dtype)
-    layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype))
+    backend = backend or default_backend(device)
+    layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend))
     arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype))
     signatures = op_signatures(space)
     entries = {}
     for sig, layer in tqdm(signatures.items(), desc="op latency", disable=not progress):
         entries[sig] = dict(layer_timer(layer))
-    table = LatencyTable(space.space_id, device, dtype, batch, entries, environment(device))
+    table = LatencyTable(
+        space.space_id, device, dtype, batch, entries, environment(device),
+        source="triton" if backend == "triton" else "torch-eager",
+    )  # fmt: skip
     if calibration_archs > 0:
         archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
         measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="calibration", disable=not progress)]

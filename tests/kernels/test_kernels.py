@@ -131,3 +131,21 @@ def test_mbconv_runner_matches_the_static_block(device, layer) -> None:
         ref = block(x)
     y = MBConvRunner(block, torch.float32, device)(x.to(device))
     close(y.cpu(), ref, torch.float32)
+
+
+def test_latency_layer_on_triton_backend_runs_and_matches_torch(device) -> None:
+    """The latency-table path that times our kernels computes what the torch layer computes."""
+    from nas.space import create_space
+    from predictors.latency import layer_module, op_signatures, triton_module
+
+    space = create_space("ofa_mbv3", config="mnist")
+    layers = [ly for ly in op_signatures(space).values() if ly["op"] in ("mbconv", "conv") and ly["in_hw"] <= 8]
+    block = next(ly for ly in layers if ly["op"] == "mbconv")
+    pointwise = next(ly for ly in layers if ly["op"] == "conv" and ly["kernel"] == 1)
+    for layer in (block, pointwise):
+        module, shape = layer_module(layer)
+        module.eval()
+        fast = triton_module(layer, device, "float32")
+        x = rand(2, *shape)
+        with torch.no_grad():
+            close(fast(x.to(device)).cpu(), module(x), torch.float32)
