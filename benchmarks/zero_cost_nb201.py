@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import write_result
-from predictors.proxy_eval import proxy_batch, score_nb201
+from predictors.proxy_eval import PerArchBatches, proxy_batch, score_nb201
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -27,11 +27,18 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED / "cifar10" / "cifar10_jpg.tar.xz"))
     parser.add_argument("--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot,zen,params,flops")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/zero_cost_nb201_cifar10.json")
+    parser.add_argument(
+        "--batch-per-arch", action="store_true",
+        help="a fresh augmented batch per arch (the released code's protocol) instead of one fixed batch",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", help="result JSON (default: benchmarks/results/zero_cost_nb201_cifar10[_perarch].json)"
+    )
     args = parser.parse_args()
-    out = Path(args.out)
+    default = "zero_cost_nb201_cifar10_perarch.json" if args.batch_per_arch else "zero_cost_nb201_cifar10.json"
+    out = Path(args.out or f"benchmarks/results/{default}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    batch = proxy_batch(args.data, 64, args.seed)
+    batch = PerArchBatches(args.data, 64, args.seed) if args.batch_per_arch else proxy_batch(args.data, 64, args.seed)
     result = score_nb201(
         args.proxies.split(","),
         args.archs,
@@ -41,7 +48,9 @@ def main() -> None:
         seed=args.seed,
         results_path=out.with_suffix(".jsonl"),
     )
-    write_result(out, {"benchmark": "zero_cost_nb201", **result})
+    write_result(
+        out, {"benchmark": "zero_cost_nb201", "batch": "per-arch" if args.batch_per_arch else "fixed", **result}
+    )
     for name, m in result["proxies"].items():
         published = m.get("published_spearman")
         print(

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,18 +77,44 @@ def proxy_batch(data_root: str | Path, batch_size: int = 64, seed: int = 0) -> t
     return next(loader.epoch(0))
 
 
+class PerArchBatches:
+    """A different augmented training batch for every arch (seeded by the arch index).
+
+    This is the protocol of Abdelfattah et al.'s released code, which draws a batch from
+    an augmenting (random crop + flip) training loader inside the per-network loop;
+    the default here is one fixed batch for all archs.
+    """
+
+    def __init__(self, data_root: str | Path, batch_size: int = 64, seed: int = 0) -> None:
+        from search_spaces.datasets import load_dataset
+
+        self.dataset = load_dataset("cifar10", data_root)
+        self.batch_size, self.seed = batch_size, seed
+
+    def __call__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from search_spaces.datasets import BatchLoader
+
+        loader = BatchLoader(
+            self.dataset.train, self.dataset, self.batch_size, train=True, seed=self.seed * 1_000_003 + index
+        )
+        return next(loader.epoch(0))
+
+
 def score_nb201(
     proxies: Sequence[str],
     num_archs: int,
     accuracy_csv: str | Path,
-    batch: tuple[torch.Tensor, torch.Tensor],
+    batch: tuple[torch.Tensor, torch.Tensor] | Callable[[int], tuple[torch.Tensor, torch.Tensor]],
     *,
     dataset: str = "cifar10",
     seed: int = 0,
     results_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Scores ``num_archs`` random NB201 archs and correlates each proxy with accuracy."""
+    """Scores ``num_archs`` random NB201 archs and correlates each proxy with accuracy.
+
+    ``batch`` is one fixed batch for every arch, or a function of the arch index giving each its own.
+    """
     from tqdm import tqdm
 
     from predictors.zero_cost import PROXIES, score
@@ -127,10 +153,11 @@ def score_nb201(
             torch.manual_seed(seed * 100_003 + index)
             net = NB201Network(arch, num_classes=NUM_CLASSES.get(dataset, 10))
         scores, seconds = {}, {}
+        arch_batch = batch(index) if callable(batch) else batch
         for name in proxies:
             start = time.perf_counter()
             try:
-                scores[name] = score(name, net, batch, seed=seed)
+                scores[name] = score(name, net, arch_batch, seed=seed)
             except (FloatingPointError, RuntimeError, ValueError) as exc:
                 logger.warning("arch %d: %s failed: %s", index, name, exc)
                 scores[name] = float("nan")
