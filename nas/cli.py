@@ -8,6 +8,7 @@ only by the commands that need them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.cli_output import emit
 from nas.space import SearchSpace, create_space, list_spaces
 
 
@@ -61,12 +63,6 @@ def _cost(space: SearchSpace, arch: Any) -> dict[str, int] | None:
     return {"macs": cost.macs, "params": cost.params}
 
 
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        json.dump(payload, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 # ------------------------------------------------------------------ commands
@@ -81,7 +77,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
             presets = sorted(PRESETS)
         rows.append({"name": name, "space_id": space.space_id, "size": space.size(), "configs": presets})
     text = "\n".join(f"{r['name']:<12} size {r['size']:.3e}  configs: {', '.join(r['configs']) or '-'}" for r in rows)
-    _emit(args, rows, text)
+    emit(args, rows, text)
 
 
 def cmd_space_info(args: argparse.Namespace) -> None:
@@ -90,7 +86,7 @@ def cmd_space_info(args: argparse.Namespace) -> None:
     for label, arch in (("max_arch", space.max_arch()), ("min_arch", space.min_arch())):
         info[label] = {"arch": arch.to_dict(), "arch_id": arch.arch_id, **(_cost(space, arch) or {})}
     lines = [f"{k}: {v}" for k, v in info.items() if k != "config"]
-    _emit(args, info, "\n".join(lines))
+    emit(args, info, "\n".join(lines))
 
 
 def cmd_space_sample(args: argparse.Namespace) -> None:
@@ -105,7 +101,7 @@ def cmd_space_sample(args: argparse.Namespace) -> None:
     for row in rows:
         cost = f"  MACs {row['macs'] / 1e6:8.2f}M  params {row['params'] / 1e6:6.3f}M" if "macs" in row else ""
         lines.append(f"{row['arch_id']}{cost}  {json.dumps(row['arch'], separators=(',', ':'))}")
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -123,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"trained supernet written to {out}/supernet.safetensors\n"
             f"test accuracy after BN recalibration: max subnet {acc['max']:.4f}, min subnet {acc['min']:.4f}"
         )
-    _emit(args, result, text)
+    emit(args, result, text)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -164,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         f"{arch.arch_id}: {args.split} accuracy {metrics['accuracy']:.4f} "
         f"({metrics['samples']} images, BN recalibrated on {args.recal_batches} training batches)"
     )
-    _emit(args, payload, text)
+    emit(args, payload, text)
 
 
 def cmd_proxy_score(args: argparse.Namespace) -> None:
@@ -197,7 +193,7 @@ def cmd_proxy_score(args: argparse.Namespace) -> None:
             f"{name:<10} {m['spearman']:>9.3f} {m['kendall']:>8.3f} {published:>9} {m['seconds_per_arch']:>7.3f}"
         )
     lines.append(f"({result['archs']} archs, {args.dataset}, seed {args.seed})")
-    _emit(args, result, "\n".join(lines))
+    emit(args, result, "\n".join(lines))
 
 
 def _predictor_report(name: str, metrics: dict[str, Any]) -> str:
@@ -228,7 +224,7 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
     if n_test >= 3:
         payload["test_metrics"] = evaluate_predictor(predictor, [archs[i] for i in test], [values[i] for i in test])
         text += "\n" + _predictor_report("held-out", payload["test_metrics"])
-    _emit(args, payload, text)
+    emit(args, payload, text)
 
 
 def cmd_predictor_eval(args: argparse.Namespace) -> None:
@@ -237,7 +233,7 @@ def cmd_predictor_eval(args: argparse.Namespace) -> None:
     predictor = Predictor.load(args.predictor)
     archs, values = load_dataset_file(args.data, predictor.space, args.target)
     metrics = evaluate_predictor(predictor, archs, values)
-    _emit(args, metrics, _predictor_report(Path(args.data).name, metrics))
+    emit(args, metrics, _predictor_report(Path(args.data).name, metrics))
 
 
 def cmd_predictor_collect(args: argparse.Namespace) -> None:
@@ -253,7 +249,7 @@ def cmd_predictor_collect(args: argparse.Namespace) -> None:
         recal_batches=args.recal_batches,
         progress=not args.json,
     )
-    _emit(args, {"out": args.out, "new": new}, f"measured {new} new subnets into {args.out}")
+    emit(args, {"out": args.out, "new": new}, f"measured {new} new subnets into {args.out}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -261,7 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     result = run_demo(seed=args.seed, json_output=args.json, out_dir=args.out)
     if args.json:
-        _emit(args, result, "")
+        emit(args, result, "")
 
 
 # ------------------------------------------------------------------ parser
@@ -386,8 +382,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    # With --json, stdout carries only the JSON document: whatever else writes to it while the
+    # command runs (Ray Tune's tables, a library's print) goes to stderr instead.
+    args.stdout = sys.stdout
+    quiet = contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) else contextlib.nullcontext()
     try:
-        args.func(args)
+        with quiet:
+            args.func(args)
     except CLIError as exc:
         print(f"error: {exc}" + (f" (hint: {exc.hint})" if exc.hint else ""), file=sys.stderr)
         return 2

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
-
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        json.dump(payload, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
+from nas.cli_output import emit
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -45,7 +37,7 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     )  # fmt: skip
     table.save(args.out)
     payload = {"out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction}
-    _emit(args, payload, f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}")
+    emit(args, payload, f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}")
 
 
 def _metrics_line(name: str, m: dict[str, float]) -> str:
@@ -68,7 +60,7 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     lines.append(_metrics_line("table sum", report["table_sum"]))
     if "corrected" in report:
         lines.append(_metrics_line("corrected", report["corrected"]))
-    _emit(args, report, "\n".join(lines))
+    emit(args, report, "\n".join(lines))
 
 
 def add_latency_commands(sub: Any, command_group: Any) -> None:

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+from nas.cli_output import emit
+
 DEFAULT_STORE_ENV = "NAS_STORE"
 
 
@@ -18,12 +20,6 @@ def _store(args: argparse.Namespace) -> Any:
     return Store(args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL)
 
 
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        json.dump(payload, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 def _fmt(value: Any) -> str:
@@ -62,7 +58,7 @@ def _report(args: argparse.Namespace, store: Any, result: Any) -> None:
         + _front_table(payload["front"], payload["objectives"])
         + f"\nmore: nas pareto {result.job_id} --plot front.png"
     )
-    _emit(args, payload, text)
+    emit(args, payload, text)
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -125,7 +121,7 @@ def cmd_jobs(args: argparse.Namespace) -> None:
         lines.append(
             f"{r['job_id']:<24} {r['name'][:16]:<16} {r['state']:<12} {r['searcher']:<12} {progress:>10}  {best}"
         )
-    _emit(args, rows, "\n".join(lines) if rows else "no jobs yet; start one with `nas search JOB.yaml`")
+    emit(args, rows, "\n".join(lines) if rows else "no jobs yet; start one with `nas search JOB.yaml`")
 
 
 def _latency_metric(objectives: list[dict[str, Any]], override: str | None) -> str | None:
@@ -173,7 +169,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
         + _front_table(rows, [o.metric for o in objectives])
         + (f"\nplot: {args.plot}" if args.plot else "")
     )
-    _emit(args, payload, text)
+    emit(args, payload, text)
 
 
 def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any, out: str,

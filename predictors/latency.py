@@ -156,14 +156,23 @@ def default_backend(device: str) -> str:
     return "torch"
 
 
-def triton_module(layer: Mapping[str, Any], device: str, dtype: str) -> Any | None:
-    """The layer on our Triton kernels (MBConv blocks and 1x1 convs), or None for torch-only layers."""
+def triton_module(layer: Mapping[str, Any], device: str, dtype: str, module: Any | None = None) -> Any | None:
+    """The layer on our Triton kernels (MBConv blocks and 1x1 convs), or None for torch-only layers.
+
+    Args:
+        layer: one static-config layer.
+        device: where the kernels run.
+        dtype: compute dtype name.
+        module: the torch module of ``layer`` whose weights the kernels use; a fresh
+            :func:`layer_module` (random weights) when omitted.
+    """
     import torch
 
     from kernels.mbconv import MBConvRunner
     from kernels.reference import fold_bn
 
-    module, _ = layer_module(layer)
+    if module is None:
+        module, _ = layer_module(layer)
     dt = _torch_dtype(dtype)
     if layer["op"] == "mbconv":
         return MBConvRunner(module.eval(), dt, device)

@@ -145,7 +145,7 @@ def test_latency_layer_on_triton_backend_runs_and_matches_torch(device) -> None:
     for layer in (block, pointwise):
         module, shape = layer_module(layer)
         module.eval()
-        fast = triton_module(layer, device, "float32")
+        fast = triton_module(layer, device, "float32", module=module)
         x = rand(2, *shape)
         with torch.no_grad():
             close(fast(x.to(device)).cpu(), module(x), torch.float32)
