@@ -64,11 +64,23 @@ def measure_cpu(fn: Callable[[], Any], *, warmup: int = 5, repeats: int = 30, mi
     return _summarise(samples)
 
 
-def measure_cuda(fn: Callable[[], Any], *, warmup_ms: float = 25.0, rep_ms: float = 100.0) -> Timing:
-    """GPU time of ``fn()`` with Triton's ``do_bench`` (L2 flushed between calls)."""
-    from triton.testing import do_bench
+def measure_cuda(
+    fn: Callable[[], Any], *, warmup_ms: float = 25.0, rep_ms: float = 100.0, graph: bool = False
+) -> Timing:
+    """Time of ``fn()`` on CUDA.
 
-    times = do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="all")
+    ``graph=False``: Triton's ``do_bench`` (L2 flushed between calls), which includes the
+    host's launch overhead whenever the host is slower than the GPU, as in deployment
+    without graphs. ``graph=True``: ``do_bench_cudagraph`` replays ``fn`` captured in a CUDA
+    graph, so only GPU time is counted (``fn`` must have run once before: autotuning and
+    compilation cannot be captured).
+    """
+    from triton.testing import do_bench, do_bench_cudagraph
+
+    if graph:
+        times = do_bench_cudagraph(fn, rep=rep_ms, return_mode="all")
+    else:
+        times = do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="all")
     return _summarise([float(t) for t in times])
 
 

@@ -33,7 +33,7 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     space = create_space(args.space, **({"config": args.config} if args.config else {}))
     table = build_table(
         space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
-        seed=args.seed, progress=not args.json,
+        seed=args.seed, backend=args.backend, progress=not args.json,
     )  # fmt: skip
     table.save(args.out)
     payload = {"out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction}
@@ -72,6 +72,10 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--calibration", type=int, default=20, help="subnets measured end to end for the correction")
+    p.add_argument(
+        "--backend", choices=["torch", "triton"],
+        help="runtime the ops are timed on (default: our Triton kernels on CUDA, torch eager on CPU)",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="table JSON")

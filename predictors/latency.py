@@ -220,12 +220,24 @@ def measure_layer(
     return measure_module(module, shape, batch, device, dtype)
 
 
-def measure_arch(space: SearchSpace, arch: Arch, batch: int, device: str, dtype: str) -> dict[str, float]:
-    """End-to-end latency of the static subnet of ``arch`` (random weights: latency does not depend on them)."""
+def measure_arch(
+    space: SearchSpace, arch: Arch, batch: int, device: str, dtype: str, backend: str = "torch"
+) -> dict[str, float]:
+    """End-to-end latency of the static subnet of ``arch`` (random weights: latency does not depend on them).
+
+    ``backend="triton"`` runs the network on our kernels (:class:`kernels.network.NetworkRunner`),
+    the runtime a Triton-built table's entries were measured on.
+    """
     from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
 
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
     config = space.static_config(arch)
-    net = StaticOFAMobileNetV3(config)
+    net: Any = StaticOFAMobileNetV3(config)
+    if backend == "triton":
+        from kernels.network import NetworkRunner
+
+        net = NetworkRunner(net, _torch_dtype(dtype), device)
     return measure_module(net, (config[0]["in_ch"], arch["r"], arch["r"]), batch, device, dtype)
 
 
@@ -244,6 +256,11 @@ class LatencyTable:
     environment: dict[str, Any] = field(default_factory=dict)
     correction: dict[str, Any] | None = None
     source: str = "torch-eager"
+
+    @property
+    def backend(self) -> str:
+        """The runtime the entries were measured on, for end-to-end measurements to match."""
+        return "triton" if self.source == "triton" else "torch"
 
     def _layers(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
         if space.space_id != self.space_id:
@@ -369,7 +386,7 @@ def build_table(
     _torch_dtype(dtype)
     backend = backend or default_backend(device)
     layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend))
-    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype))
+    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype, backend))
     signatures = op_signatures(space)
     entries = {}
     for sig, layer in tqdm(signatures.items(), desc="op latency", disable=not progress):
@@ -413,7 +430,10 @@ def validate_table(
 
     if space.space_id != table.space_id:
         raise ValueError(f"latency table is for space {table.space_id}, not {space.space_id}")
-    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype))
+    backend = table.backend
+    arch_timer = arch_timer or (
+        lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype, backend)
+    )
     archs = space.sample_unique(num_archs, np.random.default_rng([seed, 2]))
     measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="validate", disable=not progress)]
     out: dict[str, Any] = {

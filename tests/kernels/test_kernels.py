@@ -149,3 +149,46 @@ def test_latency_layer_on_triton_backend_runs_and_matches_torch(device) -> None:
         x = rand(2, *shape)
         with torch.no_grad():
             close(fast(x.to(device)).cpu(), module(x), torch.float32)
+
+
+def test_network_runner_matches_static_network(device) -> None:
+    """A whole subnet on the kernels (what CUDA tables are validated against) equals the torch network."""
+    import numpy as np
+
+    from kernels.network import NetworkRunner
+    from nas.space import create_space
+    from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
+
+    space = create_space("ofa_mbv3", config="mnist")
+    arch = space.sample(np.random.default_rng(3))
+    net = StaticOFAMobileNetV3(space.static_config(arch)).eval()
+    g = torch.Generator().manual_seed(4)
+    for module in net.modules():  # non-trivial BN statistics, so folding is exercised
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1, generator=g)
+            module.running_var.uniform_(0.5, 1.5, generator=g)
+    x = rand(2, 1, arch["r"], arch["r"], seed=5)
+    with torch.no_grad():
+        ref = net(x)
+    y = NetworkRunner(net, torch.float32, device)(x.to(device))
+    assert y.shape == ref.shape == (2, 10)
+    close(y.cpu(), ref, torch.float32)
+
+
+def test_triton_backend_times_the_network_on_the_kernels(device, monkeypatch) -> None:
+    """measure_arch(backend='triton') times a NetworkRunner, the torch backend the static network."""
+    import numpy as np
+
+    import predictors.latency as latency
+    from kernels.network import NetworkRunner
+    from nas.space import create_space
+
+    seen = []
+    monkeypatch.setattr(latency, "measure_module", lambda module, *a, **k: seen.append(module) or {"mean_ms": 1.0})
+    space = create_space("ofa_mbv3", config="mnist")
+    arch = space.sample(np.random.default_rng(0))
+    latency.measure_arch(space, arch, 1, device, "float32", "triton")
+    latency.measure_arch(space, arch, 1, device, "float32", "torch")
+    assert isinstance(seen[0], NetworkRunner) and isinstance(seen[1], torch.nn.Module)
+    with pytest.raises(ValueError, match="backend"):
+        latency.measure_arch(space, arch, 1, device, "float32", "onnx")
