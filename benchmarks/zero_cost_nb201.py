@@ -12,12 +12,59 @@ so a long run can be interrupted and resumed.
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import write_result
-from predictors.proxy_eval import PerArchBatches, proxy_batch, score_nb201
+from predictors.proxy_eval import PerArchBatches, proxy_batch, rank_metrics, score_nb201
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+NASLIB_NAMES = {"jacob_cov": "jacov", "naswot": "nwot"}  # ours -> NAS-Bench-Suite-Zero's column
+
+
+def naslib_reference(
+    naslib_csv: Path, accuracy_csv: Path, scores_jsonl: Path, proxies: list[str], task: str = "cifar10"
+) -> dict[str, Any]:
+    """NASLib's own per-arch proxy values as a reference implementation under the same ground truth.
+
+    Per proxy: Spearman/Kendall of NASLib's values with the benchmark's 200-epoch test accuracy
+    (the ground truth our rho uses) on NASLib's archs, and the rank agreement (Spearman) between
+    our values and NASLib's on the archs both scored.
+    """
+    from scipy.stats import spearmanr
+
+    with accuracy_csv.open() as fh:
+        column = "CIFAR10TestAccuracy200Epochs" if task == "cifar10" else "CIFAR100TestAccuracy200Epochs"
+        truth = [float(r[column]) for r in csv.DictReader(fh)]
+    with naslib_csv.open() as fh:
+        naslib = [r for r in csv.DictReader(fh) if r["task"] == task]
+    ours = {}
+    for line in scores_jsonl.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        ours[row["index"]] = row["scores"]
+    out: dict[str, Any] = {"naslib_archs": len(naslib)}
+    for name in proxies:
+        column = NASLIB_NAMES.get(name, name)
+        if column not in naslib[0]:
+            continue
+        ref = rank_metrics([float(r[column]) for r in naslib], [truth[int(r["nb201_index"])] for r in naslib])
+        shared = [r for r in naslib if int(r["nb201_index"]) in ours and name in ours[int(r["nb201_index"])]]
+        pairs = [(float(ours[int(r["nb201_index"])][name]), float(r[column])) for r in shared]
+        pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+        agreement = float(spearmanr(*zip(*pairs)).statistic) if len(pairs) > 2 else math.nan
+        out[name] = {
+            "naslib_spearman": ref["spearman"],
+            "naslib_kendall": ref["kendall"],
+            "shared_archs": len(pairs),
+            "rank_agreement_with_naslib": agreement,
+        }
+    return out
 
 
 def main() -> None:
@@ -27,6 +74,10 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED / "cifar10" / "cifar10_jpg.tar.xz"))
     parser.add_argument("--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot,zen,params,flops")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--naslib", default=str(SHARED / "zero_cost" / "nb201_zc12_725archs.csv"),
+        help="NAS-Bench-Suite-Zero per-arch values: reference rho under the same ground truth (skipped if absent)",
+    )  # fmt: skip
     parser.add_argument(
         "--batch-per-arch", action="store_true",
         help="a fresh augmented batch per arch (the released code's protocol) instead of one fixed batch",
@@ -48,14 +99,22 @@ def main() -> None:
         seed=args.seed,
         results_path=out.with_suffix(".jsonl"),
     )
+    if Path(args.naslib).is_file():
+        result["naslib_reference"] = naslib_reference(
+            Path(args.naslib), Path(args.benchmark), out.with_suffix(".jsonl"), args.proxies.split(",")
+        )
     write_result(
         out, {"benchmark": "zero_cost_nb201", "batch": "per-arch" if args.batch_per_arch else "fixed", **result}
     )
+    reference = result.get("naslib_reference", {})
     for name, m in result["proxies"].items():
         published = m.get("published_spearman")
+        ref = reference.get(name)
+        naslib = f"NASLib rho {ref['naslib_spearman']:.3f} (agreement {ref['rank_agreement_with_naslib']:.3f})"
         print(
             f"{name:<10} rho {m['spearman']:.3f} tau {m['kendall']:.3f} "
-            f"published {published if published is not None else '-'}  {m['seconds_per_arch']:.3f} s/arch"
+            f"published {published if published is not None else '-'}  "
+            f"{naslib if ref else ''}  {m['seconds_per_arch']:.3f} s/arch"
         )
     print(f"wrote {out}")
 

@@ -54,11 +54,16 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16-120": 120}
 
 
 def rank_metrics(scores: Sequence[float], truth: Sequence[float]) -> dict[str, float]:
-    """Spearman rho and Kendall tau over the pairs whose score is finite."""
+    """Spearman rho and Kendall tau over the pairs with a score and a finite truth.
+
+    A score of -inf (synflow or naswot of a network with no path from input to output)
+    is the worst possible score, not a missing one: it ranks below every finite score
+    (ties among themselves). Only NaN scores (a proxy that failed) are left out.
+    """
     from scipy.stats import kendalltau, spearmanr
 
     s, t = np.asarray(scores, float), np.asarray(truth, float)
-    keep = np.isfinite(s) & np.isfinite(t)
+    keep = ~np.isnan(s) & np.isfinite(t)
     if keep.sum() < 3:
         return {"spearman": float("nan"), "kendall": float("nan"), "n": int(keep.sum())}
     return {

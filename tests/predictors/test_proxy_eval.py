@@ -24,6 +24,9 @@ def test_rank_metrics() -> None:
     assert rank_metrics([4, 3, 2, 1], [10, 20, 30, 40])["spearman"] == -1.0
     assert rank_metrics([1, float("nan"), 3, 4], [1, 2, 3, 4])["n"] == 3
     assert math.isnan(rank_metrics([1, float("nan")], [1, 2])["spearman"])
+    # -inf (no input-output path) is the worst score, kept and ranked last, not dropped
+    with_dead = rank_metrics([float("-inf"), float("-inf"), 1, 2, 3], [10, 10, 30, 40, 50])
+    assert with_dead["n"] == 5 and with_dead["spearman"] == 1.0
 
 
 def test_score_nb201_resumes_from_its_jsonl(tmp_path: Path) -> None:
