@@ -53,9 +53,10 @@ def naslib_reference(
         column = NASLIB_NAMES.get(name, name)
         if column not in naslib[0]:
             continue
-        ref = rank_metrics([float(r[column]) for r in naslib], [truth[int(r["nb201_index"])] for r in naslib])
+        values = [float(r[column]) if r[column] not in ("", "nan") else math.nan for r in naslib]
+        ref = rank_metrics(values, [truth[int(r["nb201_index"])] for r in naslib])
         shared = [r for r in naslib if int(r["nb201_index"]) in ours and name in ours[int(r["nb201_index"])]]
-        pairs = [(float(ours[int(r["nb201_index"])][name]), float(r[column])) for r in shared]
+        pairs = [(float(ours[int(r["nb201_index"])][name]), float(r[column] or "nan")) for r in shared]
         pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
         agreement = float(spearmanr(*zip(*pairs)).statistic) if len(pairs) > 2 else math.nan
         out[name] = {
