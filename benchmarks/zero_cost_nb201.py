@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import write_result
-from predictors.proxy_eval import PerArchBatches, proxy_batch, rank_metrics, score_nb201
+from predictors.proxy_eval import PerArchBatches, proxy_batch, rank_metrics, read_score_records, score_nb201
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NASLIB_NAMES = {"jacob_cov": "jacov", "naswot": "nwot"}  # ours -> NAS-Bench-Suite-Zero's column
@@ -41,13 +40,7 @@ def naslib_reference(
         truth = [float(r[column]) for r in csv.DictReader(fh)]
     with naslib_csv.open() as fh:
         naslib = [r for r in csv.DictReader(fh) if r["task"] == task]
-    ours = {}
-    for line in scores_jsonl.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        ours[row["index"]] = row["scores"]
+    ours = {row["index"]: row["scores"] for row in read_score_records(scores_jsonl)}
     out: dict[str, Any] = {"naslib_archs": len(naslib)}
     for name in proxies:
         column = NASLIB_NAMES.get(name, name)

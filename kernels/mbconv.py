@@ -27,9 +27,15 @@ def _act_name(module: torch.nn.Module) -> str | None:
     raise ValueError(f"activation {type(module).__name__} has no kernel; use ReLU, Hardswish or Identity")
 
 
-def _conv(layer: torch.nn.Module) -> _Conv:
+def fold_conv(layer: torch.nn.Module, dtype: torch.dtype, device: str | torch.device | None = None) -> _Conv:
+    """A ``ConvBNAct`` as kernel operands: weight in ``dtype``, folded BN scale/shift in float32, on ``device``."""
     scale, shift = fold_bn(layer.bn, layer.conv.out_channels)
-    return _Conv(layer.conv.weight.detach(), scale, shift, _act_name(layer.act))
+    return _Conv(
+        layer.conv.weight.detach().to(device=device, dtype=dtype),
+        scale.to(device=device),
+        shift.to(device=device),
+        _act_name(layer.act),
+    )
 
 
 class MBConvRunner:
@@ -46,18 +52,11 @@ class MBConvRunner:
             return t.to(device=device, dtype=dtype if cast else torch.float32)
 
         self.dtype = dtype
-        self.expand = _conv(block.expand) if block.expand is not None else None
-        self.depthwise = _conv(block.depthwise)
+        self.expand = fold_conv(block.expand, dtype, device) if block.expand is not None else None
+        self.depthwise = fold_conv(block.depthwise, dtype, device)
         self.stride = block.depthwise.conv.stride[0]
-        self.project = _conv(block.project)
+        self.project = fold_conv(block.project, dtype, device)
         self.residual = block.residual
-        for conv in (self.expand, self.depthwise, self.project):
-            if conv is not None:
-                conv.weight, conv.scale, conv.shift = (
-                    place(conv.weight),
-                    place(conv.scale, False),
-                    place(conv.shift, False),
-                )
         self.se = None
         if block.se is not None:
             se = block.se

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.mbconv import MBConvRunner, _conv
+from kernels.mbconv import MBConvRunner, fold_conv
 
 
 class NetworkRunner:
@@ -28,12 +28,8 @@ class NetworkRunner:
         self.dtype = dtype
         self.stem = net.stem.to(device=device, dtype=dtype).to(memory_format=torch.channels_last)
         self.blocks = [MBConvRunner(block, dtype, device) for block in net.blocks]
-        self.final_expand = _conv(net.final_expand)
-        self.feature_mix = _conv(net.feature_mix)
-        for conv in (self.final_expand, self.feature_mix):
-            conv.weight = conv.weight.to(device=device, dtype=dtype)
-            conv.scale = conv.scale.to(device=device)
-            conv.shift = conv.shift.to(device=device)
+        self.final_expand = fold_conv(net.final_expand, dtype, device)
+        self.feature_mix = fold_conv(net.feature_mix, dtype, device)
         self.classifier = net.classifier.to(device=device, dtype=dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

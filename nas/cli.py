@@ -63,8 +63,6 @@ def _cost(space: SearchSpace, arch: Any) -> dict[str, int] | None:
     return {"macs": cost.macs, "params": cost.params}
 
 
-
-
 # ------------------------------------------------------------------ commands
 def cmd_spaces(args: argparse.Namespace) -> None:
     rows = []

@@ -168,8 +168,7 @@ def triton_module(layer: Mapping[str, Any], device: str, dtype: str, module: Any
     """
     import torch
 
-    from kernels.mbconv import MBConvRunner
-    from kernels.reference import fold_bn
+    from kernels.mbconv import MBConvRunner, fold_conv
 
     if module is None:
         module, _ = layer_module(layer)
@@ -179,13 +178,10 @@ def triton_module(layer: Mapping[str, Any], device: str, dtype: str, module: Any
     if layer["op"] == "conv" and layer["kernel"] == 1 and layer.get("groups", 1) == 1:
         from kernels.pointwise.op import pointwise_conv
 
-        scale, shift = fold_bn(module.bn, layer["out_ch"])
-        weight = module.conv.weight.detach().to(device=device, dtype=dt)
-        scale, shift = scale.to(device), shift.to(device)
-        act = layer["act"]
+        conv = fold_conv(module, dt, device)
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            return pointwise_conv(x, weight, scale, shift, act)
+            return pointwise_conv(x, conv.weight, conv.scale, conv.shift, conv.act)
 
         return run
     return None

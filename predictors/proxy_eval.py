@@ -105,6 +105,24 @@ class PerArchBatches:
         return next(loader.epoch(0))
 
 
+def read_score_records(path: str | Path | None) -> list[dict[str, Any]]:
+    """Per-arch records of a :func:`score_nb201` JSONL (none when the file does not exist yet).
+
+    A line cut short by an interrupted write is skipped with a warning (its arch is scored again).
+    """
+    if path is None or not Path(path).is_file():
+        return []
+    records = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s, line %d: incomplete record skipped", path, number)
+    return records
+
+
 def score_nb201(
     proxies: Sequence[str],
     num_archs: int,
@@ -135,19 +153,8 @@ def score_nb201(
     space = NB201Space()
     evaluator = TabularNB201Evaluator(accuracy_csv, dataset)
     indices = np.random.default_rng(seed).choice(NUM_ARCHS, size=num_archs, replace=False).tolist()
-    done: dict[int, dict[str, Any]] = {}
     path = Path(results_path) if results_path else None
-    if path is not None and path.is_file():
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by an interrupted write: recompute it
-                logger.warning("%s, line %d: incomplete record skipped", path, number)
-                continue
-            if set(proxies) <= set(row["scores"]):
-                done[row["index"]] = row
+    done = {row["index"]: row for row in read_score_records(path) if set(proxies) <= set(row["scores"])}
     rows = []
     for index in tqdm(indices, desc="zero-cost proxies", disable=not progress):
         if index in done:
