@@ -80,7 +80,7 @@ class Predictor:
         return [
             MLPRegressor(
                 hidden_layer_sizes=hidden, max_iter=p.get("max_iter", 500), learning_rate_init=p.get("lr", 1e-3),
-                alpha=p.get("weight_decay", 1e-4), early_stopping=False, random_state=self.seed * 1000 + i,
+                alpha=p.get("weight_decay", 1e-4), early_stopping=False, random_state=(self.seed * 1000 + i) % 2**32,
             )
             for i in range(p.get("ensemble", 5))
         ]  # fmt: skip

@@ -42,6 +42,15 @@ def test_predictors_recover_a_known_ranking(synthetic, kind: str) -> None:
         assert std is not None and std.shape == (10,) and np.all(std >= 0)
 
 
+@pytest.mark.parametrize("kind", ["gbm", "mlp"])
+def test_any_seed_a_searcher_draws_fits(synthetic, kind: str) -> None:
+    """Searchers draw seeds up to 2**31 - 1; the MLP ensemble derives member seeds from it."""
+    space, archs, y = synthetic
+    params = {**FAST.get(kind, {}), "max_iter": 20}
+    mean, _ = Predictor(space, kind, seed=2**31 - 2, params=params).fit(archs[:40], y[:40]).predict(archs[40:45])
+    assert mean.shape == (5,) and np.all(np.isfinite(mean))
+
+
 def test_save_load_round_trip_and_space_check(tmp_path: Path, synthetic) -> None:
     space, archs, y = synthetic
     predictor = Predictor(space, "gp", seed=2).fit(archs[:80], y[:80])
