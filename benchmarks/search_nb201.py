@@ -33,7 +33,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "optuna-nsga2": {"population": 20},
     "tpe": {"n_startup_trials": 20},
     "gp": {"n_startup_trials": 20},
-    "predictor": {"initial": 20, "predictor": "ridge", "kappa": 0.0},
+    "predictor": {"initial": 20, "predictor": "gp", "kappa": 0.0},
 }
 
 

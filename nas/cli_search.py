@@ -20,8 +20,6 @@ def _store(args: argparse.Namespace) -> Any:
     return Store(args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL)
 
 
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

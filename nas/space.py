@@ -169,9 +169,13 @@ class SearchSpace(ABC):
         return lower, upper
 
     def features(self, arch: Arch) -> np.ndarray:
-        """One-hot feature vector for predictors (one block of columns per gene)."""
+        """Feature vector for predictors: :meth:`onehot` unless a space adds its own."""
+        return self.onehot(arch)
+
+    def onehot(self, arch: Arch) -> np.ndarray:
+        """One-hot encoding of the genes (one block of columns per gene)."""
         vector = self.encode(arch)
-        out = np.zeros(self.num_features, dtype=np.float32)
+        out = np.zeros(sum(len(g.choices) for g in self.genes), dtype=np.float32)
         offset = 0
         for gene, value in zip(self.genes, vector):
             out[offset + value] = 1.0

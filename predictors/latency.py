@@ -427,9 +427,7 @@ def validate_table(
     if space.space_id != table.space_id:
         raise ValueError(f"latency table is for space {table.space_id}, not {space.space_id}")
     backend = table.backend
-    arch_timer = arch_timer or (
-        lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype, backend)
-    )
+    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype, backend))
     archs = space.sample_unique(num_archs, np.random.default_rng([seed, 2]))
     measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="validate", disable=not progress)]
     out: dict[str, Any] = {

@@ -40,7 +40,28 @@ def test_space_contract(space: NB201Space) -> None:
         arch = space.sample(rng)
         assert space.decode(space.encode(arch)) == arch
         assert space.make(space.mutate(arch, rng, 0.5).to_dict())
-    assert space.features(space.max_arch()).sum() == 6
+    assert space.onehot(space.max_arch()).sum() == 6
+
+
+def test_path_features_count_input_output_paths(space: NB201Space) -> None:
+    # edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3: paths 0-1-3 (conv3, conv1) and 0-1-2-3 (conv3, skip, pool)
+    arch = space.make({"ops": ["nor_conv_3x3", "none", "skip_connect", "none", "nor_conv_1x1", "avg_pool_3x3"]})
+    paths = space.features(arch)
+    assert paths.shape == (space.num_features,) == (4 + 16 + 64 + 1,)
+    ops = ["skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3"]
+    two = 4 + ops.index("nor_conv_3x3") * 4 + ops.index("nor_conv_1x1")
+    three = 20 + ops.index("nor_conv_3x3") * 16 + ops.index("skip_connect") * 4 + ops.index("avg_pool_3x3")
+    assert np.flatnonzero(paths).tolist() == [two, three] and paths[-1] == 0
+    full = space.features(space.max_arch())
+    assert full[3] == 1 and full[4 + 15] == 2 and full[20 + 63] == 1 and full.sum() == 4
+    cut = space.features(space.make({"ops": ["nor_conv_3x3"] * 3 + ["none", "none", "none"]}))
+    assert cut[:-1].sum() == 0 and cut[-1] == 1  # no input-output path: the "no path" flag
+    dead = space.make({"ops": ["nor_conv_3x3"] * 3 + ["none", "none", "skip_connect"]})  # 0->1->3 cut, 1->2 used
+    dead_edge = space.make({"ops": ["nor_conv_3x3", "none", "avg_pool_3x3", "skip_connect", "none", "none"]})
+    assert np.array_equal(
+        space.features(dead_edge), space.features(space.make({"ops": ["none"] * 3 + ["skip_connect", "none", "none"]}))
+    )
+    assert not np.array_equal(space.features(dead), cut)
 
 
 @pytest.mark.parametrize(
