@@ -26,7 +26,7 @@ from nas.searchers import create_searcher
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
 CHECKPOINTS = (50, 100, 200, 500)
 # Evaluation budget per searcher; GP-based Optuna is limited by its cost on a 2-core CPU.
-BUDGETS = {"gp": 100, "predictor": 500, "tpe": 500}
+BUDGETS = {"gp": 100, "predictor": 300, "tpe": 500}
 SETTINGS: dict[str, dict[str, Any]] = {
     "evolution": {"population": 20},
     "nsga2": {"population": 20},
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1500, help="evaluations per run (searchers without a cap)")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/results/search_nb201.json")
+    parser.add_argument("--merge", action="store_true", help="keep the other searchers' results already in --out")
     args = parser.parse_args()
 
     from nas.evaluators import TabularEvaluator, TabularSpec
@@ -99,6 +100,9 @@ def main() -> None:
     }
     true_hv = hypervolume(everything, objectives, ref)
     results: dict[str, Any] = {}
+    out = Path(args.out)
+    if args.merge and out.is_file():
+        results = json.loads(out.read_text())["searchers"]
     for kind in args.searchers.split(","):
         budget = min(args.budget, BUDGETS.get(kind, args.budget))
         seeds = args.gp_seeds if kind == "gp" else args.seeds
@@ -133,7 +137,6 @@ def main() -> None:
             )
         summary["seconds_per_run"] = float(np.mean([r["seconds"] for r in runs]))
         results[kind] = {"summary": summary, "runs": runs}
-    out = Path(args.out)
     payload = {
         "benchmark": "search_nb201",
         "objectives": ["accuracy (max, CIFAR-10 200-epoch test)", f"{lat} (min)"],

@@ -74,7 +74,10 @@ class Predictor:
         if self.kind == "gbm":
             return [HistGradientBoostingRegressor(max_iter=p.get("max_iter", 300), random_state=self.seed)]
         if self.kind == "gp":
-            kernel = ConstantKernel(1.0) * RBF(length_scale=p.get("length_scale", 5.0)) + WhiteKernel(1e-2)
+            # Features are one-hot or small counts: a length scale far below 1 makes every arch
+            # unrelated to every other (a white-noise fit), far above 100 makes all alike.
+            rbf = RBF(length_scale=p.get("length_scale", 5.0), length_scale_bounds=(0.1, 100.0))
+            kernel = ConstantKernel(1.0) * rbf + WhiteKernel(1e-2)
             return [GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=self.seed)]
         hidden = tuple(p.get("hidden", (400, 400, 400)))
         return [
