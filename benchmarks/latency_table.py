@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,64")
     parser.add_argument("--archs", type=int, default=100)
     parser.add_argument("--calibration", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds each measurement is spread over")
     parser.add_argument("--devices", help="comma-separated (default: cpu, and cuda when available)")
     parser.add_argument("--backends", default="", help="CUDA backends to build, e.g. triton,torch (default: triton)")
     parser.add_argument("--dtype", default="float32", help="dtype of the CUDA tables (CPU tables use float32)")
@@ -54,11 +55,11 @@ def main() -> None:
                 start = time.perf_counter()
                 table = build_table(
                     space, device=device, dtype=dtype, batch=batch, calibration_archs=args.calibration,
-                    backend=backend,
+                    backend=backend, rounds=args.rounds,
                 )  # fmt: skip
                 built = time.perf_counter() - start
                 table.save(tables_dir / f"{space.space_id}_{device.replace(':', '')}_{backend}_{dtype}_b{batch}.json")
-                report = validate_table(table, space, args.archs)
+                report = validate_table(table, space, args.archs, rounds=args.rounds)
                 report.update(backend=backend, build_seconds=built, ops=len(table.entries))
                 report["validate_seconds"] = time.perf_counter() - start - built
                 report["environment"] = environment(device)

@@ -33,7 +33,7 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     space = create_space(args.space, **({"config": args.config} if args.config else {}))
     table = build_table(
         space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
-        seed=args.seed, backend=args.backend, progress=not args.json,
+        seed=args.seed, backend=args.backend, rounds=args.rounds, progress=not args.json,
     )  # fmt: skip
     table.save(args.out)
     payload = {"out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction}
@@ -55,7 +55,7 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     _check_device(table.device)
     _threads(args)
     space = space_from_id(table.space_id)
-    report = validate_table(table, space, args.archs, seed=args.seed, progress=not args.json)
+    report = validate_table(table, space, args.archs, seed=args.seed, rounds=args.rounds, progress=not args.json)
     lines = [f"{report['archs']} random subnets of {table.space_id} on {table.device}, batch {table.batch}:"]
     lines.append(_metrics_line("table sum", report["table_sum"]))
     if "corrected" in report:
@@ -77,6 +77,11 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         help="runtime the ops are timed on (default: our Triton kernels on CUDA, torch eager on CPU)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument(
+        "--rounds", type=int, default=1,
+        help="time every op/subnet once per round, all of them round after round, and keep the median "
+        "(spreads each measurement over the whole run, so a shared machine's drift hits all alike)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="table JSON")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,6 +90,7 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("table")
     p.add_argument("--archs", type=int, default=100)
     p.add_argument("--threads", type=int, help="CPU threads (use the table's)")
+    p.add_argument("--rounds", type=int, default=1, help="as for build")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_latency_validate)

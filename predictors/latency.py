@@ -119,14 +119,60 @@ class _GlobalPool:
         return self
 
 
-def _timer(device: str) -> Callable[[Callable[[], Any]], Any]:
+CPU_REPEATS = 30  # samples per CPU measurement, split over the rounds of a build or validation
+
+
+def _timer(device: str, rounds: int = 1) -> Callable[[Callable[[], Any]], Any]:
     from kernels.bench import measure_cpu, measure_cuda
 
-    return measure_cuda if device.startswith("cuda") else measure_cpu
+    if device.startswith("cuda"):
+        return measure_cuda
+    repeats = max(5, CPU_REPEATS // max(1, rounds))
+    return lambda fn: measure_cpu(fn, repeats=repeats)
 
 
-def measure_module(module: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str) -> dict[str, float]:
-    """Times ``module`` on a random input of ``(batch, *shape)`` (inference mode)."""
+def combine_rounds(samples: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """One timing from the same measurement repeated in ``len(samples)`` rounds spread over time.
+
+    The median over rounds of each statistic; ``std_ms`` becomes the spread between
+    rounds when there are several (how much the machine's speed drifted).
+    """
+    if not samples:
+        raise ValueError("combine_rounds: no samples")
+    if len(samples) == 1:
+        return dict(samples[0])
+    out = {key: float(np.median([s[key] for s in samples])) for key in samples[0]}
+    out["std_ms"] = float(np.std([s["mean_ms"] for s in samples], ddof=1))
+    out["rounds"] = len(samples)
+    return out
+
+
+def _in_rounds(
+    items: Sequence[Any], timer: Callable[[Any], Mapping[str, float]], rounds: int, desc: str, progress: bool
+) -> list[dict[str, float]]:
+    """Times every item once per round, round after round (so slow drifts of the machine's
+    speed hit every item alike), and combines each item's rounds."""
+    from tqdm import tqdm
+
+    if rounds < 1:
+        raise ValueError(f"rounds: must be >= 1, got {rounds}")
+    samples: list[list[Mapping[str, float]]] = [[] for _ in items]
+    with tqdm(total=len(items) * rounds, desc=desc, disable=not progress) as bar:
+        for _ in range(rounds):
+            for i, item in enumerate(items):
+                samples[i].append(timer(item))
+                bar.update()
+    return [combine_rounds(s) for s in samples]
+
+
+def measure_module(
+    module: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str, rounds: int = 1
+) -> dict[str, float]:
+    """Times ``module`` on a random input of ``(batch, *shape)`` (inference mode).
+
+    ``rounds``: how many rounds the caller spreads the measurement over; on CPU each
+    round takes ``CPU_REPEATS / rounds`` samples (at least 5).
+    """
     import torch
 
     dt = _torch_dtype(dtype)
@@ -141,7 +187,7 @@ def measure_module(module: Any, shape: tuple[int, ...], batch: int, device: str,
         with torch.inference_mode():
             return module(x)
 
-    return _timer(device)(run).to_dict()
+    return _timer(device, rounds)(run).to_dict()
 
 
 BACKENDS = ("torch", "triton")
@@ -204,7 +250,7 @@ class _Callable:
 
 
 def measure_layer(
-    layer: Mapping[str, Any], batch: int, device: str, dtype: str, backend: str = "torch"
+    layer: Mapping[str, Any], batch: int, device: str, dtype: str, backend: str = "torch", rounds: int = 1
 ) -> dict[str, float]:
     if backend not in BACKENDS:
         raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
@@ -213,11 +259,11 @@ def measure_layer(
         fast = triton_module(layer, device, dtype)
         if fast is not None:
             module = _Callable(fast)
-    return measure_module(module, shape, batch, device, dtype)
+    return measure_module(module, shape, batch, device, dtype, rounds)
 
 
 def measure_arch(
-    space: SearchSpace, arch: Arch, batch: int, device: str, dtype: str, backend: str = "torch"
+    space: SearchSpace, arch: Arch, batch: int, device: str, dtype: str, backend: str = "torch", rounds: int = 1
 ) -> dict[str, float]:
     """End-to-end latency of the static subnet of ``arch`` (random weights: latency does not depend on them).
 
@@ -234,7 +280,7 @@ def measure_arch(
         from kernels.network import NetworkRunner
 
         net = NetworkRunner(net, _torch_dtype(dtype), device)
-    return measure_module(net, (config[0]["in_ch"], arch["r"], arch["r"]), batch, device, dtype)
+    return measure_module(net, (config[0]["in_ch"], arch["r"], arch["r"]), batch, device, dtype, rounds)
 
 
 LayerTimer = Callable[[Mapping[str, Any]], Mapping[str, float]]
@@ -367,33 +413,35 @@ def build_table(
     layer_timer: LayerTimer | None = None,
     arch_timer: ArchTimer | None = None,
     backend: str | None = None,
+    rounds: int = 1,
     progress: bool = True,
 ) -> LatencyTable:
     """Measures every op signature of the space, then fits the correction on random subnets.
 
     ``backend``: ``torch`` (eager, the CPU default) or ``triton`` (our kernels, the CUDA default).
+    ``rounds``: every op (and calibration subnet) is timed once per round, all of them
+    round after round, and the median kept: a shared machine's speed drifts over minutes,
+    and spreading each measurement over the whole build keeps the drift out of the ratios
+    between entries.
     """
-    from tqdm import tqdm
-
     from kernels.bench import environment
 
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
     _torch_dtype(dtype)
     backend = backend or default_backend(device)
-    layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend))
-    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype, backend))
+    layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend, rounds))
+    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype, backend, rounds))
     signatures = op_signatures(space)
-    entries = {}
-    for sig, layer in tqdm(signatures.items(), desc="op latency", disable=not progress):
-        entries[sig] = dict(layer_timer(layer))
+    timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
+    entries = dict(zip(signatures, timings))
     table = LatencyTable(
         space.space_id, device, dtype, batch, entries, environment(device),
         source="triton" if backend == "triton" else "torch-eager",
     )  # fmt: skip
     if calibration_archs > 0:
         archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
-        measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="calibration", disable=not progress)]
+        measured = [t["mean_ms"] for t in _in_rounds(archs, arch_timer, rounds, "calibration", progress)]
         table.fit_correction(space, archs, measured)
     return table
 
@@ -419,17 +467,23 @@ def validate_table(
     *,
     seed: int = 1,
     arch_timer: ArchTimer | None = None,
+    rounds: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Measures random subnets end to end and compares them with the table (plain and corrected)."""
-    from tqdm import tqdm
+    """Measures random subnets end to end and compares them with the table (plain and corrected).
 
+    ``rounds`` as in :func:`build_table`. The report lists every subnet's measured and
+    predicted latency (``per_arch``).
+    """
     if space.space_id != table.space_id:
         raise ValueError(f"latency table is for space {table.space_id}, not {space.space_id}")
     backend = table.backend
-    arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype, backend))
+    arch_timer = arch_timer or (
+        lambda arch: measure_arch(space, arch, table.batch, table.device, table.dtype, backend, rounds)
+    )
     archs = space.sample_unique(num_archs, np.random.default_rng([seed, 2]))
-    measured = [arch_timer(a)["mean_ms"] for a in tqdm(archs, desc="validate", disable=not progress)]
+    timings = _in_rounds(archs, arch_timer, rounds, "validate", progress)
+    measured = [t["mean_ms"] for t in timings]
     out: dict[str, Any] = {
         "space_id": table.space_id, "device": table.device, "dtype": table.dtype, "batch": table.batch,
         "archs": len(archs), "table_sum": latency_metrics([table.lookup(space, a) for a in archs], measured),
@@ -437,4 +491,15 @@ def validate_table(
     if table.correction:
         out["corrected"] = latency_metrics([table.predict(space, a) for a in archs], measured)
     out["measured_ms"] = {"min": float(min(measured)), "max": float(max(measured))}
+    out["rounds"] = rounds
+    out["per_arch"] = [
+        {
+            "arch": a.to_dict(),
+            "measured_ms": t["mean_ms"],
+            "rounds_std_ms": t.get("std_ms"),
+            "table_sum_ms": table.lookup(space, a),
+            "predicted_ms": table.predict(space, a),
+        }
+        for a, t in zip(archs, timings)
+    ]
     return out

@@ -70,6 +70,50 @@ def test_fake_clock_gives_exact_sums_and_correction(space, tmp_path) -> None:
     assert again.lookup(space, arch) == table.lookup(space, arch) and again.correction == table.correction
 
 
+def _scaled(timing: dict, factor: float) -> dict:
+    return {k: v * factor if k.endswith("_ms") else v for k, v in timing.items()}
+
+
+def test_rounds_keep_a_burst_of_contention_out_of_table_and_validation(space) -> None:
+    """A machine 60% slower for a stretch of calls: timing every op and subnet in 3 rounds (medians) removes it."""
+
+    class Machine:
+        def __init__(self, slow_calls: range) -> None:
+            self.calls, self.slow_calls = 0, slow_calls
+
+        def factor(self) -> float:
+            self.calls += 1
+            return 1.6 if self.calls - 1 in self.slow_calls else 1.0
+
+    def timers(machine: Machine):
+        arch_timer = fake_arch_timer_for(space, overhead_ms=0.0, per_layer_ms=0.0)
+        return (
+            lambda layer: _scaled(fake_layer_timer(layer), machine.factor()),
+            lambda arch: {"mean_ms": arch_timer(arch)["mean_ms"] * machine.factor(), "std_ms": 0.0},
+        )
+
+    n_ops = len(op_signatures(space))
+    for rounds, ok in ((1, False), (3, True)):
+        # the burst covers a third of the ops' calls, then a third of the validation's
+        build_machine = Machine(range(n_ops * rounds // 3, 2 * n_ops * rounds // 3))
+        layer_timer, arch_timer = timers(build_machine)
+        table = build_table(
+            space, calibration_archs=0, layer_timer=layer_timer, arch_timer=arch_timer, rounds=rounds, progress=False
+        )
+        assert build_machine.calls == n_ops * rounds
+        check = Machine(range(30 * rounds // 3, 2 * 30 * rounds // 3))
+        report = validate_table(table, space, 30, arch_timer=timers(check)[1], rounds=rounds, progress=False)
+        assert check.calls == 30 * rounds and len(report["per_arch"]) == 30 and report["rounds"] == rounds
+        within = report["table_sum"]["within_10pct"]
+        if ok:
+            assert within == 1.0 and report["table_sum"]["mape"] < 1e-9
+            assert report["per_arch"][0]["rounds_std_ms"] > 0  # the burst shows as spread between rounds
+        else:
+            assert within < 0.9
+    with pytest.raises(ValueError, match="rounds: must be >= 1"):
+        build_table(space, calibration_archs=0, layer_timer=fake_layer_timer, rounds=0, progress=False)
+
+
 def test_mismatched_tables_are_refused(space, tmp_path) -> None:
     table = LatencyTable(space.space_id, "cpu", "float32", 1, {})
     path = table.save(tmp_path / "t.json")
