@@ -19,6 +19,15 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def autotune_bench(fn: object, quantiles: tuple[float, ...] | None = None) -> object:
+    """How the autotuners time each candidate configuration: 5 ms warm-up and 25 ms of repeats
+    (Triton's default is 25 + 100 ms). Every new shape is tuned once per process, and a latency
+    table has hundreds of shapes: at the default this took most of a table's build."""
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=5, rep=25, quantiles=quantiles)
+
+
 def available() -> bool:
     """Whether the kernels can run here: a CUDA GPU with Triton, or the interpreter."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kernels import interpreted
+from kernels import autotune_bench, interpreted
 from kernels.activations import apply_activation
 
 
@@ -25,8 +25,8 @@ def _configs() -> list[triton.Config]:
     ]
 
 
-@triton.autotune(configs=_configs(), key=["M", "N", "K"])
-@triton.jit
+@triton.autotune(configs=_configs(), key=["M", "N", "K"], do_bench=autotune_bench)
+@triton.jit(do_not_specialize=["M"])  # rows only bound masks: one compile serves every batch x resolution
 def pointwise_kernel(
     x_ptr, w_ptr, scale_ptr, shift_ptr, res_ptr, y_ptr,
     M, N, K,
