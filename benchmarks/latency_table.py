@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds each measurement is spread over")
     parser.add_argument("--devices", help="comma-separated (default: cpu, and cuda when available)")
     parser.add_argument("--backends", default="", help="CUDA backends to build, e.g. triton,torch (default: triton)")
+    parser.add_argument("--cpu-backends", default="torch", help="CPU backends to build, e.g. torch,onnxruntime")
     parser.add_argument("--dtype", default="float32", help="dtype of the CUDA tables (CPU tables use float32)")
     parser.add_argument("--out", default="benchmarks/results/latency_table.json")
     args = parser.parse_args()
@@ -48,7 +49,7 @@ def main() -> None:
     runs = []
     for device in devices:
         cuda = device.startswith("cuda")
-        backends = (args.backends.split(",") if args.backends else ["triton"]) if cuda else ["torch"]
+        backends = (args.backends.split(",") if args.backends else ["triton"]) if cuda else args.cpu_backends.split(",")
         dtype = args.dtype if cuda else "float32"
         for backend in backends:
             for batch in (int(b) for b in args.batches.split(",")):

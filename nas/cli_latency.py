@@ -73,8 +73,9 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--calibration", type=int, default=20, help="subnets measured end to end for the correction")
     p.add_argument(
-        "--backend", choices=["torch", "triton"],
-        help="runtime the ops are timed on (default: our Triton kernels on CUDA, torch eager on CPU)",
+        "--backend", choices=["torch", "triton", "onnxruntime"],
+        help="runtime the ops are timed on (default: our Triton kernels on CUDA, torch eager on CPU; "
+        "onnxruntime: CPU float32, for models deployed as ONNX)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument(

@@ -9,8 +9,9 @@ measures a few whole subnets and fits a small correction (ridge on the table sum
 and layer counts); ``predict`` applies it, ``lookup`` does not, and validation
 reports both.
 
-On CPU the entries are measured with the runtime the model is deployed with
-(torch eager, inference mode); on CUDA, MBConv blocks and 1x1 convolutions run on
+On CPU the entries are measured with the runtime the model is deployed with:
+torch eager (inference mode) by default, or ONNX Runtime (``backend="onnxruntime"``)
+for models deployed as ONNX, each layer exported and run in its own session; on CUDA, MBConv blocks and 1x1 convolutions run on
 our Triton kernels (``backend="triton"``; the table records its ``source``), the
 stem's full convolution and pooling on torch.
 """
@@ -190,7 +191,28 @@ def measure_module(
     return _timer(device, rounds)(run).to_dict()
 
 
-BACKENDS = ("torch", "triton")
+BACKENDS = ("torch", "triton", "onnxruntime")
+SOURCES = {"torch": "torch-eager", "triton": "triton", "onnxruntime": "onnxruntime"}  # backend -> table source
+
+
+def check_backend(backend: str, device: str, dtype: str) -> None:
+    """Clear errors for a backend that cannot run on ``device``/``dtype``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
+    if backend == "onnxruntime" and (device != "cpu" or dtype != "float32"):
+        raise ValueError(
+            f"backend onnxruntime measures on the CPU in float32, not {device}/{dtype}; use --device cpu --dtype float32"
+        )
+
+
+def measure_onnx(module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1) -> dict[str, float]:
+    """Times ``module`` exported to ONNX and run by ONNX Runtime on the CPU (float32)."""
+    import torch
+
+    from predictors.onnx_backend import onnx_runner
+
+    x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0))
+    return _timer("cpu", rounds)(onnx_runner(module, x)).to_dict()
 
 
 def default_backend(device: str) -> str:
@@ -252,9 +274,10 @@ class _Callable:
 def measure_layer(
     layer: Mapping[str, Any], batch: int, device: str, dtype: str, backend: str = "torch", rounds: int = 1
 ) -> dict[str, float]:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
+    check_backend(backend, device, dtype)
     module, shape = layer_module(layer)
+    if backend == "onnxruntime":
+        return measure_onnx(module, shape, batch, rounds)
     if backend == "triton":
         fast = triton_module(layer, device, dtype)
         if fast is not None:
@@ -268,19 +291,22 @@ def measure_arch(
     """End-to-end latency of the static subnet of ``arch`` (random weights: latency does not depend on them).
 
     ``backend="triton"`` runs the network on our kernels (:class:`kernels.network.NetworkRunner`),
-    the runtime a Triton-built table's entries were measured on.
+    the runtime a Triton-built table's entries were measured on; ``backend="onnxruntime"``
+    exports it to ONNX and times ONNX Runtime.
     """
     from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
+    check_backend(backend, device, dtype)
     config = space.static_config(arch)
     net: Any = StaticOFAMobileNetV3(config)
+    shape = (config[0]["in_ch"], arch["r"], arch["r"])
+    if backend == "onnxruntime":
+        return measure_onnx(net, shape, batch, rounds)
     if backend == "triton":
         from kernels.network import NetworkRunner
 
         net = NetworkRunner(net, _torch_dtype(dtype), device)
-    return measure_module(net, (config[0]["in_ch"], arch["r"], arch["r"]), batch, device, dtype, rounds)
+    return measure_module(net, shape, batch, device, dtype, rounds)
 
 
 LayerTimer = Callable[[Mapping[str, Any]], Mapping[str, float]]
@@ -302,7 +328,7 @@ class LatencyTable:
     @property
     def backend(self) -> str:
         """The runtime the entries were measured on, for end-to-end measurements to match."""
-        return "triton" if self.source == "triton" else "torch"
+        return {source: backend for backend, source in SOURCES.items()}.get(self.source, "torch")
 
     def _layers(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
         if space.space_id != self.space_id:
@@ -418,7 +444,8 @@ def build_table(
 ) -> LatencyTable:
     """Measures every op signature of the space, then fits the correction on random subnets.
 
-    ``backend``: ``torch`` (eager, the CPU default) or ``triton`` (our kernels, the CUDA default).
+    ``backend``: ``torch`` (eager, the CPU default), ``triton`` (our kernels, the CUDA default)
+    or ``onnxruntime`` (CPU, float32: each op exported to ONNX and run by ONNX Runtime).
     ``rounds``: every op (and calibration subnet) is timed once per round, all of them
     round after round, and the median kept: a shared machine's speed drifts over minutes,
     and spreading each measurement over the whole build keeps the drift out of the ratios
@@ -430,6 +457,7 @@ def build_table(
         raise ValueError(f"batch: must be >= 1, got {batch}")
     _torch_dtype(dtype)
     backend = backend or default_backend(device)
+    check_backend(backend, device, dtype)
     layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend, rounds))
     arch_timer = arch_timer or (lambda arch: measure_arch(space, arch, batch, device, dtype, backend, rounds))
     signatures = op_signatures(space)
@@ -437,7 +465,7 @@ def build_table(
     entries = dict(zip(signatures, timings))
     table = LatencyTable(
         space.space_id, device, dtype, batch, entries, environment(device),
-        source="triton" if backend == "triton" else "torch-eager",
+        source=SOURCES[backend],
     )  # fmt: skip
     if calibration_archs > 0:
         archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))

@@ -186,3 +186,59 @@ def test_cpu_timing_keeps_freed_memory_so_calls_do_not_page_fault_anew() -> None
     _, default = faults(False)
     assert kept < 50, kept  # the median call
     assert default > 10 * max(kept, 1.0), (default, kept)
+
+
+def test_onnxruntime_runs_the_same_network_as_torch(space) -> None:
+    """Every layer kind and a whole subnet, exported to ONNX and run by ONNX Runtime, give torch's outputs."""
+    import torch
+
+    from predictors.latency import layer_module
+    from predictors.onnx_backend import export_onnx, ort_session
+    from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
+
+    arch = space.sample(np.random.default_rng(3))
+    config = space.static_config(arch)
+    kinds = {}
+    for layer in config:  # one layer of each kind, SE blocks included
+        key = (layer["op"], layer.get("se", False), layer.get("stride"))
+        kinds.setdefault(key, layer)
+    assert {k[0] for k in kinds} >= {"conv", "mbconv", "pool", "linear"}
+    cases = [layer_module(layer) for layer in kinds.values()]
+    cases.append((StaticOFAMobileNetV3(config), (3, arch["r"], arch["r"])))
+    gen = torch.Generator().manual_seed(0)
+    for module, shape in cases:
+        if isinstance(module, torch.nn.Module):
+            module.eval()
+        x = torch.randn((2, *shape), generator=gen)
+        with torch.no_grad():
+            want = module(x).numpy()
+        got = ort_session(export_onnx(module, x), 1).run(None, {"x": x.numpy()})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_onnxruntime_tables_are_validated_on_onnxruntime(space, tmp_path, monkeypatch) -> None:
+    from predictors import latency
+
+    table = build_table(space, backend="onnxruntime", layer_timer=fake_layer_timer, calibration_archs=0, progress=False)
+    assert table.source == "onnxruntime"
+    loaded = LatencyTable.load(table.save(tmp_path / "t.json"))
+    assert loaded.backend == "onnxruntime"
+    seen = []
+
+    def fake_measure_arch(space_, arch, batch, device, dtype, backend, rounds):
+        seen.append(backend)
+        return {"mean_ms": loaded.lookup(space_, arch)}
+
+    monkeypatch.setattr(latency, "measure_arch", fake_measure_arch)
+    report = validate_table(loaded, space, 3, progress=False)
+    assert seen == ["onnxruntime"] * 3 and report["table_sum"]["within_10pct"] == 1.0
+    with pytest.raises(ValueError, match="onnxruntime measures on the CPU in float32"):
+        build_table(space, device="cuda", dtype="float16", backend="onnxruntime", layer_timer=fake_layer_timer)
+
+
+def test_real_onnxruntime_measurement_of_a_subnet_is_positive(space) -> None:
+    from predictors.latency import measure_arch
+
+    arch = space.sample(np.random.default_rng(0))
+    timing = measure_arch(space, arch, 1, "cpu", "float32", backend="onnxruntime")
+    assert timing["mean_ms"] > 0 and timing["p20_ms"] <= timing["p80_ms"]
