@@ -11,9 +11,10 @@ reports both.
 
 On CPU the entries are measured with the runtime the model is deployed with:
 torch eager (inference mode) by default, or ONNX Runtime (``backend="onnxruntime"``)
-for models deployed as ONNX, each layer exported and run in its own session; on CUDA, MBConv blocks and 1x1 convolutions run on
-our Triton kernels (``backend="triton"``; the table records its ``source``), the
-stem's full convolution and pooling on torch.
+for models deployed as ONNX, each layer exported and run in its own session; on
+CUDA, MBConv blocks and 1x1 convolutions run on our Triton kernels
+(``backend="triton"``), the stem's full convolution and pooling on torch. The table
+records its ``source``.
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def check_backend(backend: str, device: str, dtype: str) -> None:
         raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
     if backend == "onnxruntime" and (device != "cpu" or dtype != "float32"):
         raise ValueError(
-            f"backend onnxruntime measures on the CPU in float32, not {device}/{dtype}; use --device cpu --dtype float32"
+            f"backend onnxruntime measures on the CPU in float32, not {device}/{dtype}; "
+            "use --device cpu --dtype float32"
         )
 
 
