@@ -153,3 +153,41 @@ def test_unknown_kind_and_settings_are_clear_errors() -> None:
         create_searcher("evolution", ToySpace(), OBJECTIVES, settings={"popsize": 3})
     with pytest.raises(ValueError, match="at least one objective"):
         create_searcher("random", ToySpace(), [])
+
+
+def test_ehvi_2d_matches_monte_carlo_hypervolume_improvement() -> None:
+    from pymoo.indicators.hv import HV
+
+    from nas.searchers.predictor_loop import _ehvi_2d
+
+    rng = np.random.default_rng(0)
+    front = rng.random((6, 2))
+    hv = HV(ref_point=np.array([1.1, 1.1]))
+    base = hv(front)
+    c = np.array([0.05, 0.3, 0.6, 0.9, 1.2])
+    mu = np.array([0.2, 0.1, 0.3, 0.05, 0.1])
+    sigma = np.array([0.0, 0.05, 0.2, 0.1, 0.3])
+    got = _ehvi_2d(c, mu, sigma, front[:, 0], front[:, 1], 1.1)
+    for i in range(len(c)):
+        ys = mu[i] + sigma[i] * rng.standard_normal(20000) if sigma[i] > 0 else np.array([mu[i]])
+        gains = [hv(np.vstack([front, [[c[i], y]]])) - base for y in ys]
+        assert got[i] == pytest.approx(np.mean(gains), abs=4 * np.std(gains) / np.sqrt(len(ys)) + 1e-9)
+    assert got[-1] == 0.0  # beyond the reference point
+    # an empty front: the whole box between the point and the reference
+    assert _ehvi_2d(np.array([0.5]), np.array([0.5]), np.array([0.0]), np.empty(0), np.empty(0), 1.1)[0] == (
+        pytest.approx(0.36)
+    )
+
+
+def test_predictor_acquisition_setting() -> None:
+    s = create_searcher(
+        "predictor", ToySpace(), OBJECTIVES, CONSTRAINTS, 0, {**FAST["predictor"], "acquisition": "ehvi"},
+        cheap=lambda archs: [{"lat": toy_metrics(a)["lat"]} for a in archs], cheap_metrics=("lat",),
+    )  # fmt: skip
+    asked = drive(s, 5)
+    assert len({t.arch.arch_id for t in asked}) == len(asked) == 20
+    three = [*OBJECTIVES, Objective("size", "min")]
+    with pytest.raises(ValueError, match="two objectives of which exactly one is a cheap metric"):
+        create_searcher("predictor", ToySpace(), three, (), 0, {**FAST["predictor"], "acquisition": "ehvi"})
+    with pytest.raises(ValueError, match="acquisition: use ucb or ehvi"):
+        create_searcher("predictor", ToySpace(), OBJECTIVES, (), 0, {"acquisition": "ei"})
