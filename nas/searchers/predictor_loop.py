@@ -33,6 +33,12 @@ more), but stalled below 99% on the other 5: the GP's standard deviation sits at
 everywhere, so EHVI does not explore the high-accuracy middle of the front, where
 differences are that small. Hence not the default.
 
+``local_fraction`` of each batch (0.3) are instead one-gene neighbours of the observed
+front's archs, closest to the front by predicted values: a local search beside the
+surrogate, for where it cannot rank near-equal archs. On the tuning seeds 100-109 (budget
+150) it took the median to 99% from ~100 to 76.5 evaluations, every seed reaching it
+(0.5 of each batch: 71, one seed stalled).
+
 The predictor is refitted from the history at every ask, so a restore is exact.
 """
 
@@ -93,6 +99,7 @@ class PredictorLoopSearcher(Searcher):
             "predictor": "gp",
             "predictor_params": {},
             "acquisition": "ucb",
+            "local_fraction": 0.3,
             "kappa": 0.0,
             "front_from": "model",
             "population": 100,
@@ -276,7 +283,8 @@ class PredictorLoopSearcher(Searcher):
             dominated = np.array([np.any(np.all(front <= h, axis=1)) for h in hope])
             order = order[~dominated]
         order = self._shortlist(order, f_hope, max(50, 10 * n))
-        for _ in range(n):
+        n_local = min(round(float(self.settings["local_fraction"]) * n), n)
+        for _ in range(n - n_local):
             best, best_gain = -1, 0.0
             for i in order:
                 if i in chosen:
@@ -290,6 +298,8 @@ class PredictorLoopSearcher(Searcher):
             chosen.append(best)
             front = np.vstack([front, norm(f_mean[best : best + 1])])
             base = indicator(front)
+        if n_local:
+            chosen += self._local_picks(archs, f_hope, norm, front, observed, chosen, n_local)
         # Candidates the predictor cannot tell from an evaluated arch teach it nothing: not fillers.
         known = {self._features([o.arch])[0].tobytes() for o in done}
         rest = [
@@ -311,6 +321,37 @@ class PredictorLoopSearcher(Searcher):
                 f_rest[pick] = np.inf
         logger.debug("predictor loop: %d candidates, picked %s", len(archs), chosen)
         return [archs[i] for i in chosen]
+
+    def _local_picks(
+        self, archs: list[Arch], f_hope: np.ndarray, norm: Callable, front: np.ndarray,
+        observed: Sequence[Any], chosen: list[int], n: int,
+    ) -> list[int]:  # fmt: skip
+        """Up to ``n`` one-gene neighbours of the observed front's archs, closest to the front first.
+
+        A local search in arch space beside the surrogate's picks: where the predictor cannot
+        rank near-equal archs (the high-accuracy middle of a front), the true front's members
+        are often one gene away from found ones.
+        """
+        from nas.pareto import pareto_front
+
+        if not observed:
+            return []
+        index = {a.arch_id: i for i, a in enumerate(archs)}
+        members = [observed[i].arch for i in pareto_front([o.metrics for o in observed], self.objectives)]
+        near: set[int] = set()
+        for arch in members:
+            vector = self.space.encode(arch)
+            for g, gene in enumerate(self.space.genes):
+                for value in range(len(gene.choices)):
+                    if value != vector[g]:
+                        i = index.get(self.space.decode([*vector[:g], value, *vector[g + 1 :]]).arch_id)
+                        if i is not None and i not in chosen:
+                            near.add(i)
+        pool = sorted(near)
+        if not pool:
+            return []
+        gap = _gap_to_front(norm(f_hope[pool]), front)
+        return [pool[int(k)] for k in np.argsort(gap, kind="stable")[:n]]
 
     # ------------------------------------------------------------ exact EHVI
     def _use_ehvi(self) -> bool:

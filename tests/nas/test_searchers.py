@@ -191,3 +191,28 @@ def test_predictor_acquisition_setting() -> None:
         create_searcher("predictor", ToySpace(), three, (), 0, {**FAST["predictor"], "acquisition": "ehvi"})
     with pytest.raises(ValueError, match="acquisition: use ucb or ehvi"):
         create_searcher("predictor", ToySpace(), OBJECTIVES, (), 0, {"acquisition": "ei"})
+
+
+def test_predictor_local_picks_are_one_gene_neighbours_of_the_observed_front() -> None:
+    from nas.pareto import pareto_front
+
+    space = ToySpace()
+    s = create_searcher(
+        "predictor", space, OBJECTIVES, (), 0, {**FAST["predictor"], "local_fraction": 1.0},
+        cheap=lambda archs: [{"lat": toy_metrics(a)["lat"]} for a in archs], cheap_metrics=("lat",),
+    )  # fmt: skip
+    told: list = []
+    for _ in range(2):  # the random initial design
+        for t in s.ask(4):
+            s.tell(t.trial_id, toy_metrics(t.arch))
+            told.append(t.arch)
+    for _ in range(3):
+        metrics = [toy_metrics(a) for a in told]
+        front = [space.encode(told[i]) for i in pareto_front(metrics, OBJECTIVES)]
+        trials = s.ask(4)
+        assert trials
+        for t in trials:
+            v = space.encode(t.arch)
+            assert any(sum(a != b for a, b in zip(v, f)) == 1 for f in front), (v, front)
+            s.tell(t.trial_id, toy_metrics(t.arch))
+            told.append(t.arch)
