@@ -20,6 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Timing:
     mean_ms: float

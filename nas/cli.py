@@ -215,10 +215,13 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
     order = np.random.default_rng(args.seed).permutation(len(archs))
     n_test = round(len(archs) * args.test_fraction)
     test, train = order[:n_test], order[n_test:]
-    predictor = Predictor(space, args.kind, args.seed).fit([archs[i] for i in train], [values[i] for i in train])
+    predictor = Predictor(space, args.kind, args.seed, encoding=args.encoding)
+    predictor.fit([archs[i] for i in train], [values[i] for i in train])
     path = predictor.save(args.out)
-    payload: dict[str, Any] = {"predictor": str(path), "kind": args.kind, "train": len(train), "test": n_test}
-    text = f"fitted {args.kind} predictor on {len(train)} archs -> {path}"
+    payload: dict[str, Any] = {
+        "predictor": str(path), "kind": args.kind, "encoding": predictor.encoding, "train": len(train), "test": n_test,
+    }  # fmt: skip
+    text = f"fitted {args.kind} predictor ({predictor.encoding} features) on {len(train)} archs -> {path}"
     if n_test >= 3:
         payload["test_metrics"] = evaluate_predictor(predictor, [archs[i] for i in test], [values[i] for i in test])
         text += "\n" + _predictor_report("held-out", payload["test_metrics"])
@@ -327,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="space configuration preset")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space config override (repeatable)")
     p.add_argument("--kind", choices=["mlp", "gp", "ridge", "gbm"], default="mlp")
+    p.add_argument("--encoding", help="the space's feature encoding (default: its first; nb201: summary, path, onehot)")
     p.add_argument("--target", default="accuracy", help="metric column to predict")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
     p.add_argument("--seed", type=int, default=0)

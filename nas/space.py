@@ -168,8 +168,28 @@ class SearchSpace(ABC):
         upper = np.array([len(g.choices) - 1 for g in self.genes], dtype=int)
         return lower, upper
 
-    def features(self, arch: Arch) -> np.ndarray:
-        """Feature vector for predictors: :meth:`onehot` unless a space adds its own."""
+    @property
+    def encodings(self) -> tuple[str, ...]:
+        """Names of the predictor feature encodings this space offers; the first is the default."""
+        return ("onehot",)
+
+    def resolve_encoding(self, encoding: str | None) -> str:
+        """The encoding's name (the default for ``None``); a clear error for one the space lacks."""
+        if encoding is None:
+            return self.encodings[0]
+        if encoding not in self.encodings:
+            raise ValueError(
+                f"encoding: the {self.name} space has no feature encoding {encoding!r}; "
+                f"choose one of {', '.join(self.encodings)}"
+            )
+        return encoding
+
+    def features(self, arch: Arch, encoding: str | None = None) -> np.ndarray:
+        """Feature vector for predictors in the named encoding (:attr:`encodings`; default first)."""
+        return self._features(arch, self.resolve_encoding(encoding))
+
+    def _features(self, arch: Arch, encoding: str) -> np.ndarray:
+        """Spaces with more encodings than ``onehot`` override this."""
         return self.onehot(arch)
 
     def onehot(self, arch: Arch) -> np.ndarray:
@@ -182,10 +202,14 @@ class SearchSpace(ABC):
             offset += len(gene.choices)
         return out
 
+    def feature_size(self, encoding: str | None = None) -> int:
+        """Length of :meth:`features` in the encoding."""
+        return len(self.features(self.min_arch(), encoding))
+
     @property
     def num_features(self) -> int:
-        """Length of :meth:`features`."""
-        return sum(len(g.choices) for g in self.genes)
+        """Length of :meth:`features` in the default encoding."""
+        return self.feature_size()
 
     def to_optuna(self) -> dict[str, CategoricalDistribution]:
         """Optuna distributions, one categorical per gene (imports optuna lazily)."""

@@ -1,7 +1,8 @@
 """Learned accuracy predictors behind one interface: MLP ensemble, Gaussian process, ridge, GBM.
 
-Features are the space's one-hot ``features(arch)`` (once-for-all style for
-``ofa_mbv3``). Saving writes JSON only (no pickle): the kind, its settings, the
+Features are the space's ``features(arch, encoding)``: its default encoding
+(once-for-all style one-hot for ``ofa_mbv3``, the cell summary for ``nb201``) or
+another it offers (``space.encodings``). Saving writes JSON only (no pickle): the kind, its settings, the
 seed, the space id, library versions and the training data; loading refits
 deterministically and checks the refitted predictions against fingerprints
 stored at save time, so a model that would predict differently (other library
@@ -24,7 +25,9 @@ from nas.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 KINDS = ("mlp", "gp", "ridge", "gbm")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 files did not name their encoding: it was the space's default then.
+FORMAT1_ENCODING = {"nb201": "path"}
 
 
 def _versions() -> dict[str, str]:
@@ -43,23 +46,30 @@ class Predictor:
             std), ``ridge`` or ``gbm`` (gradient-boosted trees).
         seed: Seed of every random choice of the fit.
         params: Settings passed to the underlying scikit-learn estimator(s).
+        encoding: The space's feature encoding (``None``: its default).
     """
 
     space: SearchSpace
     kind: str = "mlp"
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    encoding: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind: unknown predictor {self.kind!r}; choose one of {', '.join(KINDS)}")
+        self.encoding = self.space.resolve_encoding(self.encoding)
         self._models: list[Any] = []
         self._train_archs: list[dict[str, Any]] = []
         self._train_y: list[float] = []
 
     # ------------------------------------------------------------ fitting
     def _features(self, archs: Sequence[Arch]) -> np.ndarray:
-        return np.stack([self.space.features(self.space.make(a)) for a in archs]).astype(np.float64)
+        return np.stack([self.features(a) for a in archs])
+
+    def features(self, arch: Arch | Mapping[str, Any]) -> np.ndarray:
+        """The predictor's input row for one arch (for callers of :meth:`predict_features`)."""
+        return self.space.features(self.space.make(arch), self.encoding).astype(np.float64)
 
     def _estimators(self) -> list[Any]:
         from sklearn.ensemble import HistGradientBoostingRegressor
@@ -136,6 +146,7 @@ class Predictor:
             "kind": self.kind,
             "seed": self.seed,
             "params": self.params,
+            "encoding": self.encoding,
             "versions": _versions(),
             "archs": self._train_archs,
             "targets": self._train_y,
@@ -158,13 +169,15 @@ class Predictor:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not a predictor file ({exc})") from exc
-        if data.get("format") != FORMAT_VERSION:
+        if data.get("format") not in (1, FORMAT_VERSION):
             raise ValueError(f"{path}: unsupported predictor format {data.get('format')!r}")
         if space is None:
             space = space_from_id(data["space_id"])
         elif space.space_id != data["space_id"]:
             raise ValueError(f"{path}: predictor was fitted on space {data['space_id']!r}, not {space.space_id!r}")
-        predictor = cls(space, data["kind"], data["seed"], data["params"]).fit(data["archs"], data["targets"])
+        encoding = data["encoding"] if data["format"] >= 2 else FORMAT1_ENCODING.get(space.name)
+        predictor = cls(space, data["kind"], data["seed"], data["params"], encoding)
+        predictor.fit(data["archs"], data["targets"])
         probe = data["archs"][: len(data["fingerprint"])]
         again = predictor.predict(probe)[0]
         if not np.allclose(again, data["fingerprint"], rtol=1e-6, atol=1e-6):

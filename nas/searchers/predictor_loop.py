@@ -20,24 +20,29 @@ Each ask after the ``initial`` random trials:
 
 Defaults come from NAS-Bench-201 (benchmarks/search_nb201.py on seeds 100-109, which
 the reported run does not use; evaluations to 99% of the true hypervolume, median):
-a GP on the space's features needed 98 (initial 20) and 116 (initial 10) and reached
-it in every run; ridge (initial 10) needed 157, fast on some seeds but stalled below
-99% within 200 evaluations on 4 of 10.
+a GP on the space's default features. What matters most is the encoding (``encoding``,
+one of ``space.encodings``): on NB201 the 8-number cell summary needs 32.5 evaluations,
+the 85-column path encoding 76.5 (it relates few candidates to the evaluated archs, so the
+GP's std sits at its noise floor everywhere). With the summary: initial 20 (10: 35),
+local_fraction 0.3 (0: 33, 0.5: 39.5), kappa 0 (1: stalls on 7 of 10 seeds), ucb
+(ehvi: 76.5). With the path encoding a GP with initial 20 needed 98 before the local
+search below and ridge 157, stalling on 4 of 10 seeds.
 
 ``acquisition: ehvi`` instead picks by exact expected hypervolume improvement, for two
 objectives of which one is cheap (the service's accuracy-vs-table-latency case): with the
 cheap value known and the predicted one Gaussian, the improvement is closed-form (each pick
 joins the front at its mean before the next). On the tuning seeds 100-109 (GP, initial 20,
-budget 150) it reached 99% after 31 evaluations on 2 seeds (53, 119 and 130 on three
-more), but stalled below 99% on the other 5: the GP's standard deviation sits at its noise floor (~0.27% accuracy)
-everywhere, so EHVI does not explore the high-accuracy middle of the front, where
-differences are that small. Hence not the default.
+budget 150) it needed 76.5 evaluations with the summary encoding (31 on some seeds with
+the path encoding, but stalling below 99% on half): it explores little where predicted
+differences are within the GP's noise, as in the high-accuracy middle of a front. Hence
+not the default.
 
 ``local_fraction`` of each batch (0.3) are instead one-gene neighbours of the observed
 front's archs, closest to the front by predicted values: a local search beside the
-surrogate, for where it cannot rank near-equal archs. On the tuning seeds 100-109 (budget
-150) it took the median to 99% from ~100 to 76.5 evaluations, every seed reaching it
-(0.5 of each batch: 71, one seed stalled).
+surrogate, for where it cannot rank near-equal archs. With the path encoding it took the
+median on the tuning seeds from ~100 to 76.5 evaluations, every seed reaching 99%; with
+the summary encoding it matters less (33 without it, but a longer tail: 76 on the worst
+seed, 53 with it).
 
 The predictor is refitted from the history at every ask, so a restore is exact.
 """
@@ -92,12 +97,14 @@ class PredictorLoopSearcher(Searcher):
         self._feature_cache: dict[str, np.ndarray] = {}
         self._all: list[Arch] | None = None
         self._use_ehvi()  # checks the acquisition setting now, not at the first proposal
+        self.encoding = space.resolve_encoding(self.settings["encoding"])
 
     def defaults(self) -> dict[str, Any]:
         return {
             "initial": 20,
             "predictor": "gp",
             "predictor_params": {},
+            "encoding": None,
             "acquisition": "ucb",
             "local_fraction": 0.3,
             "kappa": 0.0,
@@ -118,7 +125,7 @@ class PredictorLoopSearcher(Searcher):
             rows = [o for o in done if np.isfinite(o.metrics.get(metric, np.nan))]
             seed = int(rng.integers(2**31 - 1))
             models[metric] = Predictor(
-                self.space, self.settings["predictor"], seed, dict(self.settings["predictor_params"])
+                self.space, self.settings["predictor"], seed, dict(self.settings["predictor_params"]), self.encoding
             ).fit([o.arch for o in rows], [o.metrics[metric] for o in rows])
         return models
 
@@ -194,7 +201,7 @@ class PredictorLoopSearcher(Searcher):
         cache = self._feature_cache
         for arch in archs:
             if arch.arch_id not in cache:
-                cache[arch.arch_id] = self.space.features(arch).astype(np.float64)
+                cache[arch.arch_id] = self.space.features(arch, self.encoding).astype(np.float64)
         return np.stack([cache[a.arch_id] for a in archs])
 
     def _every_arch(self) -> list[Arch]:

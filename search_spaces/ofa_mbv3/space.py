@@ -148,17 +148,12 @@ class OFAMobileNetV3Space(SearchSpace):
         return out
 
     # ------------------------------------------------------------- features
-    @property
-    def num_features(self) -> int:
-        cfg = self.config
-        return cfg.num_blocks * (len(cfg.ks_choices) + len(cfg.expand_choices)) + len(cfg.resolutions)
-
-    def features(self, arch: Arch) -> np.ndarray:
+    def _features(self, arch: Arch, encoding: str) -> np.ndarray:
         """OFA-style one-hot: kernel and expand per block (zeros when skipped), resolution."""
         cfg = self.config
         vector = self.encode(arch)
         nk, ne = len(cfg.ks_choices), len(cfg.expand_choices)
-        out = np.zeros(self.num_features, dtype=np.float32)
+        out = np.zeros(cfg.num_blocks * (nk + ne) + len(cfg.resolutions), dtype=np.float32)
         inactive = set(self._inactive_blocks(self._depths(vector)))
         for b in range(cfg.num_blocks):
             if b in inactive:

@@ -67,6 +67,29 @@ def test_save_load_round_trip_and_space_check(tmp_path: Path, synthetic) -> None
         Predictor.load(path)
 
 
+def test_encoding_is_chosen_saved_and_restored(tmp_path: Path) -> None:
+    space = create_space("nb201")
+    rng = np.random.default_rng(1)
+    archs = space.sample_unique(40, rng)
+    y = [float(space.features(a, "path")[:20].sum() + 0.1 * i % 3) for i, a in enumerate(archs)]
+    path_model = Predictor(space, "ridge", encoding="path").fit(archs[:30], y[:30])
+    default = Predictor(space, "ridge").fit(archs[:30], y[:30])
+    assert default.encoding == "summary" and path_model.features(archs[0]).shape == (85,)
+    assert not np.allclose(path_model.predict(archs[30:])[0], default.predict(archs[30:])[0])
+    saved = path_model.save(tmp_path / "p.json")
+    loaded = Predictor.load(saved)
+    assert loaded.encoding == "path"
+    np.testing.assert_allclose(loaded.predict(archs[30:])[0], path_model.predict(archs[30:])[0])
+    # files written before encodings were named (format 1) used the path encoding on nb201
+    data = json.loads(saved.read_text())
+    del data["encoding"]
+    data["format"] = 1
+    saved.write_text(json.dumps(data))
+    assert Predictor.load(saved).encoding == "path"
+    with pytest.raises(ValueError, match="no feature encoding 'paths'; choose one of summary, path, onehot"):
+        Predictor(space, "ridge", encoding="paths")
+
+
 def test_bad_inputs(tmp_path: Path, synthetic) -> None:
     space, archs, y = synthetic
     with pytest.raises(ValueError, match="kind: unknown predictor 'svm'"):

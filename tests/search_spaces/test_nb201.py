@@ -46,22 +46,40 @@ def test_space_contract(space: NB201Space) -> None:
 def test_path_features_count_input_output_paths(space: NB201Space) -> None:
     # edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3: paths 0-1-3 (conv3, conv1) and 0-1-2-3 (conv3, skip, pool)
     arch = space.make({"ops": ["nor_conv_3x3", "none", "skip_connect", "none", "nor_conv_1x1", "avg_pool_3x3"]})
-    paths = space.features(arch)
-    assert paths.shape == (space.num_features,) == (4 + 16 + 64 + 1,)
+    paths = space.features(arch, "path")
+    assert paths.shape == (space.feature_size("path"),) == (4 + 16 + 64 + 1,)
     ops = ["skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3"]
     two = 4 + ops.index("nor_conv_3x3") * 4 + ops.index("nor_conv_1x1")
     three = 20 + ops.index("nor_conv_3x3") * 16 + ops.index("skip_connect") * 4 + ops.index("avg_pool_3x3")
     assert np.flatnonzero(paths).tolist() == [two, three] and paths[-1] == 0
-    full = space.features(space.max_arch())
+    full = space.features(space.max_arch(), "path")
     assert full[3] == 1 and full[4 + 15] == 2 and full[20 + 63] == 1 and full.sum() == 4
-    cut = space.features(space.make({"ops": ["nor_conv_3x3"] * 3 + ["none", "none", "none"]}))
+    cut = space.features(space.make({"ops": ["nor_conv_3x3"] * 3 + ["none", "none", "none"]}), "path")
     assert cut[:-1].sum() == 0 and cut[-1] == 1  # no input-output path: the "no path" flag
     dead = space.make({"ops": ["nor_conv_3x3"] * 3 + ["none", "none", "skip_connect"]})  # 0->1->3 cut, 1->2 used
     dead_edge = space.make({"ops": ["nor_conv_3x3", "none", "avg_pool_3x3", "skip_connect", "none", "none"]})
     assert np.array_equal(
-        space.features(dead_edge), space.features(space.make({"ops": ["none"] * 3 + ["skip_connect", "none", "none"]}))
+        space.features(dead_edge, "path"),
+        space.features(space.make({"ops": ["none"] * 3 + ["skip_connect", "none", "none"]}), "path"),
     )
-    assert not np.array_equal(space.features(dead), cut)
+    assert not np.array_equal(space.features(dead, "path"), cut)
+
+
+def test_summary_features_describe_the_live_cell(space: NB201Space) -> None:
+    # columns: live 3x3 convs, 1x1 convs, pools, skips; paths; most convs on a path; identity path; no path
+    assert space.encodings[0] == "summary" and space.num_features == 8
+    arch = space.make({"ops": ["nor_conv_3x3", "none", "skip_connect", "none", "nor_conv_1x1", "avg_pool_3x3"]})
+    assert space.features(arch).tolist() == [1, 1, 1, 1, 2, 2, 0, 0]
+    assert space.features(space.max_arch()).tolist() == [6, 0, 0, 0, 4, 3, 0, 0]
+    assert space.features(space.min_arch()).tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
+    residual = space.make({"ops": ["none", "nor_conv_3x3", "none", "skip_connect", "none", "nor_conv_1x1"]})
+    assert space.features(residual).tolist() == [1, 1, 0, 1, 2, 2, 1, 0]
+    # a conv on the dead edge 0->1 (node 1 feeds nothing) computes nothing: same features
+    dead = space.make({"ops": ["nor_conv_3x3", "nor_conv_3x3", "none", "skip_connect", "none", "nor_conv_1x1"]})
+    assert np.array_equal(space.features(dead), space.features(residual))
+    assert space.features(arch, "onehot").sum() == 6
+    with pytest.raises(ValueError, match="no feature encoding 'paths'; choose one of summary, path, onehot"):
+        space.features(arch, "paths")
 
 
 @pytest.mark.parametrize(
