@@ -186,18 +186,32 @@ def _finite(metrics: Mapping[str, float]) -> dict[str, float | None]:
     return out
 
 
+def database_url(url: str) -> str:
+    """The SQLAlchemy URL to open: ``postgresql://`` (or ``postgres://``) without a driver uses psycopg 3.
+
+    SQLAlchemy's default PostgreSQL driver is psycopg2; the project installs psycopg (3), so a
+    plain URL as PostgreSQL tools write it works as given. An explicit ``+driver`` is kept.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"store: {url!r} is not a database URL (e.g. sqlite:///runs/nas.db)") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return parsed.render_as_string(hide_password=False)
+    return url
+
+
 class Store:
     """SQL store of search jobs.
 
     Args:
-        url: SQLAlchemy URL; for SQLite the parent folder is created.
+        url: SQLAlchemy URL (see :func:`database_url`); for SQLite the parent folder is created.
     """
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise StoreError(f"store: {url!r} is not a database URL (e.g. sqlite:///runs/nas.db)") from exc
+        url = database_url(url)
+        parsed = make_url(url)
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":

@@ -68,9 +68,12 @@ def test_local_job_records_failures_and_the_front(tmp_path) -> None:
     assert hvs == sorted(hvs)  # fixed reference: hypervolume never decreases
 
 
-@pytest.mark.parametrize("kind", ["evolution", "tpe", "predictor"])
-def test_stop_and_resume_evaluates_each_arch_once(tmp_path, kind: str) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+@pytest.mark.parametrize(
+    ("kind", "database"), [("evolution", "sqlite"), ("tpe", "sqlite"), ("predictor", "sqlite"), ("tpe", "postgresql")]
+)
+def test_stop_and_resume_evaluates_each_arch_once(tmp_path, request, kind: str, database: str) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}" if database == "sqlite" else request.getfixturevalue("postgres_url")
+    store = Store(url)
     evaluator = ToyEvaluator()
     spec = job_from_dict(spec_dict(searcher={"kind": kind, "settings": {}}))
     first = run_job(spec, store, progress=False, evaluator=evaluator, stop_after=10)

@@ -1,24 +1,18 @@
-"""Job store round trips on a real SQLite file (and PostgreSQL when NAS_TEST_POSTGRES_URL is set)."""
+"""Job store round trips on a real SQLite file and a real PostgreSQL server (pgserver, or NAS_TEST_POSTGRES_URL)."""
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
 
-from nas.store import Store, StoreError
+from nas.store import Store, StoreError, database_url
 from tests.nas.toy import ToySpace
 
-URLS = ["sqlite"]
-if os.environ.get("NAS_TEST_POSTGRES_URL"):
-    URLS.append("postgresql")
-
-
-@pytest.fixture(params=URLS)
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path) -> Store:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else os.environ["NAS_TEST_POSTGRES_URL"]
+    url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     s = Store(url)
     yield s
     s.close()
@@ -72,6 +66,11 @@ def test_bad_urls_and_requests_are_clear_errors(tmp_path) -> None:
         Store("runs/nas.db")
     with pytest.raises(StoreError, match="cannot open"):
         Store("nosuchdb://x/y")
+    # PostgreSQL URLs as its tools write them use the installed driver (psycopg 3)
+    assert database_url("postgres://u:p%40w@h:5433/db") == "postgresql+psycopg://u:p%40w@h:5433/db"
+    assert database_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    with pytest.raises(StoreError, match=r"cannot open postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/db"):
+        Store("postgresql://u:secret@127.0.0.1:1/db")  # no server there; the password is not shown
     store = Store(f"sqlite:///{tmp_path / 'sub' / 'dir' / 'a.db'}")  # parent folders are created
     with pytest.raises(StoreError, match="job 'nope' not found"):
         store.job("nope")
