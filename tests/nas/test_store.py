@@ -10,6 +10,7 @@ import pytest
 from nas.store import Store, StoreError, database_url
 from tests.nas.toy import ToySpace
 
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path) -> Store:
     url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
