@@ -206,6 +206,26 @@ def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any
     plt.close(fig)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from nas.export import export_job
+
+    store = _store(args)
+    manifest = export_job(
+        store, args.job_id, args.device, args.format, args.out, max_latency=args.max_latency, trial_id=args.trial,
+        tolerance=args.tolerance, progress=not args.json,
+    )  # fmt: skip
+    written = [m for m in manifest["models"] if m["job_id"] == args.job_id and m["device"] == args.device]
+    lines = [f"exported {len(written)} model(s) of job {args.job_id} for {args.device} to {args.out} (manifest.json):"]
+    for m in written:
+        latency = m["search_metrics"].get(f"latency_ms@{args.device}")
+        lines.append(
+            f"  {m['file']}: trial {m['trial_id']}, {_fmt(latency)} ms, search accuracy "
+            f"{_fmt(m['search_metrics'].get('accuracy'))}, test accuracy {m['test_accuracy']:.4f}, "
+            f"max |diff| {m['check']['max_abs_diff']:.1e}"
+        )
+    emit(args, manifest, "\n".join(lines))
+
+
 def add_search_commands(sub: Any) -> None:
     def store_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
@@ -238,3 +258,15 @@ def add_search_commands(sub: Any) -> None:
     p.add_argument("--plot", help="write a PNG of the front (dominated points grey, bounds as lines)")
     store_args(p)
     p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("export", help="a supernet job's subnets as deployable files (ONNX, TorchScript, safetensors)")
+    p.add_argument("job_id")
+    p.add_argument("--device", required=True, help="target device: the job's latency_ms@DEVICE metric")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--max-latency", type=float, help="the most accurate front member within this latency (ms)")
+    which.add_argument("--trial", type=int, help="this trial (default: every member of the Pareto front)")
+    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], default="onnx")
+    p.add_argument("--out", required=True, help="folder for the files and manifest.json")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference accepted in the check")
+    store_args(p)
+    p.set_defaults(func=cmd_export)

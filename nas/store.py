@@ -332,7 +332,13 @@ class Store:
             raise StoreError(f"artifact {path} is not a file")
         record = ArtifactRecord(job_id, kind, str(path.resolve()), sha256_file(path), dict(meta or {}), _now())
         with self._session() as s:
-            s.add(_Artifact(job_id=job_id, kind=kind, path=record.path, sha256=record.sha256, meta=record.meta))
+            # One record per (job, kind, path): writing the file again updates its checksum and meta.
+            same = (_Artifact.job_id == job_id, _Artifact.kind == kind, _Artifact.path == record.path)
+            row = s.scalars(select(_Artifact).where(*same)).first()
+            if row is None:
+                s.add(_Artifact(job_id=job_id, kind=kind, path=record.path, sha256=record.sha256, meta=record.meta))
+            else:
+                row.sha256, row.meta = record.sha256, record.meta
         return record
 
     def artifacts(self, job_id: str | None = None, kind: str | None = None) -> list[ArtifactRecord]:

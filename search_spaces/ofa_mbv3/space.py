@@ -164,6 +164,13 @@ class OFAMobileNetV3Space(SearchSpace):
         out[cfg.num_blocks * (nk + ne) + vector[-1]] = 1.0
         return out
 
+    def build_static(self, arch: Arch | Mapping[str, Any]) -> Any:
+        """A freshly initialised static network of ``arch`` (to load exported weights into)."""
+        from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
+
+        cfg = self.config
+        return StaticOFAMobileNetV3(self.static_config(arch), bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
+
     def size(self) -> int:
         cfg = self.config
         per_block = len(cfg.ks_choices) * len(cfg.expand_choices)

@@ -177,15 +177,51 @@ def evaluate_subnet(
     ``test`` only for final reports).
     """
     device = device or next(supernet.parameters()).device
+    sub = recalibrated_subnet(
+        supernet, arch, dataset, recal_batches=recal_batches, batch_size=min(batch_size, 256), seed=seed, device=device
+    )
+    return accuracy(sub, dataset, split, arch["r"], batch_size=batch_size, device=device)
+
+
+@torch.no_grad()
+def recalibrated_subnet(
+    supernet: nn.Module,
+    arch: Arch,
+    dataset: Dataset,
+    *,
+    recal_batches: int = 10,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> nn.Module:
+    """``arch`` extracted as a static network whose BN statistics are re-estimated, in eval mode.
+
+    Recalibration uses ``recal_batches`` seeded random batches of the *training* split (no
+    augmentation): the network :func:`evaluate_subnet` scores, and the one to deploy.
+    """
+    device = device or next(supernet.parameters()).device
     sub = supernet.extract(arch).to(device)
-    recal = BatchLoader(dataset.train, dataset, batch_size=min(batch_size, 256), train=False, shuffle=True, seed=seed)
+    recal = BatchLoader(dataset.train, dataset, batch_size=batch_size, train=False, shuffle=True, seed=seed)
     batches = (x.to(device) for x, _ in recal.epoch(0))
     recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=arch["r"])
-    sub.eval()
+    return sub.eval()
+
+
+@torch.no_grad()
+def accuracy(
+    model: Any,
+    dataset: Dataset,
+    split: str,
+    resolution: int,
+    *,
+    batch_size: int = 500,
+    device: torch.device | None = None,
+) -> dict[str, float]:
+    """Top-1 accuracy and mean loss of ``model`` (any callable on a batch) on a split at ``resolution``."""
     correct, total, loss = 0, 0, 0.0
     for x, y in BatchLoader(dataset.split(split), dataset, batch_size, train=False).epoch(0):
-        x, y = resize_batch(x.to(device), arch["r"]), y.to(device)
-        logits = sub(x)
+        x, y = resize_batch(x.to(device) if device else x, resolution), y.to(device) if device else y
+        logits = model(x)
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
         total += int(y.numel())

@@ -109,7 +109,6 @@ def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> 
     accuracies = [row["holdout_accuracy"] for row in payload["subnets"]]
     assert len(accuracies) == 8 and max(accuracies) > 0.8
     assert payload["extracted"]["max_abs_diff"] < 1e-4
-    assert payload["not_yet_available"]
     search = payload["search"]
     assert search["evaluations"] == 24 and search["failed"] == 0 and search["front"]
     front = search["front"]
@@ -122,6 +121,10 @@ def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> 
     assert table["ops"] > 20 and (out / "latency_cpu_b1.json").is_file()
     assert table["validation"]["archs"] == 20 and 0 <= table["validation"]["corrected"]["within_10pct"] <= 1
     assert (out / "supernet.safetensors").is_file() and (out / "training_curves.png").is_file()
+    exported = payload["export"]["models"]
+    assert [m["trial_id"] for m in exported] == [t["trial_id"] for t in front]
+    assert all((out / "export" / m["file"]).is_file() and m["check"]["max_abs_diff"] < 1e-4 for m in exported)
+    assert max(m["test_accuracy"] for m in exported) > 0.8
     # A second run reuses the trained supernet and reports the same numbers.
     again = json.loads(run("demo", "--json", "--out", str(out)).stdout)
     assert again["test_accuracy"] == payload["test_accuracy"] and again["subnets"] == payload["subnets"]

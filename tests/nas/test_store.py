@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -53,6 +54,10 @@ def test_job_trial_front_and_artifact_round_trip(store: Store, tmp_path) -> None
     record = store.add_artifact("latency_table", blob, job_id=job, meta={"device": "cpu"})
     assert record.sha256 == "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
     assert store.artifacts(job)[0].meta == {"device": "cpu"}
+    blob.write_bytes(b"[]")  # the same file written again: one record, with the new checksum
+    store.add_artifact("latency_table", blob, job_id=job, meta={"device": "cpu", "round": 2})
+    (only,) = store.artifacts(job)
+    assert only.sha256 == hashlib.sha256(b"[]").hexdigest() and only.meta["round"] == 2
     with pytest.raises(StoreError, match="not a file"):
         store.add_artifact("x", tmp_path / "missing")
 

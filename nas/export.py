@@ -1,0 +1,295 @@
+"""Export of the subnets a search found: deployable files per device, checked, with a manifest.
+
+``export_job`` takes a job whose evaluator is a trained supernet, picks trials from its
+Pareto front (each front member, the most accurate one within a latency budget on a
+device, or one trial), and for each writes the subnet as a static network with its BN
+statistics recalibrated exactly as the search evaluated it, in one of:
+
+- ``onnx`` — an ONNX model (input ``x``, output ``y``, dynamic batch), checked in ONNX Runtime;
+- ``torchscript`` — a traced TorchScript module, checked after ``torch.jit.load``;
+- ``safetensors`` — the weights, with the space id and arch in the file's metadata; rebuilt
+  by :func:`load_safetensors` (no pickle) and checked after rebuilding.
+
+Each file is checked by running it on a batch of real inputs against the torch network it
+came from (largest absolute difference recorded; over ``tolerance`` is an error), its test
+accuracy is measured, and ``manifest.json`` records per model the trial, arch, the
+search's metrics, the input (shape and preprocessing), the file's SHA-256 and the check.
+Files are registered in the store as ``export`` artifacts of the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from nas.pareto import Constraint, Objective, pareto_front
+from nas.store import Store, TrialRecord
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class ExportError(ValueError):
+    """A request that cannot be exported (wrong job, device, budget or trial)."""
+
+
+# ----------------------------------------------------------------- choosing trials
+def latency_metrics(job_spec: dict[str, Any]) -> list[str]:
+    """The ``latency_ms@<device>`` metrics a job optimised or constrained."""
+    names = [o["metric"] for o in job_spec["objectives"]] + [c["metric"] for c in job_spec.get("constraints", [])]
+    return list(dict.fromkeys(n for n in names if n.startswith("latency_ms@")))
+
+
+def choose_trials(
+    store: Store, job_id: str, device: str, *, max_latency: float | None = None, trial_id: int | None = None
+) -> list[TrialRecord]:
+    """The trials to export for ``device``, fastest first.
+
+    With ``trial_id``: that (complete) trial. With ``max_latency``: the front member with the
+    best value of the job's first non-latency objective among those within the budget.
+    Otherwise every member of the job's feasible Pareto front.
+    """
+    if max_latency is not None and trial_id is not None:
+        raise ExportError("give --max-latency or --trial, not both")
+    job = store.job(job_id)
+    latency = f"latency_ms@{device}"
+    known = latency_metrics(job.spec)
+    if latency not in known:
+        have = ", ".join(m.split("@", 1)[1] for m in known) or "none"
+        raise ExportError(
+            f"--device {device}: job {job_id} has no {latency} objective or constraint (its devices: {have}); "
+            "export for a device the job searched for"
+        )
+    trials = store.trials(job_id, ["complete"])
+    if trial_id is not None:
+        match = [t for t in trials if t.trial_id == trial_id]
+        if not match:
+            states = {t.trial_id: t.state for t in store.trials(job_id)}
+            why = f"it is {states[trial_id]}" if trial_id in states else "there is no such trial"
+            raise ExportError(
+                f"--trial {trial_id}: cannot export from job {job_id}, {why}; `nas pareto {job_id}` lists trials"
+            )
+        return match
+    if not trials:
+        raise ExportError(f"job {job_id} has no completed trials to export")
+    objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]
+    constraints = [Constraint(c["metric"], c.get("min"), c.get("max")) for c in job.spec.get("constraints", [])]
+    points = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in trials]
+    front = sorted((trials[i] for i in pareto_front(points, objectives, constraints)), key=lambda t: t.metrics[latency])
+    if not front:
+        raise ExportError(f"job {job_id} has no feasible trial (none meets its constraints)")
+    if max_latency is None:
+        return front
+    within = [t for t in front if t.metrics[latency] <= max_latency]
+    if not within:
+        raise ExportError(
+            f"--max-latency {max_latency}: no front member of job {job_id} is that fast on {device}; "
+            f"the fastest takes {front[0].metrics[latency]:.4g} ms"
+        )
+    goal = next((o for o in objectives if o.metric != latency), None)
+    if goal is None:
+        return [within[0]]
+    sign = 1.0 if goal.direction == "max" else -1.0
+    return [max(within, key=lambda t: sign * t.metrics[goal.metric])]
+
+
+# ----------------------------------------------------------------- writing and checking
+def _model_order(model: dict[str, Any]) -> tuple[str, float, str]:
+    latency = model["search_metrics"].get(f"latency_ms@{model['device']}")
+    return model["device"], latency if latency is not None else math.inf, model["file"]
+
+
+def _write_onnx(net: Any, example: Any, path: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                net, (example,), str(path), dynamo=False, input_names=["x"], output_names=["y"],
+                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            )  # fmt: skip
+        except (TypeError, RuntimeError, NotImplementedError) as err:
+            logger.info("TorchScript ONNX export unavailable (%s); using the dynamo exporter", err)
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(
+                net, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
+                dynamic_shapes={"x": {0: batch}},
+            )  # fmt: skip
+
+
+def _run_onnx(path: Path, x: Any) -> Any:
+    import torch
+
+    from predictors.onnx_backend import ort_session
+
+    session = ort_session(path.read_bytes(), torch.get_num_threads())
+    return torch.from_numpy(session.run(["y"], {"x": x.numpy()})[0])
+
+
+def save_safetensors(net: Any, space: Any, arch: Any, path: Path) -> None:
+    """The static network's tensors, with what rebuilds it (space id, arch) as metadata."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    meta = {
+        "space": space.name,
+        "space_id": space.space_id,
+        "space_config": json.dumps(space.config.to_dict()),
+        "arch": json.dumps(arch.to_dict()),
+    }
+    save_file(tensors, str(path), metadata=meta)
+
+
+def load_safetensors(path: str | Path) -> Any:
+    """A network exported as ``safetensors``, rebuilt from its metadata (in eval mode)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from nas.space import create_space
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if not {"space", "space_id", "space_config", "arch"} <= set(meta):
+        raise ExportError(f"{path}: not a subnet exported by `nas export` (no space/arch metadata)")
+    space = create_space(meta["space"], config=json.loads(meta["space_config"]))
+    if space.space_id != meta["space_id"] or not hasattr(space, "build_static"):
+        raise ExportError(f"{path}: cannot rebuild space {meta['space_id']} (got {space.space_id})")
+    arch = space.make(json.loads(meta["arch"]))
+    net = space.build_static(arch)
+    net.load_state_dict(load_file(str(path)), strict=True)
+    return net.eval()
+
+
+def _write_and_check(net: Any, space: Any, arch: Any, fmt: str, path: Path, x: Any) -> Any:
+    """Writes ``net`` as ``fmt`` to ``path`` and returns the written file's outputs on ``x``."""
+    import torch
+
+    if fmt == "onnx":
+        _write_onnx(net, x[:1], path)
+        return _run_onnx(path, x)
+    if fmt == "torchscript":  # deprecated by PyTorch in favour of torch.export, still what many runtimes load
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)
+            traced = torch.jit.trace(net, x[:1], check_trace=False)
+            traced.save(str(path))
+            return torch.jit.load(str(path)).eval()(x)
+    save_safetensors(net, space, arch, path)
+    with torch.no_grad():
+        return load_safetensors(path)(x)
+
+
+def export_job(
+    store: Store,
+    job_id: str,
+    device: str,
+    fmt: str,
+    out_dir: str | Path,
+    *,
+    max_latency: float | None = None,
+    trial_id: int | None = None,
+    tolerance: float = 1e-3,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Exports trials of a supernet job (see :func:`choose_trials`) and writes the manifest.
+
+    Returns:
+        The manifest (also written to ``out_dir/manifest.json``; an existing manifest there
+        keeps its other models).
+    """
+    import torch
+    from tqdm import tqdm
+
+    from nas.evaluators import SupernetSpec
+    from predictors.collect import _dataset
+    from search_spaces.bn import resize_batch
+    from search_spaces.datasets import BatchLoader
+    from search_spaces.training.checkpoint import load_supernet, sha256_file, versions
+    from search_spaces.training.trainer import accuracy, recalibrated_subnet
+
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
+    job = store.job(job_id)
+    evaluator = job.spec["evaluator"]
+    if evaluator.get("kind") != "supernet":
+        raise ExportError(
+            f"job {job_id} was evaluated by a {evaluator.get('kind')!r} evaluator, which has no weights to export; "
+            "export needs a job whose evaluator is a trained supernet (evaluator.kind: supernet)"
+        )
+    spec = SupernetSpec(**evaluator)
+    chosen = choose_trials(store, job_id, device, max_latency=max_latency, trial_id=trial_id)
+    supernet, meta = load_supernet(spec.checkpoint)
+    supernet.eval()
+    space = supernet.space
+    if space.space_id != job.space_id:
+        raise ExportError(
+            f"{spec.checkpoint} now holds a supernet of {space.space_id}, job {job_id} searched {job.space_id}"
+        )
+    dataset = _dataset(supernet, meta)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / MANIFEST
+    models: dict[str, Any] = {}
+    if manifest_path.is_file():
+        models = {m["file"]: m for m in json.loads(manifest_path.read_text()).get("models", [])}
+    probe, _ = next(BatchLoader(dataset.test, dataset, 16, train=False).epoch(0))
+    for trial in tqdm(chosen, desc="export", unit="model", disable=not progress):
+        arch = space.make(trial.arch)
+        net = recalibrated_subnet(supernet, arch, dataset, recal_batches=spec.recal_batches, device=torch.device("cpu"))
+        x = resize_batch(probe, arch["r"])
+        with torch.no_grad():
+            reference = net(x)
+        path = out / f"trial{trial.trial_id:04d}-{arch.arch_id}{FORMATS[fmt]}"
+        outputs = _write_and_check(net, space, arch, fmt, path, x)
+        diff = float((outputs - reference).abs().max())
+        if not diff <= tolerance:
+            raise ExportError(
+                f"{path}: the exported {fmt} model differs from the network it came from by {diff:.3g} "
+                f"(> {tolerance}); please report this with the manifest"
+            )
+        test = accuracy(net, dataset, "test", arch["r"])
+        record = {
+            "file": path.name,
+            "format": fmt,
+            "sha256": sha256_file(path),
+            "job_id": job_id,
+            "trial_id": trial.trial_id,
+            "arch_id": arch.arch_id,
+            "arch": arch.to_dict(),
+            "space_id": space.space_id,
+            "device": device,
+            "search_metrics": trial.metrics,
+            "test_accuracy": test["accuracy"],
+            "input": {
+                "shape": [None, int(x.shape[1]), arch["r"], arch["r"]],
+                "dtype": "float32",
+                "preprocessing": {
+                    "scale": 1 / 255,
+                    "mean": list(dataset.mean),
+                    "std": list(dataset.std),
+                    "resize": f"bilinear to {arch['r']}x{arch['r']}",
+                },
+            },
+            "output": {"name": "y", "classes": dataset.classes},
+            "check": {"max_abs_diff": diff, "inputs": int(x.shape[0])},
+        }
+        models[path.name] = record
+        store.add_artifact("export", path, job_id=job_id, meta={k: record[k] for k in ("format", "trial_id", "device")})
+        logger.info("exported trial %d (%s) to %s, max |diff| %.2e", trial.trial_id, arch.arch_id, path, diff)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "supernet": str(spec.checkpoint),
+        "versions": versions(),
+        "models": sorted(models.values(), key=_model_order),
+    }
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(manifest_path)
+    return manifest

@@ -1,0 +1,147 @@
+"""nas export: a supernet job's subnets written as ONNX / TorchScript / safetensors, checked and listed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.export import ExportError, choose_trials, export_job, load_safetensors
+from nas.job import job_from_dict
+from nas.runner import run_job
+from nas.store import Store
+from predictors.collect import _dataset
+from predictors.latency import build_table
+from search_spaces.bn import resize_batch
+from search_spaces.datasets import BatchLoader
+from search_spaces.training.checkpoint import load_supernet
+from search_spaces.training.config import load_train_config
+from search_spaces.training.trainer import SupernetTrainer, accuracy, recalibrated_subnet
+from tests.search_spaces.tiny_train import tiny
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _layer_ms(layer: dict) -> float:
+    """A deterministic stand-in for measured op latency (grows with the op's size)."""
+    size = layer.get("in_channels", 1) * layer.get("out_channels", layer.get("out_features", 1))
+    return 0.01 + 1e-5 * size * layer.get("kernel_size", 1) ** 2 * layer.get("expand_ratio", 1)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str, Path]:
+    """A trained tiny supernet, a CPU latency table of its space and a finished search job over them."""
+    root = tmp_path_factory.mktemp("export")
+    run = root / "run"
+    SupernetTrainer(load_train_config(tiny()), run).run()
+    space = load_supernet(run)[0].space
+    table = build_table(
+        space, layer_timer=lambda layer: {"mean_ms": _layer_ms(layer), "std_ms": 0.0}, calibration_archs=0,
+        progress=False,
+    )  # fmt: skip
+    table = table.save(root / "table.json")
+    spec = {
+        "name": "export-me",
+        "space": {"name": "ofa_mbv3", "config": "mnist", "options": tiny()["space"]["options"]},
+        "evaluator": {"kind": "supernet", "checkpoint": str(run), "recal_batches": 2, "latency_table": str(table)},
+        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "latency_ms@cpu", "direction": "min"}],
+        "searcher": {"kind": "random"},
+        "budget": {"evaluations": 8},
+        "executor": "local",
+        "seed": 0,
+    }
+    store = Store(f"sqlite:///{root / 'nas.db'}")
+    result = run_job(job_from_dict(spec), store, progress=False)
+    assert result.state == "done" and len(result.front) >= 2
+    return store, result.job_id, run
+
+
+def test_every_format_reproduces_the_evaluated_subnet(searched, tmp_path: Path) -> None:
+    store, job_id, run = searched
+    front = choose_trials(store, job_id, "cpu")
+    latencies = [t.metrics["latency_ms@cpu"] for t in front]
+    assert latencies == sorted(latencies) and len(front) >= 2
+    supernet, meta = load_supernet(run)
+    dataset = _dataset(supernet, meta)
+    for fmt in ("onnx", "torchscript", "safetensors"):
+        manifest = export_job(store, job_id, "cpu", fmt, tmp_path / fmt)
+        models = manifest["models"]
+        assert [m["trial_id"] for m in models] == [t.trial_id for t in front]
+        on_disk = json.loads((tmp_path / fmt / "manifest.json").read_text())
+        assert on_disk["models"] == json.loads(json.dumps(models))
+        for model, trial in zip(models, front):
+            path = tmp_path / fmt / model["file"]
+            assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+            assert model["arch"] == trial.arch and model["search_metrics"] == trial.metrics
+            assert model["check"]["max_abs_diff"] < 1e-4
+            assert model["input"]["shape"][2] == trial.arch["r"]
+    export_job(store, job_id, "cpu", "onnx", tmp_path / "onnx")  # again: same files, same records
+    kinds = [a.kind for a in store.artifacts(job_id)]
+    assert kinds.count("export") == 3 * len(front)
+    assert len(json.loads((tmp_path / "onnx" / "manifest.json").read_text())["models"]) == len(front)
+
+    # The safetensors file, rebuilt without the supernet, scores exactly what the search stored.
+    for model in json.loads((tmp_path / "safetensors" / "manifest.json").read_text())["models"]:
+        net = load_safetensors(tmp_path / "safetensors" / model["file"])
+        held_out = accuracy(net, dataset, "holdout", model["arch"]["r"])
+        assert held_out["accuracy"] == pytest.approx(model["search_metrics"]["accuracy"], abs=1e-9)
+        assert accuracy(net, dataset, "test", model["arch"]["r"])["accuracy"] == model["test_accuracy"]
+
+    # ONNX with another batch size (dynamic batch axis) against the recalibrated torch subnet.
+    from predictors.onnx_backend import ort_session
+
+    model = json.loads((tmp_path / "onnx" / "manifest.json").read_text())["models"][-1]
+    arch = supernet.space.make(model["arch"])
+    net = recalibrated_subnet(supernet, arch, dataset, recal_batches=2)
+    x, _ = next(BatchLoader(dataset.holdout, dataset, 5, train=False).epoch(0))
+    x = resize_batch(x, arch["r"])
+    session = ort_session((tmp_path / "onnx" / model["file"]).read_bytes(), 1)
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(["y"], {"x": x.numpy()})[0], net(x).numpy(), atol=1e-4)
+
+
+def test_budget_and_trial_selection(searched, tmp_path: Path) -> None:
+    store, job_id, _ = searched
+    front = choose_trials(store, job_id, "cpu")
+    budget = front[1].metrics["latency_ms@cpu"]
+    within = [t for t in front if t.metrics["latency_ms@cpu"] <= budget]
+    (best,) = choose_trials(store, job_id, "cpu", max_latency=budget)
+    assert best.metrics["accuracy"] == max(t.metrics["accuracy"] for t in within)
+    with pytest.raises(ExportError, match=r"no front member .* the fastest takes"):
+        choose_trials(store, job_id, "cpu", max_latency=front[0].metrics["latency_ms@cpu"] / 2)
+    dominated = next(t for t in store.trials(job_id, ["complete"]) if t.trial_id not in {f.trial_id for f in front})
+    assert choose_trials(store, job_id, "cpu", trial_id=dominated.trial_id)[0].arch == dominated.arch
+    with pytest.raises(ExportError, match=r"--trial 99: .* there is no such trial"):
+        choose_trials(store, job_id, "cpu", trial_id=99)
+    with pytest.raises(ExportError, match=r"no latency_ms@pixel3 .* \(its devices: cpu\)"):
+        choose_trials(store, job_id, "pixel3")
+    with pytest.raises(ExportError, match="--format: unknown 'tflite'"):
+        export_job(store, job_id, "cpu", "tflite", tmp_path)
+
+
+def test_a_job_without_weights_is_refused(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    job = store.create_job("t", {"evaluator": {"kind": "tabular"}, "objectives": []}, "nb201")
+    with pytest.raises(ExportError, match="'tabular' evaluator, which has no weights to export"):
+        export_job(store, job, "cpu", "onnx", tmp_path / "out")
+
+
+def test_cli_export_one_trial(searched, tmp_path: Path) -> None:
+    store, job_id, _ = searched
+    trial = choose_trials(store, job_id, "cpu")[0]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "nas.cli", "export", job_id, "--device", "cpu", "--trial", str(trial.trial_id),
+           "--format", "safetensors", "--out", str(tmp_path), "--store", store.url, "--json"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (model,) = json.loads(done.stdout)["models"]
+    assert model["trial_id"] == trial.trial_id and (tmp_path / model["file"]).is_file()
+    bad = subprocess.run([*cmd[:7], "--max-latency", "1", *cmd[7:]], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--trial: not allowed with argument --max-latency" in bad.stderr
