@@ -106,25 +106,6 @@ def _model_order(model: dict[str, Any]) -> tuple[str, float, str]:
     return model["device"], latency if latency is not None else math.inf, model["file"]
 
 
-def _write_onnx(net: Any, example: Any, path: Path) -> None:
-    import torch
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(
-                net, (example,), str(path), dynamo=False, input_names=["x"], output_names=["y"],
-                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            )  # fmt: skip
-        except (TypeError, RuntimeError, NotImplementedError) as err:
-            logger.info("TorchScript ONNX export unavailable (%s); using the dynamo exporter", err)
-            batch = torch.export.Dim("batch")
-            torch.onnx.export(
-                net, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
-                dynamic_shapes={"x": {0: batch}},
-            )  # fmt: skip
-
-
 def _run_onnx(path: Path, x: Any) -> Any:
     import torch
 
@@ -173,7 +154,9 @@ def _write_and_check(net: Any, space: Any, arch: Any, fmt: str, path: Path, x: A
     import torch
 
     if fmt == "onnx":
-        _write_onnx(net, x[:1], path)
+        from predictors.onnx_backend import export_onnx
+
+        path.write_bytes(export_onnx(net, x[:1], dynamic_batch=True))
         return _run_onnx(path, x)
     if fmt == "torchscript":  # deprecated by PyTorch in favour of torch.export, still what many runtimes load
         with warnings.catch_warnings(), torch.no_grad():

@@ -29,24 +29,28 @@ def _as_module(fn: Any) -> Any:
     return _Call()
 
 
-def export_onnx(module: Any, example: Any) -> bytes:
-    """``module`` (an ``nn.Module`` or a callable of one tensor) as an ONNX model with input ``x``.
+def export_onnx(module: Any, example: Any, dynamic_batch: bool = False) -> bytes:
+    """``module`` (an ``nn.Module`` or a callable of one tensor) as an ONNX model with input ``x``, output ``y``.
 
     Uses the TorchScript exporter (fast: ~0.3 s for a whole subnet) and falls back to the
-    ``dynamo`` exporter where this torch no longer has it.
+    ``dynamo`` exporter where this torch no longer has it. ``dynamic_batch``: the first axis
+    of ``x`` and ``y`` is left free (for deployment); otherwise shapes are those of ``example``.
     """
     import torch
 
     model = _as_module(module).eval()
+    names = {"input_names": ["x"], "output_names": ["y"]}
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(model, (example,), buf, dynamo=False, input_names=["x"], output_names=["y"])
+            axes = {"x": {0: "batch"}, "y": {0: "batch"}} if dynamic_batch else None
+            torch.onnx.export(model, (example,), buf, dynamo=False, dynamic_axes=axes, **names)
         except (TypeError, RuntimeError, NotImplementedError) as err:
             logger.info("TorchScript ONNX export unavailable (%s); using the dynamo exporter", err)
             buf = io.BytesIO()
-            torch.onnx.export(model, (example,), buf, dynamo=True, input_names=["x"], output_names=["y"])
+            shapes = {"x": {0: torch.export.Dim("batch")}} if dynamic_batch else None
+            torch.onnx.export(model, (example,), buf, dynamo=True, dynamic_shapes=shapes, **names)
     return buf.getvalue()
 
 

@@ -14,9 +14,9 @@ NAS = [sys.executable, "-m", "nas.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([*NAS, *args], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([*NAS, *args], capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"nas {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
@@ -102,7 +102,7 @@ def test_bad_input_exits_nonzero_with_one_line(args, message) -> None:
 
 def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    payload = json.loads(run("demo", "--json", "--out", str(out)).stdout)
+    payload = json.loads(run("demo", "--json", "--out", str(out), timeout=900).stdout)
     assert payload["space_id"] == "ofa_mbv3/mnist"
     # The largest subnet of a supernet trained on digits is far above chance (0.1).
     assert payload["test_accuracy"]["max"] > 0.8
@@ -126,6 +126,6 @@ def test_demo_trains_on_digits_and_reports_real_measurements(tmp_path: Path) -> 
     assert all((out / "export" / m["file"]).is_file() and m["check"]["max_abs_diff"] < 1e-4 for m in exported)
     assert max(m["test_accuracy"] for m in exported) > 0.8
     # A second run reuses the trained supernet and reports the same numbers.
-    again = json.loads(run("demo", "--json", "--out", str(out)).stdout)
+    again = json.loads(run("demo", "--json", "--out", str(out), timeout=900).stdout)
     assert again["test_accuracy"] == payload["test_accuracy"] and again["subnets"] == payload["subnets"]
     assert again["search"]["job_id"] == search["job_id"] and again["search"]["front"] == front
