@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from typing import Any
@@ -90,28 +89,9 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 
 def cmd_jobs(args: argparse.Namespace) -> None:
-    store = _store(args)
-    rows = []
-    for job in store.jobs():
-        counts = store.counts(job.id)
-        fronts = store.fronts(job.id)
-        last = fronts[-1] if fronts else None
-        best: dict[str, float] = {}
-        if last is not None:
-            trials = {t.trial_id: t for t in store.trials(job.id, ["complete"])}
-            for o in job.spec["objectives"]:
-                values = [trials[i].metrics.get(o["metric"]) for i in last.trial_ids if i in trials]
-                values = [v for v in values if v is not None]
-                if values:
-                    best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
-        rows.append(
-            {
-                "job_id": job.id, "name": job.name, "state": job.state, "space": job.space_id,
-                "searcher": job.spec["searcher"]["kind"], "done": counts["complete"] + counts["failed"],
-                "failed": counts["failed"], "budget": job.budget, "best": best,
-                "hypervolume": last.hypervolume if last else None, "elapsed_s": round(job.elapsed_s, 1),
-            }
-        )  # fmt: skip
+    from nas.queries import job_summaries
+
+    rows = job_summaries(_store(args))
     lines = [f"{'job':<24} {'name':<16} {'state':<12} {'searcher':<12} {'progress':>10}  best"]
     for r in rows:
         progress = f"{r['done']}/{r['budget'] if r['budget'] is not None else '-'}"
@@ -122,88 +102,22 @@ def cmd_jobs(args: argparse.Namespace) -> None:
     emit(args, rows, "\n".join(lines) if rows else "no jobs yet; start one with `nas search JOB.yaml`")
 
 
-def _latency_metric(objectives: list[dict[str, Any]], override: str | None) -> str | None:
-    if override:
-        return override
-    return next((o["metric"] for o in objectives if o["metric"].startswith("latency")), None)
-
-
 def cmd_pareto(args: argparse.Namespace) -> None:
-    from nas.pareto import Constraint, Objective, hypervolume, pareto_front
-    from nas.runner import reference_point
+    from nas.queries import front_query
 
-    store = _store(args)
-    job = store.job(args.job_id)
-    objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]
-    constraints = [Constraint(c["metric"], c.get("min"), c.get("max")) for c in job.spec.get("constraints", [])]
-    latency = _latency_metric(job.spec["objectives"], args.latency_metric)
-    if args.max_latency is not None:
-        if latency is None:
-            raise ValueError("--max-latency: the job has no latency objective; name it with --latency-metric")
-        constraints.append(Constraint(latency, max=args.max_latency))
-    if args.min_accuracy is not None:
-        constraints.append(Constraint(args.accuracy_metric, min=args.min_accuracy))
-    trials = store.trials(job.id, ["complete"])
-    points = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in trials]
-    front = pareto_front(points, objectives, constraints) if points else []
-    ref = reference_point(points, objectives, job.spec.get("reference"))
-    hv = hypervolume(points, objectives, ref, constraints) if ref else None
-    rows = [trials[i].to_dict() for i in front]
-    order = objectives[-1]
-    rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
-    if args.plot:
-        plot_front(points, front, objectives, constraints, args.plot, title=f"{job.name} ({job.id})")
-    payload = {
-        "job_id": job.id,
-        "objectives": [o.metric for o in objectives],
-        "constraints": [c.__dict__ for c in constraints],
-        "evaluated": len(trials),
-        "hypervolume": hv,
-        "front": rows,
-        "plot": args.plot,
-    }
+    payload = front_query(
+        _store(args), args.job_id, max_latency=args.max_latency, min_accuracy=args.min_accuracy,
+        latency=args.latency_metric, accuracy_metric=args.accuracy_metric, plot=args.plot,
+    )  # fmt: skip
+    payload["plot"] = args.plot
+    rows, hv = payload["front"], payload["hypervolume"]
     text = (
-        f"job {job.id} ({job.state}): {len(rows)} Pareto-optimal of {len(trials)} evaluated, hypervolume {_fmt(hv)}\n"
-        + _front_table(rows, [o.metric for o in objectives])
+        f"job {payload['job_id']} ({payload['state']}): {len(rows)} Pareto-optimal of {payload['evaluated']} "
+        f"evaluated, hypervolume {_fmt(hv)}\n"
+        + _front_table(rows, payload["objectives"])
         + (f"\nplot: {args.plot}" if args.plot else "")
     )
     emit(args, payload, text)
-
-
-def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any, out: str,
-               title: str = "") -> None:  # fmt: skip
-    """Scatter of every evaluated arch (grey), the front highlighted, constraint bounds as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if len(objectives) < 2:
-        raise ValueError("--plot: needs at least two objectives")
-    y_obj, x_obj = objectives[0], objectives[1]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    xs = [p.get(x_obj.metric, math.nan) for p in points]
-    ys = [p.get(y_obj.metric, math.nan) for p in points]
-    ax.scatter(xs, ys, s=12, c="0.75", label="evaluated")
-    fx = [xs[i] for i in front]
-    fy = [ys[i] for i in front]
-    order = sorted(range(len(fx)), key=lambda i: fx[i])
-    ax.plot([fx[i] for i in order], [fy[i] for i in order], "-o", c="tab:red", ms=5, label="Pareto front")
-    for c in constraints:
-        for bound, sign in ((c.min, ">="), (c.max, "<=")):
-            if bound is None:
-                continue
-            if c.metric == x_obj.metric:
-                ax.axvline(bound, ls="--", c="tab:blue", lw=1, label=f"{c.metric} {sign} {bound:g}")
-            elif c.metric == y_obj.metric:
-                ax.axhline(bound, ls="--", c="tab:green", lw=1, label=f"{c.metric} {sign} {bound:g}")
-    ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
-    ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})")
-    ax.set_title(title)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -224,6 +138,17 @@ def cmd_export(args: argparse.Namespace) -> None:
             f"max |diff| {m['check']['max_abs_diff']:.1e}"
         )
     emit(args, manifest, "\n".join(lines))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from services.app import create_app
+
+    store = _store(args)
+    app = create_app(store, threads=args.jobs)
+    print(f"serving {store.url.split('@')[-1]} on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 def add_search_commands(sub: Any) -> None:
@@ -258,6 +183,13 @@ def add_search_commands(sub: Any) -> None:
     p.add_argument("--plot", help="write a PNG of the front (dominated points grey, bounds as lines)")
     store_args(p)
     p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("serve", help="HTTP API and web page over the store; runs submitted jobs")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--jobs", type=int, default=1, help="jobs run at the same time")
+    p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export", help="a supernet job's subnets as deployable files (ONNX, TorchScript, safetensors)")
     p.add_argument("job_id")

@@ -1,0 +1,127 @@
+"""Read-side queries over the store shared by the CLI and the HTTP service: job summaries, fronts, plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from nas.store import Store
+
+
+def job_summary(store: Store, job: Any) -> dict[str, Any]:
+    """One job's state, progress, best value per objective (over its latest front) and hypervolume."""
+    counts = store.counts(job.id)
+    fronts = store.fronts(job.id)
+    last = fronts[-1] if fronts else None
+    best: dict[str, float] = {}
+    if last is not None:
+        trials = {t.trial_id: t for t in store.trials(job.id, ["complete"])}
+        for o in job.spec["objectives"]:
+            values = [trials[i].metrics.get(o["metric"]) for i in last.trial_ids if i in trials]
+            values = [v for v in values if v is not None]
+            if values:
+                best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
+    return {
+        "job_id": job.id, "name": job.name, "state": job.state, "space": job.space_id,
+        "searcher": job.spec["searcher"]["kind"], "done": counts["complete"] + counts["failed"],
+        "running": counts["running"], "failed": counts["failed"], "budget": job.budget, "best": best,
+        "hypervolume": last.hypervolume if last else None, "elapsed_s": round(job.elapsed_s, 1),
+        "error": job.error,
+    }  # fmt: skip
+
+
+def job_summaries(store: Store) -> list[dict[str, Any]]:
+    """:func:`job_summary` of every job, oldest first."""
+    return [job_summary(store, job) for job in store.jobs()]
+
+
+def latency_metric(objectives: list[dict[str, Any]], override: str | None = None) -> str | None:
+    """The job's latency objective (first ``latency*`` metric), unless named."""
+    if override:
+        return override
+    return next((o["metric"] for o in objectives if o["metric"].startswith("latency")), None)
+
+
+def front_query(
+    store: Store,
+    job_id: str,
+    *,
+    max_latency: float | None = None,
+    min_accuracy: float | None = None,
+    latency: str | None = None,
+    accuracy_metric: str = "accuracy",
+    plot: str | Any | None = None,
+) -> dict[str, Any]:
+    """A job's feasible Pareto front under its constraints and the extra bounds, sorted by the last objective.
+
+    ``plot``: a path or binary file object to draw the front into (PNG).
+    """
+    from nas.pareto import Constraint, Objective, hypervolume, pareto_front
+    from nas.runner import reference_point
+
+    job = store.job(job_id)
+    objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]
+    constraints = [Constraint(c["metric"], c.get("min"), c.get("max")) for c in job.spec.get("constraints", [])]
+    latency = latency_metric(job.spec["objectives"], latency)
+    if max_latency is not None:
+        if latency is None:
+            raise ValueError("max_latency: the job has no latency objective; name the metric (--latency-metric)")
+        constraints.append(Constraint(latency, max=max_latency))
+    if min_accuracy is not None:
+        constraints.append(Constraint(accuracy_metric, min=min_accuracy))
+    trials = store.trials(job.id, ["complete"])
+    points = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in trials]
+    front = pareto_front(points, objectives, constraints) if points else []
+    ref = reference_point(points, objectives, job.spec.get("reference"))
+    hv = hypervolume(points, objectives, ref, constraints) if ref else None
+    rows = [trials[i].to_dict() for i in front]
+    order = objectives[-1]
+    rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
+    if plot is not None:
+        plot_front(points, front, objectives, constraints, plot, title=f"{job.name} ({job.id})")
+    return {
+        "job_id": job.id,
+        "state": job.state,
+        "objectives": [o.metric for o in objectives],
+        "constraints": [c.__dict__ for c in constraints],
+        "evaluated": len(trials),
+        "hypervolume": hv,
+        "front": rows,
+    }
+
+
+def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any, out: Any,
+               title: str = "") -> None:  # fmt: skip
+    """Scatter of every evaluated arch (grey), the front highlighted, constraint bounds as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(objectives) < 2:
+        raise ValueError("--plot: needs at least two objectives")
+    y_obj, x_obj = objectives[0], objectives[1]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    xs = [p.get(x_obj.metric, math.nan) for p in points]
+    ys = [p.get(y_obj.metric, math.nan) for p in points]
+    ax.scatter(xs, ys, s=12, c="0.75", label="evaluated")
+    fx = [xs[i] for i in front]
+    fy = [ys[i] for i in front]
+    order = sorted(range(len(fx)), key=lambda i: fx[i])
+    ax.plot([fx[i] for i in order], [fy[i] for i in order], "-o", c="tab:red", ms=5, label="Pareto front")
+    for c in constraints:
+        for bound, sign in ((c.min, ">="), (c.max, "<=")):
+            if bound is None:
+                continue
+            if c.metric == x_obj.metric:
+                ax.axvline(bound, ls="--", c="tab:blue", lw=1, label=f"{c.metric} {sign} {bound:g}")
+            elif c.metric == y_obj.metric:
+                ax.axhline(bound, ls="--", c="tab:green", lw=1, label=f"{c.metric} {sign} {bound:g}")
+    ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
+    ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120, format=None if isinstance(out, (str, Path)) else "png")
+    plt.close(fig)
