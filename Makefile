@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 		(apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) \
 			>/dev/null 2>&1 || echo "note: dataset-fashion-mnist not installed; examples/fashion_mnist.yaml needs it"; \
 	fi
+	@# Chromium and its WebDriver for the web page's browser test (best effort: the test skips without them).
+	@if ! command -v chromedriver >/dev/null && command -v apt-get >/dev/null && [ -w /var/lib/dpkg ]; then \
+		(apt-get install -y -q chromium chromium-driver || (apt-get update -q && apt-get install -y -q chromium chromium-driver)) \
+			>/dev/null 2>&1 || echo "note: chromium not installed; the web page's browser test will be skipped"; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -160,3 +160,61 @@ def test_nas_serve_command_serves_the_store(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _browser() -> object:
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("no Chromium/chromedriver here (make test installs them: apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_web_page_in_a_real_browser(served) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, store = served
+    job_id = httpx.post(f"{url}/api/jobs", json=TOY_JOB).json()["job_id"]
+    _wait_for_state(url, job_id, {"done"})
+    browser = _browser()
+    # the page redraws its tables every 3 s: look elements up again rather than keep them
+    wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
+
+    def row_text(job: str) -> str:
+        return browser.find_element(By.CSS_SELECTOR, f'tr[data-job="{job}"]').text
+
+    try:
+        browser.get(url + "/")
+        assert wait.until(lambda b: "done" in row_text(job_id) and "18/18" in row_text(job_id))
+        assert wait.until(lambda b: "store: sqlite" in b.find_element(By.ID, "store").text)
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').click() or True)
+        expected = len(front_query(store, job_id)["front"])
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#front tbody tr")) == expected)
+        assert f"{expected} Pareto-optimal of" in browser.find_element(By.ID, "front-summary").text
+        loaded = "const i = document.getElementById('plot'); return i.complete && i.naturalWidth > 0"
+        wait.until(lambda b: b.execute_script(loaded))
+
+        spec = browser.find_element(By.NAME, "spec")
+        spec.send_keys(yaml.safe_dump({**TOY_JOB, "searcher": {"kind": "bayes"}}))
+        browser.find_element(By.CSS_SELECTOR, "#submit button").click()
+        wait.until(lambda b: "unknown searcher 'bayes'" in b.find_element(By.ID, "error").text)
+        spec.clear()
+        spec.send_keys(yaml.safe_dump({**TOY_JOB, "name": "from-the-page", "budget": {"evaluations": 4}}))
+        browser.find_element(By.CSS_SELECTOR, "#submit button").click()
+        wait.until(lambda b: len(httpx.get(f"{url}/api/jobs").json()) == 2)
+        new = next(j["job_id"] for j in httpx.get(f"{url}/api/jobs").json() if j["name"] == "from-the-page")
+        assert wait.until(lambda b: "done" in row_text(new) and "from-the-page" in row_text(new))
+        assert browser.find_element(By.ID, "error").text == ""
+    finally:
+        browser.quit()
