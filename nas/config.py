@@ -8,39 +8,44 @@ so a user can fix a config file without reading code. Unknown keys are errors
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
-import yaml
+from nas.errors import ConfigError
+from nas.limits import DEFAULT_LIMITS, InputLimits, load_yaml_text
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type."""
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Reads a YAML mapping with ``yaml.safe_load``.
+def load_yaml(path: str | Path, limits: InputLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Reads a YAML mapping with ``yaml.safe_load``, within ``limits`` (size, nesting, aliases).
 
     Raises:
-        ConfigError: if the file is missing, unparsable or not a mapping.
+        ConfigError: if the file is missing, unparsable, too large or not a mapping.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as text ({type(exc).__name__})") from None
+    data = load_yaml_text(text, limits, what=str(path))
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
     return dict(data)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a user value for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _convert(value: Any, tp: Any, path: str) -> Any:
@@ -59,39 +64,41 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                 return _convert(value, arg, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {_short(value)} matches none of {tp}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}")
+            raise ConfigError(f"{path}: {_short(value)} is not one of {list(args)}")
         return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {_short(value)}")
         item_type = args[0] if args else Any
         items = [_convert(v, item_type, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping, got {_short(value)}")
         value_type = args[1] if len(args) == 2 else Any
         return {str(k): _convert(v, value_type, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {_short(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
+            raise ConfigError(f"{path}: expected a number, got {_short(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: {value} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {_short(value)}")
         return value
     return value
 
@@ -106,7 +113,7 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{label}: expected a mapping of keys, got {data!r}")
+        raise ConfigError(f"{label}: expected a mapping of keys, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
@@ -146,4 +153,6 @@ def key(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-__all__ = ["ConfigError", "from_dict", "key", "load_yaml", "to_dict"]
+__all__ = ["ConfigError", "from_dict", "key", "load_yaml", "short_repr", "to_dict"]
+
+short_repr = _short

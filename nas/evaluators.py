@@ -10,18 +10,20 @@ space has a static layer description, every evaluator also reports ``macs`` and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from nas.arch import Arch
 from nas.config import ConfigError, from_dict
 from nas.evaluator import CheapMetricsMixin, Evaluator
+from nas.plugins import PluginError, has_plugin, load_plugin, plugin_names
 from nas.space import SearchSpace
 
 
 @dataclass
 class TabularSpec:
+    paths: ClassVar[tuple[str, ...]] = ("accuracy_csv", "latency_csv")
     kind: str
     accuracy_csv: str
     latency_csv: str | None = None
@@ -31,6 +33,7 @@ class TabularSpec:
 
 @dataclass
 class PredictorSpec:
+    paths: ClassVar[tuple[str, ...]] = ("path", "latency_table")
     kind: str
     path: str
     metric: str = "accuracy"
@@ -39,6 +42,7 @@ class PredictorSpec:
 
 @dataclass
 class SupernetSpec:
+    paths: ClassVar[tuple[str, ...]] = ("checkpoint", "latency_table")
     kind: str
     checkpoint: str
     split: str = "holdout"
@@ -48,11 +52,16 @@ class SupernetSpec:
 
     def validate(self, path: str) -> None:
         if self.split not in ("holdout", "test"):
-            raise ConfigError(f"{path}.split: use holdout (search) or test (final reports), got {self.split!r}")
+            raise ConfigError(f"{path}.split: use holdout (search) or test (final reports), got {self.split[:40]!r}")
+        if not 0 <= self.recal_batches <= 100_000:
+            raise ConfigError(f"{path}.recal_batches: must be in [0, 100000], got {self.recal_batches}")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ConfigError(f"{path}.threads: must be in [1, 1024], got {self.threads}")
 
 
 @dataclass
 class ZeroCostSpec:
+    paths: ClassVar[tuple[str, ...]] = ("data_root",)
     kind: str
     proxy: str = "synflow"
     dataset: str = "synthetic"
@@ -60,11 +69,31 @@ class ZeroCostSpec:
     batch_size: int = 64
     num_classes: int = 10
 
+    def validate(self, path: str) -> None:
+        if not 1 <= self.batch_size <= 4096:
+            raise ConfigError(f"{path}.batch_size: must be in [1, 4096], got {self.batch_size}")
+        if not 2 <= self.num_classes <= 100_000:
+            raise ConfigError(f"{path}.num_classes: must be in [2, 100000], got {self.num_classes}")
+
 
 @dataclass
 class CustomSpec:
+    paths: ClassVar[tuple[str, ...]] = ()
     kind: str
     target: str
+    options: dict[str, Any] | None = None
+
+
+@dataclass
+class PluginSpec:
+    """An evaluator installed as a ``hwnas.evaluators`` entry point, called as ``factory(space=, **options)``.
+
+    A factory may list option names that are file paths in a ``path_options`` attribute;
+    the HTTP service keeps those inside its data roots like the built-in kinds' paths.
+    """
+
+    paths: ClassVar[tuple[str, ...]] = ()
+    kind: str
     options: dict[str, Any] | None = None
 
 
@@ -93,9 +122,7 @@ class CostMixin(CheapMetricsMixin):
     table: Any = None
 
     def _load_table(self, path: str | None) -> None:
-        from predictors.latency import LatencyTable
-
-        self.table = LatencyTable.load(path, space_id=self.space.space_id) if path else None
+        self.table = _load_latency_table(path, self.space) if path else None
 
     @property
     def latency_metric(self) -> str | None:
@@ -278,8 +305,32 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
         return out
 
 
+def _call_factory(factory: Any, label: str, space: SearchSpace, options: Mapping[str, Any]) -> Evaluator:
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        known = [n for n in signature.parameters if n != "space"]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"evaluator.options: {', '.join(u[:80] for u in unknown)} not accepted by {label}; "
+                f"accepted: {', '.join(known) or 'none'}"
+            )
+    try:
+        evaluator = factory(space=space, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"evaluator.options: {label} refused them: {exc}") from exc
+    if not isinstance(evaluator, Evaluator):
+        raise ConfigError(f"evaluator: {label} did not return an Evaluator")
+    return evaluator
+
+
 def _custom(spec: CustomSpec, space: SearchSpace) -> Evaluator:
-    """A user evaluator ``package.module:factory`` called with ``space=`` and the options."""
+    """A user evaluator ``package.module:factory`` called with ``space=`` and the options (CLI only)."""
     import importlib
 
     module, sep, name = spec.target.partition(":")
@@ -289,10 +340,15 @@ def _custom(spec: CustomSpec, space: SearchSpace) -> Evaluator:
         factory = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"evaluator.target: cannot import {spec.target!r}: {exc}") from exc
-    evaluator = factory(space=space, **(spec.options or {}))
-    if not isinstance(evaluator, Evaluator):
-        raise ConfigError(f"evaluator.target: {spec.target!r} did not return an Evaluator")
-    return evaluator
+    return _call_factory(factory, repr(spec.target), space, spec.options or {})
+
+
+def _plugin(spec: PluginSpec, space: SearchSpace) -> Evaluator:
+    try:
+        factory = load_plugin("evaluator", spec.kind)
+    except PluginError as exc:
+        raise ConfigError(f"evaluator.kind: {exc}") from exc
+    return _call_factory(factory, f"evaluator plug-in {spec.kind!r}", space, spec.options or {})
 
 
 _KINDS: Mapping[str, tuple[type, Any]] = {
@@ -302,20 +358,103 @@ _KINDS: Mapping[str, tuple[type, Any]] = {
     "supernet": (SupernetSpec, SupernetEvaluator),
     "zero_cost": (ZeroCostSpec, ZeroCostEvaluator),
 }
+CODE_KINDS = frozenset({"custom"})  # kinds that name code to import: refused unless allow_code
+PATH_KEYS = tuple(sorted({k for spec_cls, _ in _KINDS.values() for k in spec_cls.paths}))
+
+PathCheck = Callable[[str, str], str]
 
 
-def build_evaluator(spec: Mapping[str, Any], space: SearchSpace) -> Evaluator:
+def evaluator_kinds() -> list[str]:
+    """Built-in evaluator kinds, then the ``hwnas.evaluators`` plug-ins installed here."""
+    return [*_KINDS, *(k for k in plugin_names("evaluator") if k not in _KINDS)]
+
+
+def _parse(spec: Mapping[str, Any], allow_code: bool) -> tuple[Any, Any]:
+    kind = spec.get("kind")
+    if not isinstance(kind, str) or (kind not in _KINDS and not has_plugin("evaluator", kind)):
+        shown = kind[:80] if isinstance(kind, str) else kind
+        raise ConfigError(f"evaluator.kind: {shown!r} is not one of {evaluator_kinds()}")
+    if kind in CODE_KINDS and not allow_code:
+        raise ConfigError(
+            f"evaluator.kind: {kind!r} names code to import and is not accepted here; use a registered kind "
+            f"({', '.join(k for k in evaluator_kinds() if k not in CODE_KINDS)}) or install an evaluator plug-in "
+            "(entry point group 'hwnas.evaluators')"
+        )
+    spec_cls, evaluator_cls = _KINDS.get(kind, (PluginSpec, _plugin))
+    return from_dict(spec_cls, dict(spec), "evaluator"), evaluator_cls
+
+
+def _path_keys(parsed: Any) -> tuple[str, ...]:
+    if isinstance(parsed, PluginSpec):
+        try:
+            factory = load_plugin("evaluator", parsed.kind)
+        except PluginError as exc:
+            raise ConfigError(f"evaluator.kind: {exc}") from exc
+        return tuple(getattr(factory, "path_options", ()))
+    return tuple(parsed.paths)
+
+
+def check_evaluator(
+    spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True, check_path: PathCheck | None = None
+) -> dict[str, Any]:
+    """Validates an ``evaluator`` block without running anything heavy; returns it with paths resolved.
+
+    ``check_path(key, value)`` returns the path to use or raises :class:`ConfigError`
+    (the HTTP service keeps paths inside its data roots). Every file named must exist,
+    and the kind must suit the space; supernet checkpoints are checked from their
+    description only, other kinds are built once (cheap: tables, a predictor's fit).
+    """
+    parsed, _ = _parse(spec, allow_code)
+    out = dict(spec)
+    options = dict(out.get("options") or {}) if isinstance(parsed, PluginSpec) else out
+    for name in _path_keys(parsed):
+        value = options.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"evaluator.{name}: expected a path")
+        value = check_path(name, value) if check_path is not None else value
+        if not os.path.exists(value):
+            raise ConfigError(f"evaluator.{name}: {value} not found")
+        options[name] = value
+    if isinstance(parsed, PluginSpec):
+        out["options"] = options
+    if isinstance(parsed, SupernetSpec):
+        from search_spaces.training.checkpoint import CheckpointError, supernet_space_id
+
+        try:
+            found = supernet_space_id(out["checkpoint"])
+        except CheckpointError as exc:
+            raise ConfigError(f"evaluator.checkpoint: {exc}") from exc
+        if found != space.space_id:
+            raise ConfigError(
+                f"evaluator.checkpoint: holds a supernet of space {found}, the job's space is {space.space_id}; "
+                "set space to match"
+            )
+        if parsed.latency_table is not None:
+            _load_latency_table(out["latency_table"], space)
+    else:
+        build_evaluator(out, space, allow_code=allow_code)
+    return out
+
+
+def _load_latency_table(path: str, space: SearchSpace) -> Any:
+    from predictors.latency import LatencyTable
+
+    try:
+        return LatencyTable.load(path, space_id=space.space_id)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"evaluator.latency_table: {exc}") from exc
+
+
+def build_evaluator(spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True) -> Evaluator:
     """Validates an ``evaluator`` block and builds it.
 
     Raises:
         ConfigError: naming the key that is wrong.
     """
-    kind = spec.get("kind")
-    if kind not in _KINDS:
-        raise ConfigError(f"evaluator.kind: {kind!r} is not one of {sorted(_KINDS)}")
-    spec_cls, evaluator_cls = _KINDS[kind]
-    parsed = from_dict(spec_cls, dict(spec), "evaluator")
-    for name in ("accuracy_csv", "latency_csv", "path", "checkpoint", "latency_table"):
+    parsed, evaluator_cls = _parse(spec, allow_code)
+    for name in parsed.paths:
         value = getattr(parsed, name, None)
         if value is not None and not os.path.exists(value):
             raise ConfigError(f"evaluator.{name}: {value} not found")

@@ -29,9 +29,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nas.config import ConfigError, from_dict, key, load_yaml, to_dict
+from nas.evaluators import PATH_KEYS, evaluator_kinds
+from nas.limits import DEFAULT_LIMITS, InputLimits, check_values
 from nas.pareto import Constraint, Objective
+from nas.searchers import searcher_kinds
+from nas.space import SearchSpace, create_space
 
-EVALUATOR_KINDS = ("tabular", "predictor", "supernet", "zero_cost", "custom")
+MAX_NAME = 200  # job names, metric names: the store's column width
+MAX_BUDGET = 10**9
+MAX_PARALLELISM = 4096
 
 
 @dataclass
@@ -42,14 +48,13 @@ class SpaceRef:
     config: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
-    def build(self) -> Any:
-        from nas.space import create_space
-
+    def build(self, *, allow_code: bool = True) -> SearchSpace:
+        """The space; ``allow_code=False`` accepts only registered names (no ``module:factory``)."""
         kwargs = dict(self.options)
         if self.config is not None:
             kwargs["config"] = self.config
         try:
-            return create_space(self.name, **kwargs)
+            return create_space(self.name, allow_code=allow_code, **kwargs)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"space: {exc}") from exc
 
@@ -59,6 +64,9 @@ class ObjectiveSpec:
     metric: str
     direction: Literal["min", "max"] = "min"
 
+    def validate(self, path: str) -> None:
+        _check_name(key(path, "metric"), self.metric)
+
 
 @dataclass
 class ConstraintSpec:
@@ -67,6 +75,7 @@ class ConstraintSpec:
     max: float | None = None
 
     def validate(self, path: str) -> None:
+        _check_name(key(path, "metric"), self.metric)
         if self.min is None and self.max is None:
             raise ConfigError(f"{path}: give min and/or max for {self.metric!r}")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -79,10 +88,9 @@ class SearcherSpec:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
-        from nas.searchers import SEARCHERS
-
-        if self.kind not in SEARCHERS:
-            raise ConfigError(f"{key(path, 'kind')}: unknown searcher {self.kind!r}; known: {', '.join(SEARCHERS)}")
+        kinds = searcher_kinds()
+        if self.kind not in kinds:
+            raise ConfigError(f"{key(path, 'kind')}: unknown searcher {self.kind[:80]!r}; known: {', '.join(kinds)}")
 
 
 @dataclass
@@ -93,10 +101,10 @@ class BudgetSpec:
     def validate(self, path: str) -> None:
         if self.evaluations is None and self.wall_time_s is None:
             raise ConfigError(f"{path}: give evaluations and/or wall_time_s, or the search never ends")
-        if self.evaluations is not None and self.evaluations < 1:
-            raise ConfigError(f"{key(path, 'evaluations')}: must be >= 1, got {self.evaluations}")
-        if self.wall_time_s is not None and self.wall_time_s <= 0:
-            raise ConfigError(f"{key(path, 'wall_time_s')}: must be > 0, got {self.wall_time_s}")
+        if self.evaluations is not None and not 1 <= self.evaluations <= MAX_BUDGET:
+            raise ConfigError(f"{key(path, 'evaluations')}: must be in [1, {MAX_BUDGET:.0e}], got {self.evaluations}")
+        if self.wall_time_s is not None and not 0 < self.wall_time_s <= MAX_BUDGET:
+            raise ConfigError(f"{key(path, 'wall_time_s')}: must be in (0, {MAX_BUDGET:.0e}], got {self.wall_time_s}")
 
 
 @dataclass
@@ -118,16 +126,23 @@ class JobSpec:
     cpus_per_trial: float = 1.0
 
     def validate(self, path: str) -> None:
+        _check_name("name", self.name)
         if not self.objectives:
             raise ConfigError("objectives: at least one objective is needed")
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ConfigError(f"objectives: a metric is listed twice: {metrics}")
         kind = self.evaluator.get("kind")
-        if kind not in EVALUATOR_KINDS:
-            raise ConfigError(f"evaluator.kind: {kind!r} is not one of {list(EVALUATOR_KINDS)}")
-        if self.parallelism < 1:
-            raise ConfigError(f"parallelism: must be >= 1, got {self.parallelism}")
+        kinds = evaluator_kinds()
+        if kind not in kinds:
+            shown = kind[:80] if isinstance(kind, str) else kind
+            raise ConfigError(f"evaluator.kind: {shown!r} is not one of {kinds}")
+        if not 1 <= self.parallelism <= MAX_PARALLELISM:
+            raise ConfigError(f"parallelism: must be in [1, {MAX_PARALLELISM}], got {self.parallelism}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed: must be in [0, 2**32), got {self.seed}")
+        if not 0 < self.cpus_per_trial <= 1024:
+            raise ConfigError(f"cpus_per_trial: must be in (0, 1024], got {self.cpus_per_trial}")
         if self.reference is not None:
             missing = [m for m in metrics if m not in self.reference]
             if missing:
@@ -145,7 +160,16 @@ class JobSpec:
         return to_dict(self)
 
 
-def job_from_dict(data: Any) -> JobSpec:
+def _check_name(path: str, value: str) -> None:
+    if not value or len(value) > MAX_NAME:
+        raise ConfigError(f"{path}: must be 1 to {MAX_NAME} characters, got {len(value)}")
+    if any(ord(c) < 32 for c in value):
+        raise ConfigError(f"{path}: must not contain control characters (newlines, tabs, ...)")
+
+
+def job_from_dict(data: Any, limits: InputLimits = DEFAULT_LIMITS) -> JobSpec:
+    """A validated :class:`JobSpec`; every value is bounded first (sizes, depth, finite numbers)."""
+    check_values(data, limits)
     return from_dict(JobSpec, data)
 
 
@@ -157,7 +181,7 @@ def load_job(path: str | Path) -> JobSpec:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     base = Path(path).resolve().parent
-    for name in ("accuracy_csv", "latency_csv", "checkpoint", "path", "latency_table", "data_root"):
+    for name in PATH_KEYS:
         value = spec.evaluator.get(name)
         if isinstance(value, str) and not Path(value).is_absolute():
             candidate = base / value

@@ -6,11 +6,27 @@ import math
 from pathlib import Path
 from typing import Any
 
-from nas.store import Store
+from nas.store import LeaseRecord, Store
 
 
-def job_summary(store: Store, job: Any) -> dict[str, Any]:
-    """One job's state, progress, best value per objective (over its latest front) and hypervolume."""
+def effective_state(job: Any, lease: LeaseRecord | None) -> str:
+    """The job's state as users should see it: ``running`` only while a runner's lease is live.
+
+    A job stored as running whose runner stopped heartbeating (killed, machine lost) is
+    ``interrupted``: ``nas resume`` takes it over.
+    """
+    if job.state == "running" and (lease is None or not lease.live()):
+        return "interrupted"
+    return str(job.state)
+
+
+def job_summary(store: Store, job: Any, lease: LeaseRecord | bool | None = True) -> dict[str, Any]:
+    """One job's state, progress, best value per objective (over its latest front) and hypervolume.
+
+    ``lease``: the job's lease if already read (``True``: read it here).
+    """
+    if lease is True:
+        lease = store.lease(job.id)
     counts = store.counts(job.id)
     fronts = store.fronts(job.id)
     last = fronts[-1] if fronts else None
@@ -23,7 +39,7 @@ def job_summary(store: Store, job: Any) -> dict[str, Any]:
             if values:
                 best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
     return {
-        "job_id": job.id, "name": job.name, "state": job.state, "space": job.space_id,
+        "job_id": job.id, "name": job.name, "state": effective_state(job, lease or None), "space": job.space_id,
         "searcher": job.spec["searcher"]["kind"], "done": counts["complete"] + counts["failed"],
         "running": counts["running"], "failed": counts["failed"], "budget": job.budget, "best": best,
         "hypervolume": last.hypervolume if last else None, "elapsed_s": round(job.elapsed_s, 1),
@@ -33,7 +49,8 @@ def job_summary(store: Store, job: Any) -> dict[str, Any]:
 
 def job_summaries(store: Store) -> list[dict[str, Any]]:
     """:func:`job_summary` of every job, oldest first."""
-    return [job_summary(store, job) for job in store.jobs()]
+    leases = store.leases()
+    return [job_summary(store, job, leases.get(job.id)) for job in store.jobs()]
 
 
 def latency_metric(objectives: list[dict[str, Any]], override: str | None = None) -> str | None:
@@ -82,7 +99,7 @@ def front_query(
         plot_front(points, front, objectives, constraints, plot, title=f"{job.name} ({job.id})")
     return {
         "job_id": job.id,
-        "state": job.state,
+        "state": effective_state(job, store.lease(job.id)),
         "objectives": [o.metric for o in objectives],
         "constraints": [c.__dict__ for c in constraints],
         "evaluated": len(trials),
@@ -101,6 +118,13 @@ def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any
 
     if len(objectives) < 2:
         raise ValueError("--plot: needs at least two objectives")
+    # Job names and metric names are user text: never parsed as mathtext ("$...$").
+    with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
+        _draw_front(plt, points, front, objectives, constraints, out, title)
+
+
+def _draw_front(plt: Any, points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any,
+                out: Any, title: str) -> None:  # fmt: skip
     y_obj, x_obj = objectives[0], objectives[1]
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     xs = [p.get(x_obj.metric, math.nan) for p in points]

@@ -73,7 +73,9 @@ class NASSearcher(TuneSearcher):
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self._recorder.budget.exhausted() or (self.limit is not None and self.suggested >= self.limit):
+        if self._recorder.lease_lost or self._recorder.budget.exhausted() or (
+            self.limit is not None and self.suggested >= self.limit
+        ):
             return TuneSearcher.FINISHED
         trial = self.queue.pop(0) if self.queue else None
         if trial is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +26,7 @@ from nas.evaluator import Evaluator
 from nas.job import JobSpec, job_from_dict
 from nas.pareto import Constraint, Objective, hypervolume, pareto_front
 from nas.searchers import Searcher, Trial, create_searcher
-from nas.store import Store, TrialRecord
+from nas.store import LeaseLost, Store, TrialRecord, runner_id
 
 logger = logging.getLogger(__name__)
 
@@ -156,19 +158,81 @@ class _Budget:
         return (r is not None and r <= 0) or (t is not None and t <= 0)
 
 
-class _Recorder:
-    """Store + searcher + front + progress bar updates for each finished trial."""
+def default_lease_ttl() -> float:
+    """Seconds a runner's lease outlives its last heartbeat (``$NAS_LEASE_TTL_S``, default 60)."""
+    return float(os.environ.get("NAS_LEASE_TTL_S") or 60)
 
-    def __init__(self, store: Store, job_id: str, searcher: Searcher, tracker: FrontTracker, budget: _Budget, bar: Any):
+
+class LeaseKeeper:
+    """Holds a job's lease for one runner: acquires it, renews it from a daemon thread, releases it.
+
+    Heartbeats come every ``ttl_s / 6`` seconds; if a renewal finds the lease taken over
+    (this process stalled past the TTL and another runner resumed the job), ``lost`` is
+    set and the runner stops writing to the job.
+    """
+
+    def __init__(self, store: Store, job_id: str, ttl_s: float | None = None) -> None:
+        self.store, self.job_id = store, job_id
+        self.ttl_s = ttl_s if ttl_s is not None else default_lease_ttl()
+        self.runner = runner_id()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LeaseKeeper:
+        self.store.acquire_lease(self.job_id, self.runner, self.ttl_s)
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{self.job_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl_s / 6):
+            try:
+                if not self.store.renew_lease(self.job_id, self.runner, self.ttl_s):
+                    logger.error("job %s: lease lost to another runner; this runner stops", self.job_id)
+                    self.lost.set()
+                    return
+            except Exception as exc:  # a missed heartbeat is retried at the next beat
+                logger.warning("job %s: heartbeat failed: %s", self.job_id, _error_text(exc))
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LeaseLost(f"job {self.job_id}: another runner took the job over; this runner stopped")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not self.lost.is_set():
+            try:
+                self.store.release_lease(self.job_id, self.runner)
+            except Exception as error:  # the lease then simply expires
+                logger.warning("job %s: could not release the lease: %s", self.job_id, _error_text(error))
+
+
+class TrialRecorder:
+    """Store + searcher + front + progress bar updates for each finished trial (local and Ray executors)."""
+
+    def __init__(self, store: Store, job_id: str, searcher: Searcher, tracker: FrontTracker, budget: _Budget,
+                 bar: Any, lease: LeaseKeeper | None = None) -> None:  # fmt: skip
         self.store, self.job_id, self.searcher = store, job_id, searcher
         self.tracker, self.budget, self.bar = tracker, budget, bar
+        self.lease = lease
         self.failed = 0
 
+    @property
+    def lease_lost(self) -> bool:
+        return self.lease is not None and self.lease.lost.is_set()
+
     def started(self, trials: Sequence[Trial], worker: str) -> None:
+        if self.lease is not None:
+            self.lease.check()
         for t in trials:
             self.store.add_trial(self.job_id, t.trial_id, t.arch, worker=worker)
 
     def finished(self, trial_id: int, outcome: Outcome, worker: str | None = None) -> None:
+        if self.lease_lost:  # the job is another runner's now: it re-evaluates this trial
+            return
         metrics, error = outcome
         self.store.finish_trial(self.job_id, trial_id, metrics, error, worker=worker)
         self.searcher.tell(trial_id, metrics, error)
@@ -182,7 +246,7 @@ class _Recorder:
         self.bar.update(1)
 
 
-def _run_local(evaluator: Evaluator, searcher: Searcher, recorder: _Recorder, spec: JobSpec,
+def _run_local(evaluator: Evaluator, searcher: Searcher, recorder: TrialRecorder, spec: JobSpec,
                stop_after: int | None) -> None:  # fmt: skip
     budget = recorder.budget
     queue = sorted(searcher.pending(), key=lambda t: t.trial_id)
@@ -216,6 +280,8 @@ def run_job(
     stop_after: int | None = None,
     evaluator: Evaluator | None = None,
     on_created: Callable[[str], None] | None = None,
+    allow_code: bool = True,
+    lease_ttl_s: float | None = None,
 ) -> JobResult:
     """Runs (or resumes, with ``job_id``) a search job to its budget.
 
@@ -229,9 +295,14 @@ def run_job(
         stop_after: Stop after this many new trials (for tests and stepwise runs).
         evaluator: Use this evaluator instead of building the spec's (tests, services).
         on_created: Called with the job id once the job exists.
-    """
-    from nas.evaluators import build_evaluator
+        allow_code: Whether the spec may name code (``module:factory``, ``custom``); the
+            HTTP service runs its jobs with ``False``.
+        lease_ttl_s: Seconds this runner's lease on the job outlives its last heartbeat.
 
+    Raises:
+        JobBusy: when another runner holds the job (it is left untouched).
+        LeaseLost: when another runner took the job over while this one ran.
+    """
     if job_id is not None:
         record = store.job(job_id)
         stored = job_from_dict(record.spec)
@@ -239,15 +310,35 @@ def run_job(
     elif spec is None:
         raise ValueError("run_job: give a spec, or a job_id to resume")
     assert spec is not None
-    space = spec.space.build()
+    space = spec.space.build(allow_code=allow_code)
     if job_id is None:
         job_id = store.create_job(spec.name, spec.to_dict(), space.space_id, spec.budget.evaluations)
     elif store.job(job_id).space_id != space.space_id:
         raise ValueError(f"job {job_id} searched space {store.job(job_id).space_id}, not {space.space_id}")
     if on_created is not None:
         on_created(job_id)
+    with LeaseKeeper(store, job_id, lease_ttl_s) as lease:
+        return _run_leased(spec, space, store, job_id, lease, ray_address, executor, progress, stop_after,
+                           evaluator, allow_code)  # fmt: skip
+
+
+def _run_leased(
+    spec: JobSpec,
+    space: Any,
+    store: Store,
+    job_id: str,
+    lease: LeaseKeeper,
+    ray_address: str | None,
+    executor: str | None,
+    progress: bool,
+    stop_after: int | None,
+    evaluator: Evaluator | None,
+    allow_code: bool,
+) -> JobResult:
+    from nas.evaluators import build_evaluator
+
     try:
-        evaluator = evaluator or build_evaluator(spec.evaluator, space)
+        evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code)
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
             storage=store.url if not store.url.endswith(":memory:") else None, study_name=f"nas-{job_id}",
@@ -268,7 +359,7 @@ def run_job(
     done = tracker.evaluations
     budget = _Budget(spec, done, store.job(job_id).elapsed_s)
     bar = _progress(spec.budget.evaluations, done, progress)
-    recorder = _Recorder(store, job_id, searcher, tracker, budget, bar)
+    recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease)
     store.update_job(job_id, state="running", error=None)
     try:
         if (executor or spec.executor) == "ray":
@@ -277,6 +368,9 @@ def run_job(
             run_with_ray(evaluator, searcher, recorder, spec, ray_address, stop_after)
         else:
             _run_local(evaluator, searcher, recorder, spec, stop_after)
+        lease.check()
+    except LeaseLost:  # the job belongs to the runner that took it over: leave its state alone
+        raise
     except KeyboardInterrupt:
         store.update_job(job_id, state="interrupted", elapsed_s=budget.elapsed)
         raise

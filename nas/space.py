@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.arch import Arch
+from nas.plugins import has_plugin, load_plugin, plugin_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.distributions import CategoricalDistribution
@@ -269,8 +270,8 @@ BUILTIN_SPACES: Mapping[str, str] = MappingProxyType(
 
 
 def list_spaces() -> list[str]:
-    """Names of the built-in spaces."""
-    return sorted(BUILTIN_SPACES)
+    """Names of the built-in spaces and of the space plug-ins installed here."""
+    return sorted({*BUILTIN_SPACES, *plugin_names("space")})
 
 
 def _resolve(target: str) -> Any:
@@ -279,21 +280,32 @@ def _resolve(target: str) -> Any:
     return getattr(module, attr)
 
 
-def create_space(name: str, **kwargs: Any) -> SearchSpace:
-    """Creates a space by registry name (or ``"module:factory"``) with options.
+def create_space(name: str, *, allow_code: bool = True, **kwargs: Any) -> SearchSpace:
+    """Creates a space by name (built-in, or a ``hwnas.spaces`` plug-in) with options.
+
+    With ``allow_code`` (the CLI, a user's own scripts), ``"package.module:factory"`` names
+    a factory to import; the HTTP service passes ``allow_code=False`` so that a request can
+    only name installed spaces.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
     if name in BUILTIN_SPACES:
         factory = _resolve(BUILTIN_SPACES[name])
-    elif ":" in name:
+    elif has_plugin("space", name):
+        factory = load_plugin("space", name)
+    elif ":" in name and allow_code:
         try:
             factory = _resolve(name)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"space {name!r} cannot be imported: {exc}") from exc
+    elif ":" in name:
+        raise ValueError(
+            f"space {name[:80]!r}: a module:factory name is not accepted here; name a registered space "
+            f"({', '.join(list_spaces())}) or install a plug-in (entry point group 'hwnas.spaces')"
+        )
     else:
-        raise ValueError(f"unknown space {name!r}; known spaces: {', '.join(list_spaces())}")
+        raise ValueError(f"unknown space {name[:80]!r}; known spaces: {', '.join(list_spaces())}")
     space = factory(**kwargs)
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space factory {name!r} did not return a SearchSpace")

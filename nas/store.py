@@ -9,19 +9,36 @@ live ORM objects, so callers can keep them after the session closes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
+import os
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -37,6 +54,73 @@ def _now() -> dt.datetime:
 
 class StoreError(ValueError):
     """Bad store URL, unknown job, or a request the store cannot satisfy."""
+
+
+class JobBusy(StoreError):
+    """Another runner holds the job's lease (its heartbeat is recent)."""
+
+
+class LeaseLost(StoreError):
+    """This runner's lease on a job was taken over (its heartbeats stopped for too long)."""
+
+
+# Messages of lock contention that a later attempt can get past (SQLite, PostgreSQL).
+_LOCK_MESSAGES = (
+    "database is locked", "database table is locked", "deadlock detected", "could not obtain lock",
+    "could not serialize", "lock timeout", "canceling statement due to lock timeout",
+)  # fmt: skip
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retry_locked(method: F) -> F:
+    """Re-runs a store transaction while the database is locked, with backoff, up to ``lock_retry_s``.
+
+    Each retry is one log line; if the lock outlasts the retry window the error is a
+    one-line :class:`StoreError`, never a driver traceback.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        delay, attempt = 0.05, 0
+        deadline = time.monotonic() + self.lock_retry_s
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except OperationalError as exc:
+                message = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0][:200]
+                if not any(m in message.lower() for m in _LOCK_MESSAGES):
+                    raise StoreError(f"store {self.safe_url}: {message}") from None
+                attempt += 1
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(
+                        f"store {self.safe_url}: still locked after {attempt} attempts over {self.lock_retry_s:g} s "
+                        f"({message}); another process holds a long write lock"
+                    ) from None
+                logger.warning("store busy (%s) in %s; retry %d in %.2f s", message, method.__name__, attempt, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def runner_id() -> str:
+    """A new runner identity: host, process and a random part (two runners in one process differ)."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _runner_is_dead(runner: str) -> bool:
+    """Whether ``runner`` was a process on this host that no longer exists (a killed runner)."""
+    host, _, rest = runner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:100] or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class _Base(DeclarativeBase):
@@ -92,6 +176,30 @@ class _Artifact(_Base):
     sha256: Mapped[str] = mapped_column(String(64))
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class _Lease(_Base):
+    """Who runs a job: one row per running job, renewed by its runner's heartbeat."""
+
+    __tablename__ = "nas_leases"
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    runner: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    job_id: str
+    runner: str
+    acquired_at: dt.datetime
+    heartbeat_at: dt.datetime
+    expires_at: dt.datetime
+
+    def live(self, now: dt.datetime | None = None) -> bool:
+        """Whether the lease still holds: heartbeat not expired, and not a dead process on this host."""
+        return (now or _now()) < self.expires_at and not _runner_is_dead(self.runner)
 
 
 @dataclass(frozen=True)
@@ -169,6 +277,10 @@ def _trial(row: _Trial) -> TrialRecord:
     )  # fmt: skip
 
 
+def _lease(row: _Lease) -> LeaseRecord:
+    return LeaseRecord(row.job_id, row.runner, row.acquired_at, row.heartbeat_at, row.expires_at)
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as fh:
@@ -207,16 +319,24 @@ class Store:
 
     Args:
         url: SQLAlchemy URL (see :func:`database_url`); for SQLite the parent folder is created.
+        lock_timeout_s: How long one SQLite statement waits for a lock (default 30 s, or
+            ``$NAS_STORE_LOCK_TIMEOUT``).
+        lock_retry_s: How long a transaction is retried while the database stays locked
+            (default 600 s, or ``$NAS_STORE_LOCK_RETRY``); each retry is logged in one line.
     """
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, lock_timeout_s: float | None = None,
+                 lock_retry_s: float | None = None) -> None:  # fmt: skip
         url = database_url(url)
         parsed = make_url(url)
+        self.lock_timeout_s = float(lock_timeout_s or os.environ.get("NAS_STORE_LOCK_TIMEOUT") or 30)
+        self.lock_retry_s = float(lock_retry_s or os.environ.get("NAS_STORE_LOCK_RETRY") or 600)
+        self.safe_url = parsed.render_as_string(hide_password=True)
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": self.lock_timeout_s}
         self.url = url
         try:
             self.engine: Engine = create_engine(url, **kwargs)
@@ -234,12 +354,14 @@ class Store:
         self.engine.dispose()
 
     # ------------------------------------------------------------ jobs
+    @_retry_locked
     def create_job(self, name: str, spec: Mapping[str, Any], space_id: str, budget: int | None = None) -> str:
         job_id = f"{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         with self._session() as s:
             s.add(_Job(id=job_id, name=name, spec=json.loads(json.dumps(spec)), space_id=space_id, budget=budget))
         return job_id
 
+    @_retry_locked
     def job(self, job_id: str) -> JobRecord:
         with self._session() as s:
             row = s.get(_Job, job_id)
@@ -247,10 +369,12 @@ class Store:
                 raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
             return _job(row)
 
+    @_retry_locked
     def jobs(self) -> list[JobRecord]:
         with self._session() as s:
             return [_job(r) for r in s.scalars(select(_Job).order_by(_Job.created_at, _Job.id))]
 
+    @_retry_locked
     def update_job(self, job_id: str, **fields: Any) -> None:
         allowed = {"state", "elapsed_s", "error", "budget"}
         unknown = set(fields) - allowed
@@ -265,7 +389,85 @@ class Store:
             for key, value in fields.items():
                 setattr(row, key, value)
 
+    # ------------------------------------------------------------ leases (one runner per job)
+    @_retry_locked
+    def acquire_lease(self, job_id: str, runner: str, ttl_s: float) -> LeaseRecord:
+        """Makes ``runner`` the only runner of ``job_id`` for ``ttl_s`` seconds (renew with :meth:`renew_lease`).
+
+        A lease whose heartbeat expired, or whose runner was a process of this host that no
+        longer exists, is taken over; the takeover is a compare-and-set, so of two runners
+        racing for a job exactly one wins.
+
+        Raises:
+            JobBusy: while another runner's lease is live.
+        """
+        now = _now()
+        expires = now + dt.timedelta(seconds=ttl_s)
+        try:
+            with self._session() as s:
+                row = s.get(_Lease, job_id)
+                if row is None:
+                    s.add(_Lease(job_id=job_id, runner=runner, acquired_at=now, heartbeat_at=now, expires_at=expires))
+                    s.flush()
+                else:
+                    held = _lease(row)
+                    if held.runner != runner and held.live(now):
+                        raise JobBusy(self._busy_message(held, now))
+                    taken = s.execute(
+                        update(_Lease)
+                        .where(_Lease.job_id == job_id, _Lease.runner == held.runner,
+                               _Lease.expires_at == held.expires_at)
+                        .values(runner=runner, acquired_at=now, heartbeat_at=now, expires_at=expires)
+                    )  # fmt: skip
+                    if taken.rowcount != 1:
+                        raise JobBusy(f"job {job_id}: another runner took it over at the same moment")
+                    if held.runner != runner:
+                        logger.warning("job %s: taking over from runner %s (no heartbeat since %s)", job_id,
+                                       held.runner, held.heartbeat_at.isoformat(timespec="seconds"))  # fmt: skip
+        except IntegrityError:
+            raise JobBusy(f"job {job_id}: another runner started it at the same moment") from None
+        return LeaseRecord(job_id, runner, now, now, expires)
+
+    def _busy_message(self, held: LeaseRecord, now: dt.datetime) -> str:
+        age = (now - held.heartbeat_at).total_seconds()
+        left = (held.expires_at - now).total_seconds()
+        return (
+            f"job {held.job_id} is being run by {held.runner} (last heartbeat {age:.0f} s ago); only one runner "
+            f"may run a job. If that runner is gone, `nas resume {held.job_id}` takes over once its lease "
+            f"expires (in {max(left, 0):.0f} s)"
+        )
+
+    @_retry_locked
+    def renew_lease(self, job_id: str, runner: str, ttl_s: float) -> bool:
+        """Extends ``runner``'s lease; ``False`` if it no longer holds it (taken over)."""
+        now = _now()
+        with self._session() as s:
+            result = s.execute(
+                update(_Lease).where(_Lease.job_id == job_id, _Lease.runner == runner)
+                .values(heartbeat_at=now, expires_at=now + dt.timedelta(seconds=ttl_s))
+            )  # fmt: skip
+            return result.rowcount == 1
+
+    @_retry_locked
+    def release_lease(self, job_id: str, runner: str) -> None:
+        """Ends ``runner``'s lease (no effect if another runner holds it)."""
+        with self._session() as s:
+            s.execute(delete(_Lease).where(_Lease.job_id == job_id, _Lease.runner == runner))
+
+    @_retry_locked
+    def lease(self, job_id: str) -> LeaseRecord | None:
+        """The job's lease row, live or expired, or ``None``."""
+        with self._session() as s:
+            row = s.get(_Lease, job_id)
+            return _lease(row) if row is not None else None
+
+    @_retry_locked
+    def leases(self) -> dict[str, LeaseRecord]:
+        with self._session() as s:
+            return {r.job_id: _lease(r) for r in s.scalars(select(_Lease))}
+
     # ------------------------------------------------------------ trials
+    @_retry_locked
     def add_trial(self, job_id: str, trial_id: int, arch: Any, worker: str | None = None) -> None:
         """Records a trial as running (idempotent for a trial already running)."""
         with self._session() as s:
@@ -277,6 +479,7 @@ class Store:
                 return
             s.add(_Trial(job_id=job_id, trial_id=trial_id, arch_id=arch.arch_id, arch=arch.to_dict(), worker=worker))
 
+    @_retry_locked
     def finish_trial(
         self,
         job_id: str,
@@ -297,6 +500,7 @@ class Store:
             if worker is not None:
                 row.worker = worker
 
+    @_retry_locked
     def trials(self, job_id: str, states: Sequence[str] | None = None) -> list[TrialRecord]:
         with self._session() as s:
             query = select(_Trial).where(_Trial.job_id == job_id)
@@ -311,6 +515,7 @@ class Store:
         return out
 
     # ------------------------------------------------------------ fronts and artifacts
+    @_retry_locked
     def save_front(self, job_id: str, evaluations: int, trial_ids: Sequence[int], hypervolume: float | None) -> None:
         with self._session() as s:
             s.add(
@@ -318,12 +523,14 @@ class Store:
                        hypervolume=hypervolume)
             )  # fmt: skip
 
+    @_retry_locked
     def fronts(self, job_id: str) -> list[FrontRecord]:
         """Every recorded front of a job, oldest first (hypervolume over evaluations)."""
         with self._session() as s:
             rows = s.scalars(select(_Front).where(_Front.job_id == job_id).order_by(_Front.id))
             return [FrontRecord(r.job_id, r.evaluations, list(r.trial_ids), r.hypervolume, r.created_at) for r in rows]
 
+    @_retry_locked
     def add_artifact(
         self, kind: str, path: str | Path, job_id: str | None = None, meta: Mapping[str, Any] | None = None
     ) -> ArtifactRecord:
@@ -341,6 +548,7 @@ class Store:
                 row.sha256, row.meta = record.sha256, record.meta
         return record
 
+    @_retry_locked
     def artifacts(self, job_id: str | None = None, kind: str | None = None) -> list[ArtifactRecord]:
         with self._session() as s:
             query = select(_Artifact)

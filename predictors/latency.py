@@ -413,10 +413,15 @@ class LatencyTable:
             raise ValueError(f"{path}: latency table not found; build one with `nas latency build`")
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a latency table ({exc})") from exc
-        if data.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported latency-table format {data.get('format')!r}")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a latency table ({type(exc).__name__})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: not a latency table of format {FORMAT_VERSION} (build one with `nas latency build`)"
+            )
+        missing = sorted({"space_id", "device", "dtype", "batch", "entries"} - set(data))
+        if missing:
+            raise ValueError(f"{path}: not a complete latency table (no {', '.join(missing)})")
         wanted = {"space_id": space_id, "device": device, "dtype": dtype, "batch": batch}
         for key, value in wanted.items():
             if value is not None and data[key] != value:

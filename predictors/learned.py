@@ -165,16 +165,22 @@ class Predictor:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{path}: predictor file not found")
+        # Errors name the file and what is wrong, never its content.
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a predictor file ({exc})") from exc
-        if data.get("format") not in (1, FORMAT_VERSION):
-            raise ValueError(f"{path}: unsupported predictor format {data.get('format')!r}")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a predictor file ({type(exc).__name__})") from None
+        if not isinstance(data, dict) or data.get("format") not in (1, FORMAT_VERSION):
+            raise ValueError(
+                f"{path}: not a predictor file of format 1 or {FORMAT_VERSION}; refit with `nas predictor fit`"
+            )
+        needed = {"space_id", "kind", "seed", "params", "archs", "targets", "fingerprint"}
+        if not needed <= set(data) or not isinstance(data["space_id"], str):
+            raise ValueError(f"{path}: not a complete predictor file; refit with `nas predictor fit`")
         if space is None:
             space = space_from_id(data["space_id"])
         elif space.space_id != data["space_id"]:
-            raise ValueError(f"{path}: predictor was fitted on space {data['space_id']!r}, not {space.space_id!r}")
+            raise ValueError(f"{path}: predictor was fitted on another space than {space.space_id!r}")
         encoding = data["encoding"] if data["format"] >= 2 else FORMAT1_ENCODING.get(space.name)
         predictor = cls(space, data["kind"], data["seed"], data["params"], encoding)
         predictor.fit(data["archs"], data["targets"])

@@ -1,46 +1,86 @@
 """HTTP API and web page over the job store (FastAPI), with a background worker running submitted jobs.
 
-Endpoints (JSON unless noted):
+Endpoints (JSON unless noted; every ``/api`` route but health needs ``Authorization: Bearer TOKEN``):
 
-- ``GET /api/health`` — the store the service reads;
+- ``GET /api/health`` — liveness, no credentials, no database access;
+- ``GET /api/info`` — the store the service reads and its settings;
 - ``GET /api/jobs`` — every job's state, progress, best values and hypervolume (as ``nas jobs``);
-- ``POST /api/jobs`` — submit a job spec (JSON, or YAML with a ``yaml`` content type); it is
-  validated (422 with the error otherwise), stored as ``created`` and run by the worker
+- ``POST /api/jobs`` — submit a job spec (``application/json`` or ``application/yaml``). It is
+  admitted under the service's policy (registered names only, files inside the data roots,
+  bounded values; 422 naming the key otherwise), stored as ``created`` and run by the worker
   through the same ``run_job`` as ``nas search``; answers 202 with the job id;
 - ``GET /api/jobs/{id}`` — one job's summary and spec; ``GET /api/jobs/{id}/trials[?state=]``;
 - ``GET /api/jobs/{id}/pareto[?max_latency=&min_accuracy=&latency_metric=&accuracy_metric=]``
   — the feasible front under extra bounds (as ``nas pareto``); ``.../pareto.png`` its plot;
-- ``GET /`` — a small web page over the same endpoints.
+- ``GET /api/openapi.json`` — the API's schema;
+- ``GET /`` — a small web page over the same endpoints (it asks for the token).
 
-Jobs left ``created`` by a stopped service are queued again when it starts; a job the
-service was running when stopped stays ``running`` in the store and continues with
-``nas resume JOB_ID``.
+Requests that change state must be JSON or YAML (415 otherwise) and, when a browser sends an
+``Origin``, come from the page's own origin (403 otherwise), so another site cannot post a
+job through a user's browser. Parsing, admission and every store access run off the event
+loop. Jobs left ``created`` by a stopped service are queued again when it starts.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from nas.admission import SpecPolicy, admit_job
 from nas.config import ConfigError
-from nas.job import job_from_dict
+from nas.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
 from nas.queries import front_query, job_summaries, job_summary
-from nas.store import Store, StoreError
+from nas.store import JobBusy, Store, StoreError
+from services.auth import token_matches
 
 logger = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("static") / "index.html"
+SPEC_TYPES = {"application/json": "JSON", "application/yaml": "YAML"}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+JobId = Annotated[str, PathParam(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Metric = Annotated[str | None, Query(max_length=200)]
+Bound = Annotated[float | None, Query(allow_inf_nan=False)]
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the service admits requests.
+
+    Attributes:
+        token: The bearer token every ``/api`` route but health requires; ``None`` turns
+            authentication off (``nas serve`` allows that only on a loopback host).
+        policy: What a submitted spec may name (registered plug-ins, files in data roots).
+        threads: Jobs run at the same time.
+        allowed_hosts: ``Host`` header values served (DNS-rebinding guard); ``("*",)`` any.
+        cors_origins: Other origins whose pages may call the API (none by default).
+    """
+
+    token: str | None
+    policy: SpecPolicy = field(default_factory=lambda: SpecPolicy(allow_code=False, data_roots=()))
+    threads: int = 1
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def limits(self) -> InputLimits:
+        return self.policy.limits
 
 
 class JobWorker:
@@ -63,12 +103,18 @@ class JobWorker:
         from nas.runner import run_job
 
         try:
-            result = run_job(None, self.store, job_id=job_id, progress=False)
+            # Jobs from the network never name code, also when they were queued before a restart.
+            result = run_job(None, self.store, job_id=job_id, progress=False, allow_code=False)
             logger.info("job %s: %s after %d evaluations", job_id, result.state, result.evaluations)
+        except JobBusy as exc:
+            logger.warning("job %s not started: %s", job_id, exc)
         except Exception as exc:  # run_job stores the job as failed with its error, once it has started it
-            logger.exception("job %s failed", job_id)
-            if self.store.job(job_id).state == "created":
-                self.store.update_job(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")
+            logger.error("job %s failed: %s", job_id, str(exc).splitlines()[0][:500] if str(exc) else type(exc))
+            try:
+                if self.store.job(job_id).state == "created":
+                    self.store.update_job(job_id, state="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            except StoreError as store_error:
+                logger.error("job %s: could not record the failure: %s", job_id, store_error)
         finally:
             with self._lock:
                 self._queued.discard(job_id)
@@ -77,34 +123,99 @@ class JobWorker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _parse_spec(body: bytes, content_type: str) -> Any:
-    text = body.decode("utf-8", errors="replace")
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_spec(body: bytes, media_type: str, limits: InputLimits) -> Any:
     try:
-        return yaml.safe_load(text) if "yaml" in content_type else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        kind = "YAML" if "yaml" in content_type else "JSON"
-        raise HTTPException(400, f"job spec is not valid {kind}: {exc}") from exc
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "job spec is not UTF-8 text") from None
+    loader = load_yaml_text if media_type == "application/yaml" else load_json_text
+    try:
+        return loader(text, limits, what="job spec")
+    except DocumentSyntaxError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except ConfigError as exc:  # valid syntax, out of bounds (size, depth, aliases, NaN)
+        raise HTTPException(422, str(exc)) from None
 
 
-def create_app(store: Store | str, threads: int = 1) -> FastAPI:
-    """The service over ``store`` (a :class:`Store` or its URL), running ``threads`` jobs at a time."""
+def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable[Response]]:
+    """Requests that change state: JSON or YAML only (415), and only from this origin (403).
+
+    A form or a ``no-cors`` fetch from another site can only send ``text/plain``, form or
+    multipart bodies, which are refused before anything else looks at them.
+    """
+
+    async def guard(request: Request, call_next: Any) -> Response:
+        if request.method in SAFE_METHODS:
+            return await call_next(request)
+        if _media_type(request) not in SPEC_TYPES:
+            return JSONResponse(
+                {"detail": "send the request body as application/json or application/yaml"}, status_code=415
+            )
+        origin = request.headers.get("origin")
+        if origin is not None:
+            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            if origin != own and origin not in allowed:
+                return JSONResponse({"detail": f"cross-origin request from {origin[:100]} refused"}, status_code=403)
+        return await call_next(request)
+
+    return guard
+
+
+def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
+    """The service over ``store`` (a :class:`Store` or its URL) under ``config``."""
     store = Store(store) if isinstance(store, str) else store
-    worker = JobWorker(store, threads)
+    worker = JobWorker(store, config.threads)
+    limits = config.limits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for job in store.jobs():
+        for job in await run_in_threadpool(store.jobs):
             if job.state == "created":
                 worker.submit(job.id)
         yield
         worker.shutdown()
 
-    app = FastAPI(title="hwnas", summary="Hardware-aware NAS jobs and Pareto fronts", lifespan=lifespan)
-    app.state.store, app.state.worker = store, worker
+    app = FastAPI(
+        title="hwnas", summary="Hardware-aware NAS jobs and Pareto fronts", lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )  # fmt: skip
+    app.state.store, app.state.worker, app.state.config = store, worker, config
+    app.middleware("http")(_write_guard(config.cors_origins))
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )  # fmt: skip
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+
+    async def authenticated(request: Request) -> None:
+        if config.token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token_matches(config.token, given.strip() or None):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(StoreError)
-    async def not_found(request: Request, exc: StoreError) -> JSONResponse:
-        status = 404 if "not found" in str(exc) else 400
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        status = 404 if "not found" in str(exc) else 409 if isinstance(exc, JobBusy) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(ValueError)
@@ -112,59 +223,83 @@ def create_app(store: Store | str, threads: int = 1) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, str]:
+        """Liveness only: answers without credentials and without touching the database."""
+        return {"status": "ok"}
+
+    api = APIRouter(prefix="/api", dependencies=[Depends(authenticated)])
+
+    @api.get("/info")
+    def info() -> dict[str, Any]:
         from sqlalchemy.engine import make_url
 
-        return {"status": "ok", "store": make_url(store.url).render_as_string(hide_password=True)}
+        return {
+            "store": make_url(store.url).render_as_string(hide_password=True),
+            "auth": config.token is not None,
+            "data_roots": [str(r) for r in config.policy.data_roots or ()],
+            "max_body_bytes": limits.max_bytes,
+        }
 
-    @app.get("/api/jobs")
+    @api.get("/jobs")
     def jobs() -> list[dict[str, Any]]:
         return job_summaries(store)
 
-    @app.post("/api/jobs", status_code=202)
-    async def submit(request: Request) -> dict[str, Any]:
-        data = _parse_spec(await request.body(), request.headers.get("content-type", ""))
+    def admit_and_store(body: bytes, media_type: str) -> dict[str, Any]:
+        data = _parse_spec(body, media_type, limits)
         try:
-            spec = job_from_dict(data)
-            space = spec.space.build()
+            spec, space = admit_job(data, config.policy)
         except ConfigError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except ValueError as exc:
-            raise HTTPException(422, f"space: {exc}") from exc
+            raise HTTPException(422, str(exc)) from None
         job_id = store.create_job(spec.name, spec.to_dict(), space.space_id, spec.budget.evaluations)
-        worker.submit(job_id)
         return {"job_id": job_id, "state": "created", "url": f"/api/jobs/{job_id}"}
 
-    @app.get("/api/jobs/{job_id}")
-    def job(job_id: str) -> dict[str, Any]:
+    @api.post(
+        "/jobs", status_code=202,
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "description": "a job spec, as `nas search` reads"}},
+            "application/yaml": {"schema": {"type": "string", "description": "a job spec in YAML"}},
+        }}},
+    )  # fmt: skip
+    async def submit(request: Request) -> dict[str, Any]:
+        """Submit a job spec (JSON or YAML); 202 with its id once admitted and stored."""
+        media_type = _media_type(request)
+        if media_type not in SPEC_TYPES:
+            raise HTTPException(415, "send the job spec as application/json or application/yaml")
+        body = await _read_body(request, limits.max_bytes)
+        created = await run_in_threadpool(admit_and_store, body, media_type)
+        worker.submit(created["job_id"])
+        return created
+
+    @api.get("/jobs/{job_id}")
+    def job(job_id: JobId) -> dict[str, Any]:
         record = store.job(job_id)
         return {**job_summary(store, record), "spec": record.spec}
 
-    @app.get("/api/jobs/{job_id}/trials")
-    def trials(job_id: str, state: str | None = None) -> list[dict[str, Any]]:
+    @api.get("/jobs/{job_id}/trials")
+    def trials(job_id: JobId, state: Literal["running", "complete", "failed"] | None = None) -> list[dict[str, Any]]:
         store.job(job_id)
         return [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
 
-    @app.get("/api/jobs/{job_id}/pareto")
+    @api.get("/jobs/{job_id}/pareto")
     def pareto(
-        job_id: str,
-        max_latency: float | None = None,
-        min_accuracy: float | None = None,
-        latency_metric: str | None = None,
-        accuracy_metric: str = "accuracy",
+        job_id: JobId,
+        max_latency: Bound = None,
+        min_accuracy: Bound = None,
+        latency_metric: Metric = None,
+        accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
     ) -> dict[str, Any]:
         return front_query(
             store, job_id, max_latency=max_latency, min_accuracy=min_accuracy, latency=latency_metric,
             accuracy_metric=accuracy_metric,
         )  # fmt: skip
 
-    @app.get("/api/jobs/{job_id}/pareto.png")
+    @api.get("/jobs/{job_id}/pareto.png", response_class=Response)
     def pareto_png(
-        job_id: str,
-        max_latency: float | None = None,
-        min_accuracy: float | None = None,
-        latency_metric: str | None = None,
-        accuracy_metric: str = "accuracy",
+        job_id: JobId,
+        max_latency: Bound = None,
+        min_accuracy: Bound = None,
+        latency_metric: Metric = None,
+        accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
     ) -> Response:
         buf = io.BytesIO()
         front_query(
@@ -173,8 +308,18 @@ def create_app(store: Store | str, threads: int = 1) -> FastAPI:
         )  # fmt: skip
         return Response(buf.getvalue(), media_type="image/png")
 
-    @app.get("/", response_class=HTMLResponse)
+    @api.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    app.include_router(api)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
+        """The page itself holds no data; it asks for the token and calls the API with it."""
         return PAGE.read_text()
 
     return app
+
+
+__all__ = ["DEFAULT_LIMITS", "JobWorker", "ServiceConfig", "create_app"]

@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from nas.pareto import Constraint, Objective
+from nas.plugins import has_plugin, load_plugin, plugin_names
 from nas.searchers.base import Observation, Searcher, Trial
 from nas.space import SearchSpace
 
@@ -33,13 +34,24 @@ CONTEXT_ARGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 
+def searcher_kinds() -> list[str]:
+    """Built-in searcher kinds, then the ``hwnas.searchers`` plug-ins installed here."""
+    return [*SEARCHERS, *(k for k in plugin_names("searcher") if k not in SEARCHERS)]
+
+
 def searcher_class(kind: str) -> type[Searcher]:
+    """The class of a built-in searcher kind or of an installed searcher plug-in."""
     import importlib
 
-    if kind not in SEARCHERS:
-        raise ValueError(f"searcher: unknown kind {kind!r}; known: {', '.join(SEARCHERS)}")
-    module, name = SEARCHERS[kind].split(":")
-    return getattr(importlib.import_module(module), name)
+    if kind in SEARCHERS:
+        module, name = SEARCHERS[kind].split(":")
+        return getattr(importlib.import_module(module), name)
+    if has_plugin("searcher", kind):
+        cls = load_plugin("searcher", kind)
+        if not (isinstance(cls, type) and issubclass(cls, Searcher)):
+            raise ValueError(f"searcher plug-in {kind!r} is not a Searcher subclass")
+        return cls
+    raise ValueError(f"searcher: unknown kind {kind[:80]!r}; known: {', '.join(searcher_kinds())}")
 
 
 def create_searcher(
@@ -57,4 +69,4 @@ def create_searcher(
     return cls(space, objectives, constraints, seed, **accepted, **dict(settings or {}))
 
 
-__all__ = ["SEARCHERS", "Observation", "Searcher", "Trial", "create_searcher", "searcher_class"]
+__all__ = ["SEARCHERS", "Observation", "Searcher", "Trial", "create_searcher", "searcher_class", "searcher_kinds"]

@@ -28,13 +28,17 @@ def _read(path: str | Path, what: str) -> tuple[list[str], list[dict[str, str]]]
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{what}: file {path} not found")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        columns = list(reader.fieldnames or [])
+    # Errors name the file, line and column but never quote the file's content.
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{what}: {path} cannot be read as a CSV table ({type(exc).__name__})") from None
     arch_column = next((c for c in ARCH_COLUMNS if c in columns), None)
     if arch_column is None:
-        raise ValueError(f"{path}: no arch column (expected one of {list(ARCH_COLUMNS)}); columns: {columns}")
+        raise ValueError(f"{what}: {path} has no arch column in its header line (expected one of {list(ARCH_COLUMNS)})")
     return columns, rows
 
 
@@ -60,8 +64,8 @@ class TabularNB201Evaluator(Evaluator):
         column = ACCURACY_COLUMNS.get(dataset, dataset)
         if column not in columns:
             raise ValueError(
-                f"dataset: {accuracy_csv} has no column {column!r}; datasets: {sorted(ACCURACY_COLUMNS)}, "
-                f"columns: {columns}"
+                f"dataset: {accuracy_csv} has no column {column[:80]!r}; datasets: {sorted(ACCURACY_COLUMNS)} "
+                "(or a column of the file's header line)"
             )
         self.accuracy = self._table(accuracy_csv, columns, rows, [column])
         self.devices: tuple[str, ...] = ()
@@ -72,7 +76,8 @@ class TabularNB201Evaluator(Evaluator):
             wanted = list(devices) if devices is not None else available
             unknown = [d for d in wanted if d not in available]
             if unknown:
-                raise ValueError(f"devices: {unknown} not in {latency_csv}; available: {available}")
+                shown = ", ".join(repr(d[:80]) for d in unknown[:5])
+                raise ValueError(f"devices: {shown} not columns of {latency_csv} (its header line lists the devices)")
             self.devices = tuple(wanted)
             self.latency = self._table(latency_csv, lat_columns, lat_rows, wanted)
         elif devices:
@@ -87,9 +92,14 @@ class TabularNB201Evaluator(Evaluator):
         for line, row in enumerate(rows, start=2):
             try:
                 arch = self.space.from_string(row[arch_column])
-                table[arch.arch_id] = {c: float(row[c]) for c in wanted}
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path}, line {line}: {exc}") from exc
+            except (ValueError, TypeError, KeyError):
+                raise ValueError(f"{path}, line {line}: column {arch_column} is not an NB201 arch string") from None
+            for c in wanted:
+                try:
+                    value = float(row[c])
+                except (ValueError, TypeError, KeyError):
+                    raise ValueError(f"{path}, line {line}: column {c[:80]!r} is not a number") from None
+                table.setdefault(arch.arch_id, {})[c] = value
         if len(table) != NUM_ARCHS:
             raise ValueError(f"{path}: holds {len(table)} distinct archs, expected {NUM_ARCHS}")
         return table

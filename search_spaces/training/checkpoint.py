@@ -152,6 +152,40 @@ def save_supernet(folder: Path, supernet: torch.nn.Module, record: dict[str, Any
     return folder / "supernet.json"
 
 
+def read_supernet_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The ``supernet.json`` of a run folder (or of the file given) and its content, without weights.
+
+    Raises:
+        CheckpointError: when it is missing or not a supernet description (its content is never quoted).
+    """
+    path = Path(path)
+    meta_path = path / "supernet.json" if path.is_dir() else path
+    if meta_path.suffix == ".safetensors":
+        meta_path = meta_path.with_name("supernet.json")
+    if not meta_path.is_file():
+        raise CheckpointError(f"{path}: no supernet.json found (expected the output folder of `nas train`)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{meta_path}: not a supernet description ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or not {"space", "space_config", "weights_file", "weights_sha256"} <= set(meta):
+        raise CheckpointError(f"{meta_path}: not a supernet description (expected the output folder of `nas train`)")
+    if meta.get("space") != "ofa_mbv3":
+        raise CheckpointError(f"{meta_path}: unsupported space (this version loads ofa_mbv3 supernets)")
+    return meta_path, meta
+
+
+def supernet_space_id(path: str | Path) -> str:
+    """The ``space_id`` of the supernet a run folder holds (reads only its description)."""
+    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
+
+    meta_path, meta = read_supernet_meta(path)
+    try:
+        return OFAMobileNetV3Space(meta["space_config"]).space_id
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{meta_path}: its space_config is not valid ({type(exc).__name__})") from None
+
+
 def load_supernet(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuilds a trained supernet from its folder (or its ``supernet.json``).
 
@@ -160,15 +194,7 @@ def load_supernet(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """
     from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 
-    path = Path(path)
-    meta_path = path / "supernet.json" if path.is_dir() else path
-    if meta_path.suffix == ".safetensors":
-        meta_path = meta_path.with_name("supernet.json")
-    if not meta_path.is_file():
-        raise CheckpointError(f"{path}: no supernet.json found (expected the output folder of `nas train`)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("space") != "ofa_mbv3":
-        raise CheckpointError(f"{meta_path}: unsupported space {meta.get('space')!r}")
+    meta_path, meta = read_supernet_meta(path)
     weights = meta_path.with_name(meta["weights_file"])
     if not weights.is_file() or sha256_file(weights) != meta["weights_sha256"]:
         raise CheckpointError(f"{weights}: missing or checksum mismatch")

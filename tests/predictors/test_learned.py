@@ -58,7 +58,7 @@ def test_save_load_round_trip_and_space_check(tmp_path: Path, synthetic) -> None
     assert "arch" not in path.read_text()[:20] and json.loads(path.read_text())["space_id"] == "ofa_mbv3/mnist"
     loaded = Predictor.load(path)
     np.testing.assert_allclose(loaded.predict(archs[100:120])[0], predictor.predict(archs[100:120])[0])
-    with pytest.raises(ValueError, match="fitted on space 'ofa_mbv3/mnist', not 'ofa_mbv3/cifar'"):
+    with pytest.raises(ValueError, match="fitted on another space than 'ofa_mbv3/cifar'"):
         Predictor.load(path, create_space("ofa_mbv3", config="cifar"))
     data = json.loads(path.read_text())
     data["fingerprint"] = [v + 1.0 for v in data["fingerprint"]]

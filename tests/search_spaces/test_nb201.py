@@ -128,7 +128,7 @@ def test_tabular_evaluator_on_written_tables(tmp_path: Path, space: NB201Space) 
     assert ev.metrics == ("accuracy", "latency_ms@cpu")
     results = ev.evaluate([space.from_index(7), space.from_index(15000)])
     assert results == [{"accuracy": 7 / 2000, "latency_ms@cpu": 0.07}, {"accuracy": 7.5, "latency_ms@cpu": 150.0}]
-    with pytest.raises(ValueError, match=r"devices: \['tpu'\] not in .*available: \['cpu', 'gpu'\]"):
+    with pytest.raises(ValueError, match=r"devices: 'tpu' not columns of .*lat"):
         TabularNB201Evaluator(acc, latency_csv=lat, devices=["tpu"])
     with pytest.raises(ValueError, match=r"dataset: .* has no column 'mnist'"):
         TabularNB201Evaluator(acc, "mnist")
@@ -137,7 +137,7 @@ def test_tabular_evaluator_on_written_tables(tmp_path: Path, space: NB201Space) 
     lines = acc.read_text().splitlines()
     lines[5] = lines[5].replace("~0|+|", "~1|+|", 1)
     acc.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=r"acc\.csv, line 6: arch string: malformed edge"):
+    with pytest.raises(ValueError, match=r"acc\.csv, line 6: column ArchitectureString is not an NB201 arch string"):
         TabularNB201Evaluator(acc)
 
 

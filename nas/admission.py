@@ -1,0 +1,110 @@
+"""Admitting a job spec: everything it needs is checked before the job is stored.
+
+The CLI admits a user's own spec (:data:`CLI_POLICY`: ``module:factory`` names and any
+path allowed). The HTTP service admits specs from the network under a
+:func:`service_policy`: only registered spaces, evaluators and searchers (built in or
+installed as entry points), and every file inside the data roots it was started with,
+after symlinks are resolved. A spec that fails leaves nothing behind (no job row).
+No torch import here; checking a supernet checkpoint reads only its description.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.config import ConfigError
+from nas.evaluators import check_evaluator
+from nas.job import JobSpec, job_from_dict
+from nas.limits import DEFAULT_LIMITS, InputLimits
+from nas.searchers import create_searcher
+from nas.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class SpecPolicy:
+    """What a spec may ask for.
+
+    Attributes:
+        allow_code: Accept ``module:factory`` names and the ``custom`` evaluator.
+        data_roots: Folders every file must resolve into; ``None`` means any path.
+        limits: Bounds on the spec's values.
+    """
+
+    allow_code: bool = True
+    data_roots: tuple[Path, ...] | None = None
+    limits: InputLimits = field(default=DEFAULT_LIMITS)
+
+    def check_path(self, key: str, value: str) -> str:
+        """The absolute, symlink-free path ``value`` names, if it lies inside a data root.
+
+        A relative path is looked up in each root in turn. The error never says whether
+        a path outside the roots exists.
+        """
+        if self.data_roots is None:
+            return value
+        if not self.data_roots:
+            raise ConfigError(
+                f"evaluator.{key}: this service accepts no file paths (start it with `nas serve --data-root DIR`)"
+            )
+        if "\x00" in value:
+            raise ConfigError(f"evaluator.{key}: not a valid path")
+        given = Path(value).expanduser() if value.startswith("~") else Path(value)
+        candidates = [given] if given.is_absolute() else [root / given for root in self.data_roots]
+        inside = []
+        for candidate in candidates:
+            real = Path(os.path.realpath(candidate))
+            if any(real == root or root in real.parents for root in self.data_roots):
+                inside.append(real)
+        if not inside:
+            roots = ", ".join(str(r) for r in self.data_roots)
+            raise ConfigError(f"evaluator.{key}: {value[:200]} is outside the data roots ({roots})")
+        return str(next((p for p in inside if p.exists()), inside[0]))
+
+
+CLI_POLICY = SpecPolicy()
+
+
+def service_policy(data_roots: Sequence[str | Path], limits: InputLimits = DEFAULT_LIMITS) -> SpecPolicy:
+    """The policy of the HTTP service: registered names only, files inside ``data_roots``."""
+    roots = []
+    for root in data_roots:
+        real = Path(os.path.realpath(Path(root).expanduser()))
+        if not real.is_dir():
+            raise ConfigError(f"--data-root: {root} is not a folder")
+        roots.append(real)
+    return SpecPolicy(allow_code=False, data_roots=tuple(roots), limits=limits)
+
+
+def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, SearchSpace]:
+    """A fully checked job spec and its space, ready to store and run.
+
+    Checks, in order: value bounds and types (:func:`job_from_dict`), the space (by
+    registered name unless ``allow_code``), the evaluator (kind, files, suitability for
+    the space) and the searcher's settings. The evaluator block comes back with its
+    file paths resolved, so the job runs on exactly the files that were checked.
+
+    Raises:
+        ConfigError: naming the key that is wrong.
+    """
+    spec = job_from_dict(data, policy.limits)
+    space = spec.space.build(allow_code=policy.allow_code)
+    spec.evaluator = check_evaluator(
+        spec.evaluator, space, allow_code=policy.allow_code,
+        check_path=policy.check_path if policy.data_roots is not None else None,
+    )  # fmt: skip
+    try:
+        create_searcher(
+            spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings
+        )
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"searcher.settings: {exc}") from exc
+    return spec, space
+
+
+__all__ = ["CLI_POLICY", "SpecPolicy", "admit_job", "service_policy"]
