@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,6 +64,25 @@ def toy_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield site
     finally:
         sys.path.remove(str(site))
+
+
+def chromium() -> Any:
+    """Headless Chromium through Selenium, or a skip where Chromium/chromedriver are missing."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("no Chromium/chromedriver here (make test installs them: apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
 
 
 def free_port() -> int:

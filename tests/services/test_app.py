@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from nas.job import job_from_dict
 from nas.queries import front_query
 from nas.store import Store
-from tests.services.conftest import AUTH, ROOT, TOKEN, free_port, toy_job, wait_for_state, wait_until_up
+from tests.services.conftest import AUTH, ROOT, TOKEN, chromium, free_port, toy_job, wait_for_state, wait_until_up
 
 TOY_JOB = toy_job()
 
@@ -113,23 +112,6 @@ def test_nas_serve_command_serves_the_store(tmp_path: Path, toy_plugin: Path) ->
     assert "access token: from --token" in err and "data roots: none" in err
 
 
-def _browser() -> object:
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("no Chromium/chromedriver here (make test installs them: apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
 def test_web_page_in_a_real_browser(served) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -138,7 +120,7 @@ def test_web_page_in_a_real_browser(served) -> None:
     url, store = served.url, served.store
     job_id = httpx.post(f"{url}/api/jobs", json=TOY_JOB, headers=AUTH).json()["job_id"]
     wait_for_state(url, job_id, {"done"})
-    browser = _browser()
+    browser = chromium()
     # the page redraws its tables every 3 s: look elements up again rather than keep them
     wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
 
