@@ -31,6 +31,9 @@ toy = tests.nas.toy:ToySpace
 
 [hwnas.evaluators]
 toy = tests.nas.toy:ToyEvaluator
+
+[hwnas.searchers]
+plugin-random = nas.searchers.simple:RandomSearcher
 """
 
 

@@ -69,6 +69,20 @@ def test_bad_requests_get_clear_errors(served) -> None:
     assert wait_for_state(url, as_yaml.json()["job_id"], {"done", "failed"})["state"] == "done"
 
 
+def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -> None:
+    from nas.plugins import plugin_names
+    from nas.space import list_spaces
+
+    assert "toy" in list_spaces() and plugin_names("searcher") == ["plugin-random"]
+    spec = {**TOY_JOB, "searcher": {"kind": "plugin-random"}, "budget": {"evaluations": 5}}
+    response = httpx.post(f"{served.url}/api/jobs", json=spec, headers=AUTH)
+    assert response.status_code == 202, response.text
+    job = wait_for_state(served.url, response.json()["job_id"], {"done", "failed"})
+    assert job["state"] == "done" and job["searcher"] == "plugin-random" and job["done"] == 5
+    unknown = httpx.post(f"{served.url}/api/jobs", json={**TOY_JOB, "space": {"name": "toy2"}}, headers=AUTH)
+    assert unknown.status_code == 422 and "unknown space 'toy2'; known spaces: nb201, ofa_mbv3, toy" in unknown.text
+
+
 def test_web_page_uses_the_api(served) -> None:
     url = served.url
     page = httpx.get(f"{url}/")
