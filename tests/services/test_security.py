@@ -23,7 +23,17 @@ import httpx
 import pytest
 import yaml
 
-from tests.services.conftest import AUTH, ROOT, TOKEN, Served, chromium, free_port, toy_job, wait_for_state
+from tests.services.conftest import (
+    AUTH,
+    ROOT,
+    TOKEN,
+    Served,
+    chromium,
+    free_port,
+    toy_job,
+    wait_for_state,
+    wait_until_up,
+)
 
 JSON_HEADERS = {"content-type": "application/json", **AUTH}
 
@@ -258,13 +268,7 @@ def test_nas_serve_refuses_no_auth_on_a_public_host_and_warns_without_tls(tmp_pa
                              "--store", store], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_up(f"http://127.0.0.1:{port}")
         token_file = tmp_path / "nas.db.token"
         assert token_file.is_file() and token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()
