@@ -305,21 +305,32 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
         return out
 
 
-def _call_factory(factory: Any, label: str, space: SearchSpace, options: Mapping[str, Any]) -> Evaluator:
+def _check_options(factory: Any, label: str, options: Mapping[str, Any]) -> None:
+    """Refuses options the factory's signature does not take (unless it takes ``**kwargs``)."""
     import inspect
 
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        signature = None
-    if signature is not None and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        known = [n for n in signature.parameters if n != "space"]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"evaluator.options: {', '.join(u[:80] for u in unknown)} not accepted by {label}; "
-                f"accepted: {', '.join(known) or 'none'}"
-            )
+        return
+    params = signature.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params if p.name != "space" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"evaluator.options: {', '.join(u[:80] for u in unknown)} not accepted by {label}; "
+            f"accepted: {', '.join(known) or 'none'}"
+        )
+    missing = [p.name for p in params if p.default is p.empty and p.name != "space" and p.name not in options
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]  # fmt: skip
+    if missing:
+        raise ConfigError(f"evaluator.options: {label} needs {', '.join(missing)}")
+
+
+def _call_factory(factory: Any, label: str, space: SearchSpace, options: Mapping[str, Any]) -> Evaluator:
+    _check_options(factory, label, options)
     try:
         evaluator = factory(space=space, **options)
     except (TypeError, ValueError) as exc:
@@ -329,26 +340,32 @@ def _call_factory(factory: Any, label: str, space: SearchSpace, options: Mapping
     return evaluator
 
 
-def _custom(spec: CustomSpec, space: SearchSpace) -> Evaluator:
-    """A user evaluator ``package.module:factory`` called with ``space=`` and the options (CLI only)."""
+def _custom_factory(spec: CustomSpec) -> Any:
     import importlib
 
     module, sep, name = spec.target.partition(":")
     if not sep:
         raise ConfigError(f"evaluator.target: {spec.target!r} is not 'package.module:factory'")
     try:
-        factory = getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"evaluator.target: cannot import {spec.target!r}: {exc}") from exc
-    return _call_factory(factory, repr(spec.target), space, spec.options or {})
+
+
+def _plugin_factory(spec: PluginSpec) -> Any:
+    try:
+        return load_plugin("evaluator", spec.kind)
+    except PluginError as exc:
+        raise ConfigError(f"evaluator.kind: {exc}") from exc
+
+
+def _custom(spec: CustomSpec, space: SearchSpace) -> Evaluator:
+    """A user evaluator ``package.module:factory`` called with ``space=`` and the options (CLI only)."""
+    return _call_factory(_custom_factory(spec), repr(spec.target), space, spec.options or {})
 
 
 def _plugin(spec: PluginSpec, space: SearchSpace) -> Evaluator:
-    try:
-        factory = load_plugin("evaluator", spec.kind)
-    except PluginError as exc:
-        raise ConfigError(f"evaluator.kind: {exc}") from exc
-    return _call_factory(factory, f"evaluator plug-in {spec.kind!r}", space, spec.options or {})
+    return _call_factory(_plugin_factory(spec), f"evaluator plug-in {spec.kind!r}", space, spec.options or {})
 
 
 _KINDS: Mapping[str, tuple[type, Any]] = {
@@ -386,11 +403,7 @@ def _parse(spec: Mapping[str, Any], allow_code: bool) -> tuple[Any, Any]:
 
 def _path_keys(parsed: Any) -> tuple[str, ...]:
     if isinstance(parsed, PluginSpec):
-        try:
-            factory = load_plugin("evaluator", parsed.kind)
-        except PluginError as exc:
-            raise ConfigError(f"evaluator.kind: {exc}") from exc
-        return tuple(getattr(factory, "path_options", ()))
+        return tuple(getattr(_plugin_factory(parsed), "path_options", ()))
     return tuple(parsed.paths)
 
 
@@ -402,7 +415,9 @@ def check_evaluator(
     ``check_path(key, value)`` returns the path to use or raises :class:`ConfigError`
     (the HTTP service keeps paths inside its data roots). Every file named must exist,
     and the kind must suit the space; supernet checkpoints are checked from their
-    description only, other kinds are built once (cheap: tables, a predictor's fit).
+    description only, plug-in and custom evaluators against their factory's signature
+    (their set-up may be heavy), the other kinds are built once (cheap: tables, a
+    predictor's fit).
     """
     parsed, _ = _parse(spec, allow_code)
     out = dict(spec)
@@ -433,6 +448,10 @@ def check_evaluator(
             )
         if parsed.latency_table is not None:
             _load_latency_table(out["latency_table"], space)
+    elif isinstance(parsed, PluginSpec):
+        _check_options(_plugin_factory(parsed), f"evaluator plug-in {parsed.kind!r}", options)
+    elif isinstance(parsed, CustomSpec):
+        _check_options(_custom_factory(parsed), repr(parsed.target), parsed.options or {})
     else:
         build_evaluator(out, space, allow_code=allow_code)
     return out
