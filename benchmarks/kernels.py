@@ -91,7 +91,7 @@ def main() -> None:
 
     from kernels.bench import environment, measure_cuda
     from kernels.mbconv import MBConvRunner
-    from nas.space import create_space
+    from nas.core.space import create_space
     from predictors.latency import op_signatures
     from search_spaces.ofa_mbv3.static import block_from_config
 

@@ -25,7 +25,7 @@ def main() -> None:
     import torch
 
     from kernels.bench import environment
-    from nas.space import create_space
+    from nas.core.space import create_space
     from predictors.latency import build_table, validate_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

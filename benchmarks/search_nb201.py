@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import write_result
-from nas.pareto import Objective, hypervolume, pareto_front
+from nas.core.pareto import Objective, hypervolume, pareto_front
 from nas.searchers import create_searcher
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"

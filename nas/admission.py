@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import ConfigError
+from nas.core.config import ConfigError
+from nas.core.limits import DEFAULT_LIMITS, InputLimits
+from nas.core.space import SearchSpace
 from nas.evaluators import check_evaluator
 from nas.job import JobSpec, job_from_dict
-from nas.limits import DEFAULT_LIMITS, InputLimits
 from nas.searchers import create_searcher
-from nas.space import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nas.cli_output import emit
-from nas.space import SearchSpace, create_space, list_spaces
+from nas.core.space import SearchSpace, create_space, list_spaces
 
 
 class CLIError(Exception):
@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from nas.config import from_dict
+    from nas.core.config import from_dict
     from search_spaces.training.checkpoint import load_supernet
     from search_spaces.training.config import DataSpec
     from search_spaces.training.trainer import evaluate_subnet, load_training_data
@@ -285,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from nas.cli_search import add_search_commands
+    from nas.cli_serve import add_serve_command
 
     add_search_commands(sub)
+    add_serve_command(sub)
     from nas.cli_latency import add_latency_commands
 
     add_latency_commands(sub, _command_group)

@@ -25,7 +25,7 @@ def _check_device(device: str) -> None:
 
 
 def cmd_latency_build(args: argparse.Namespace) -> None:
-    from nas.space import create_space
+    from nas.core.space import create_space
     from predictors.latency import build_table
 
     _check_device(args.device)
@@ -48,7 +48,7 @@ def _metrics_line(name: str, m: dict[str, float]) -> str:
 
 
 def cmd_latency_validate(args: argparse.Namespace) -> None:
-    from nas.space import space_from_id
+    from nas.core.space import space_from_id
     from predictors.latency import LatencyTable, validate_table
 
     table = LatencyTable.load(args.table)

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from nas.arch import Arch
-from nas.config import ConfigError, from_dict
-from nas.evaluator import CheapMetricsMixin, Evaluator
-from nas.plugins import PluginError, has_plugin, load_plugin, plugin_names
-from nas.space import SearchSpace
+from nas.core.arch import Arch
+from nas.core.config import ConfigError, from_dict
+from nas.core.evaluator import CheapMetricsMixin, Evaluator
+from nas.core.plugins import PluginError, has_plugin, load_plugin, plugin_names
+from nas.core.space import SearchSpace
 
 
 @dataclass

@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nas.pareto import Constraint, Objective, pareto_front
+from nas.core.pareto import Constraint, Objective, pareto_front
 from nas.store import Store, TrialRecord
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def load_safetensors(path: str | Path) -> Any:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from nas.space import create_space
+    from nas.core.space import create_space
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}

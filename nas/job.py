@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas.config import ConfigError, from_dict, key, load_yaml, to_dict
+from nas.core.config import ConfigError, from_dict, key, load_yaml, to_dict
+from nas.core.limits import DEFAULT_LIMITS, InputLimits, check_values
+from nas.core.pareto import Constraint, Objective
+from nas.core.space import SearchSpace, create_space
 from nas.evaluators import PATH_KEYS, evaluator_kinds
-from nas.limits import DEFAULT_LIMITS, InputLimits, check_values
-from nas.pareto import Constraint, Objective
 from nas.searchers import searcher_kinds
-from nas.space import SearchSpace, create_space
 
 MAX_NAME = 200  # job names, metric names: the store's column width
 MAX_BUDGET = 10**9

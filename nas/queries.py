@@ -74,7 +74,7 @@ def front_query(
 
     ``plot``: a path or binary file object to draw the front into (PNG).
     """
-    from nas.pareto import Constraint, Objective, hypervolume, pareto_front
+    from nas.core.pareto import Constraint, Objective, hypervolume, pareto_front
     from nas.runner import reference_point
 
     job = store.job(job_id)

@@ -17,8 +17,8 @@ from typing import Any
 
 from ray.tune.search import Searcher as TuneSearcher
 
-from nas.arch import Arch
-from nas.evaluator import Evaluator
+from nas.core.arch import Arch
+from nas.core.evaluator import Evaluator
 from nas.job import JobSpec
 from nas.searchers import Searcher, Trial
 

@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.arch import Arch
-from nas.evaluator import Evaluator
+from nas.core.arch import Arch
+from nas.core.evaluator import Evaluator
+from nas.core.pareto import Constraint, Objective, hypervolume, pareto_front
 from nas.job import JobSpec, job_from_dict
-from nas.pareto import Constraint, Objective, hypervolume, pareto_front
 from nas.searchers import Searcher, Trial, create_searcher
 from nas.store import LeaseLost, Store, TrialRecord, runner_id
 

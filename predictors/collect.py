@@ -24,7 +24,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _dataset(supernet: Any, meta: dict[str, Any]) -> Any:
-    from nas.config import from_dict
+    from nas.core.config import from_dict
     from search_spaces.training.config import DataSpec
     from search_spaces.training.trainer import load_training_data
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.space import SearchSpace
+from nas.core.arch import Arch
+from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.space import SearchSpace
+from nas.core.arch import Arch
+from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 KINDS = ("mlp", "gp", "ridge", "gbm")
@@ -160,7 +160,7 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, space: SearchSpace | None = None) -> Predictor:
         """Refits a saved predictor; refuses another space or a refit that predicts differently."""
-        from nas.space import space_from_id
+        from nas.core.space import space_from_id
 
         path = Path(path)
         if not path.is_file():

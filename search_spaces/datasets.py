@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.seeding import derive_seed
+from nas.core.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from nas.admission import SpecPolicy, admit_job
-from nas.config import ConfigError
-from nas.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
+from nas.core.config import ConfigError
+from nas.core.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
 from nas.queries import front_query, job_summaries, job_summary
 from nas.store import JobBusy, Store, StoreError
 from services.auth import token_matches

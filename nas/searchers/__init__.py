@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from nas.pareto import Constraint, Objective
-from nas.plugins import has_plugin, load_plugin, plugin_names
+from nas.core.pareto import Constraint, Objective
+from nas.core.plugins import has_plugin, load_plugin, plugin_names
+from nas.core.space import SearchSpace
 from nas.searchers.base import Observation, Searcher, Trial
-from nas.space import SearchSpace
 
 # kind -> "module:class"; imported on use so that pymoo/optuna load only when needed.
 SEARCHERS: Mapping[str, str] = MappingProxyType(

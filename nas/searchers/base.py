@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.pareto import Constraint, Objective, objective_matrix
-from nas.space import SearchSpace
+from nas.core.arch import Arch
+from nas.core.pareto import Constraint, Objective, objective_matrix
+from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas.arch import Arch
-from nas.pareto import Constraint, Objective
+from nas.core.arch import Arch
+from nas.core.pareto import Constraint, Objective
+from nas.core.space import SearchSpace
 from nas.searchers.base import Observation, Searcher, Trial, constraint_values
-from nas.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 

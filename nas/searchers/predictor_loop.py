@@ -55,10 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.pareto import Constraint, Objective
+from nas.core.arch import Arch
+from nas.core.pareto import Constraint, Objective
+from nas.core.space import SearchSpace
 from nas.searchers.base import Searcher, violation
-from nas.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ class PredictorLoopSearcher(Searcher):
         rank near-equal archs (the high-accuracy middle of a front), the true front's members
         are often one gene away from found ones.
         """
-        from nas.pareto import pareto_front
+        from nas.core.pareto import pareto_front
 
         if not observed:
             return []

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import Arch
+from nas.core.arch import Arch
 from nas.searchers.base import Searcher, constraint_values, num_constraint_values, violation
 from nas.searchers.ranking import survivors
 

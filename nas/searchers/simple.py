@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import Arch
+from nas.core.arch import Arch
 from nas.searchers.base import Searcher, violation
 from nas.searchers.ranking import binary_tournament, rank_and_crowding, survivors
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.arch import Arch
+from nas.core.arch import Arch
 from search_spaces.nb201.space import EDGES, NB201Space
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.space import Gene, SearchSpace
+from nas.core.arch import Arch
+from nas.core.space import Gene, SearchSpace
 
 # Order of "size", smallest first: the min arch is all-none, the max arch all-3x3.
 OPS = ("none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")

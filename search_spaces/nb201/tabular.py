@@ -11,8 +11,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.arch import Arch
-from nas.evaluator import Evaluator
+from nas.core.arch import Arch
+from nas.core.evaluator import Evaluator
 from search_spaces.nb201.space import NUM_ARCHS, NB201Space
 
 ACCURACY_COLUMNS = {

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.space import Gene, SearchSpace
+from nas.core.arch import Arch
+from nas.core.space import Gene, SearchSpace
 from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, get_config, make_divisible
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.arch import Arch
+from nas.core.arch import Arch
 from search_spaces.dynamic_ops import (
     DynamicBatchNorm2d,
     DynamicConv2d,

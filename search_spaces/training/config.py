@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas.config import ConfigError, from_dict, key, load_yaml
-from nas.space import create_space
+from nas.core.config import ConfigError, from_dict, key, load_yaml
+from nas.core.space import create_space
 
 DIMENSIONS = ("ks", "e", "d", "r")
 

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.arch import Arch
-from nas.config import ConfigError, to_dict
-from nas.seeding import derive_seed
+from nas.core.arch import Arch
+from nas.core.config import ConfigError, to_dict
+from nas.core.seeding import derive_seed
 from search_spaces.bn import recalibrate_bn, resize_batch
 from search_spaces.datasets import BatchLoader, Dataset, load_dataset
 from search_spaces.training import checkpoint as ckpt

@@ -135,7 +135,7 @@ def test_mbconv_runner_matches_the_static_block(device, layer) -> None:
 
 def test_latency_layer_on_triton_backend_runs_and_matches_torch(device) -> None:
     """The latency-table path that times our kernels computes what the torch layer computes."""
-    from nas.space import create_space
+    from nas.core.space import create_space
     from predictors.latency import layer_module, op_signatures, triton_module
 
     space = create_space("ofa_mbv3", config="mnist")
@@ -156,7 +156,7 @@ def test_network_runner_matches_static_network(device) -> None:
     import numpy as np
 
     from kernels.network import NetworkRunner
-    from nas.space import create_space
+    from nas.core.space import create_space
     from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
 
     space = create_space("ofa_mbv3", config="mnist")
@@ -181,7 +181,7 @@ def test_triton_backend_times_the_network_on_the_kernels(device, monkeypatch) ->
 
     import predictors.latency as latency
     from kernels.network import NetworkRunner
-    from nas.space import create_space
+    from nas.core.space import create_space
 
     seen = []
     monkeypatch.setattr(latency, "measure_module", lambda module, *a, **k: seen.append(module) or {"mean_ms": 1.0})

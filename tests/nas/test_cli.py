@@ -33,7 +33,7 @@ def test_space_sample_json() -> None:
     assert payload["space_id"] == "ofa_mbv3/imagenet"
     archs = payload["archs"]
     assert len(archs) == 5
-    from nas.space import create_space
+    from nas.core.space import create_space
     from predictors.flops import count_cost
 
     space = create_space("ofa_mbv3")

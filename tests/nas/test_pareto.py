@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nas.pareto import Constraint, Objective, hypervolume, pareto_front
+from nas.core.pareto import Constraint, Objective, hypervolume, pareto_front
 
 ACC, LAT = Objective("accuracy", "max"), Objective("latency", "min")
 POINTS = [
@@ -50,5 +50,5 @@ def test_bad_input() -> None:
 
 
 def test_pareto_module_imports_nothing_heavy() -> None:
-    code = "import sys, nas.pareto; assert not {'torch', 'pymoo', 'ray'} & set(sys.modules)"
+    code = "import sys, nas.core.pareto; assert not {'torch', 'pymoo', 'ray'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

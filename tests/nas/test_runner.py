@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas.config import ConfigError
+from nas.core.config import ConfigError
+from nas.core.pareto import hypervolume, pareto_front
 from nas.job import job_from_dict, load_job
-from nas.pareto import hypervolume, pareto_front
 from nas.runner import run_job
 from nas.store import Store
 from tests.nas.toy import ToyEvaluator

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nas.pareto import Constraint, Objective
+from nas.core.pareto import Constraint, Objective
 from nas.searchers import SEARCHERS, create_searcher
 from nas.searchers.base import violation
 from tests.nas.toy import ToySpace, toy_metrics
@@ -194,7 +194,7 @@ def test_predictor_acquisition_setting() -> None:
 
 
 def test_predictor_local_picks_are_one_gene_neighbours_of_the_observed_front() -> None:
-    from nas.pareto import pareto_front
+    from nas.core.pareto import pareto_front
 
     space = ToySpace()
     s = create_searcher(

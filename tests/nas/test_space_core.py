@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from nas.arch import Arch
-from nas.space import create_space, list_spaces, space_from_id
+from nas.core.arch import Arch
+from nas.core.space import create_space, list_spaces, space_from_id
 from search_spaces.ofa_mbv3.config import make_divisible
 
 
@@ -255,8 +255,8 @@ def test_make_divisible_matches_timm() -> None:
 
 def test_core_modules_do_not_import_torch() -> None:
     code = (
-        "import sys, nas.arch, nas.space, nas.cli, search_spaces.ofa_mbv3.space, predictors.flops;"
-        "from nas.space import create_space; s = create_space('ofa_mbv3'); s.static_config(s.max_arch());"
+        "import sys, nas.core.arch, nas.core.space, nas.cli, search_spaces.ofa_mbv3.space, predictors.flops;"
+        "from nas.core.space import create_space; s = create_space('ofa_mbv3'); s.static_config(s.max_arch());"
         "assert 'torch' not in sys.modules, 'torch imported'; assert 'ray' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas.arch import Arch
-from nas.evaluator import CheapMetricsMixin, Evaluator
-from nas.space import Gene, SearchSpace
+from nas.core.arch import Arch
+from nas.core.evaluator import CheapMetricsMixin, Evaluator
+from nas.core.space import Gene, SearchSpace
 
 
 class ToySpace(SearchSpace):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nas.space import create_space
+from nas.core.space import create_space
 from predictors.flops import layer_cost
 from predictors.latency import (
     LatencyTable,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.space import create_space
+from nas.core.space import create_space
 from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
 
 ROOT = Path(__file__).resolve().parents[2]

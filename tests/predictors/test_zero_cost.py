@@ -91,7 +91,7 @@ def test_synflow_is_log_path_norm_and_data_independent() -> None:
 
 
 def test_synflow_does_not_overflow_on_a_deep_supernet_subnet() -> None:
-    from nas.space import create_space
+    from nas.core.space import create_space
 
     space = create_space("ofa_mbv3")
     net = space.build_supernet(seed=0).extract(space.make({**space.max_arch().to_dict(), "r": 128}))

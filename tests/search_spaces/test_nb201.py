@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.space import create_space
+from nas.core.space import create_space
 from search_spaces.nb201.space import NUM_ARCHS, NB201Space
 from search_spaces.nb201.tabular import TabularNB201Evaluator
 

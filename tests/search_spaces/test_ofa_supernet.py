@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.space import create_space
+from nas.core.space import create_space
 from predictors.flops import count_cost
 from search_spaces.bn import recalibrate_bn
 from search_spaces.dynamic_ops import DynamicBatchNorm2d, DynamicDepthwiseConv2d

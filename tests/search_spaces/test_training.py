@@ -17,7 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from nas.config import ConfigError
+from nas.core.config import ConfigError
 from search_spaces.training import checkpoint as ckpt
 from search_spaces.training.config import default_phases, load_train_config, resolve_open
 from search_spaces.training.trainer import PhaseSampler, SupernetTrainer, lr_at

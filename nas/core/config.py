@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
-from nas.errors import ConfigError
-from nas.limits import DEFAULT_LIMITS, InputLimits, load_yaml_text
+from nas.core.errors import ConfigError
+from nas.core.limits import DEFAULT_LIMITS, InputLimits, load_yaml_text
 
 T = TypeVar("T")
 

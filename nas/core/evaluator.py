@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from nas.arch import Arch
+from nas.core.arch import Arch
 
 
 class Evaluator(ABC):

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.arch import Arch
-from nas.plugins import has_plugin, load_plugin, plugin_names
+from nas.core.arch import Arch
+from nas.core.plugins import has_plugin, load_plugin, plugin_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.distributions import CategoricalDistribution

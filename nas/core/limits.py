@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from nas.errors import ConfigError
+from nas.core.errors import ConfigError
 
 
 class DocumentSyntaxError(ConfigError):

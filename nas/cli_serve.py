@@ -1,0 +1,90 @@
+"""``nas serve``: the HTTP service over the store (the only command that imports ``services``)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from typing import Any
+
+from nas.cli_search import DEFAULT_STORE_ENV, _store
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    # imported here so that other commands start without loading the web stack
+    import uvicorn
+
+    from nas.admission import service_policy
+    from nas.core.limits import InputLimits
+    from services.app import LOOPBACK_HOSTS, ServiceConfig, create_app
+    from services.auth import AuthSetupError, is_loopback, is_wildcard, resolve_token
+
+    loopback = is_loopback(args.host)
+    if args.no_auth and not loopback:
+        raise ValueError(
+            f"--no-auth: refused on {args.host}, which other machines can reach; serve 127.0.0.1 or drop --no-auth"
+        )
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise ValueError("--ssl-certfile and --ssl-keyfile: give both or neither")
+    store = _store(args)
+    try:
+        source = None if args.no_auth else resolve_token(args.token, args.token_file, store.url)
+    except AuthSetupError as exc:
+        raise ValueError(str(exc)) from None
+    policy = service_policy(args.data_root or [], InputLimits(max_bytes=args.max_body_bytes))
+    if args.allowed_host:
+        hosts = tuple(args.allowed_host)
+    elif loopback:
+        hosts = LOOPBACK_HOSTS
+    else:
+        hosts = ("*",) if is_wildcard(args.host) else (args.host,)
+    config = ServiceConfig(
+        token=source.token if source else None, policy=policy, threads=args.jobs, allowed_hosts=hosts,
+        cors_origins=tuple(args.cors_origin or ()),
+    )  # fmt: skip
+    app = create_app(store, config)
+    scheme = "https" if args.ssl_certfile else "http"
+    say = functools.partial(print, file=sys.stderr)
+    say(f"serving {store.safe_url} on {scheme}://{args.host}:{args.port}/ (Ctrl-C stops)")
+    if source is None:
+        say("authentication is OFF (--no-auth): any process on this machine can submit jobs")
+    elif source.created:
+        say(f"a new access token was written to {source.where} (readable only by you); the page asks for it")
+    else:
+        say(f"access token: from {source.where}")
+    roots = ", ".join(str(r) for r in policy.data_roots or ()) or "none (specs may name no files)"
+    say(f"data roots: {roots}")
+    if not loopback and not args.ssl_certfile:
+        say(
+            f"warning: serving {args.host} without TLS: the token and results cross the network in clear text; "
+            "pass --ssl-certfile/--ssl-keyfile or put a TLS proxy in front"
+        )
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile, limit_concurrency=args.max_connections,
+    )  # fmt: skip
+
+
+def add_serve_command(sub: Any) -> None:
+    p = sub.add_parser("serve", help="HTTP API and web page over the store; runs submitted jobs")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--jobs", type=int, default=1, help="jobs run at the same time")
+    p.add_argument("--token", help="bearer token clients must send (default: $NAS_SERVICE_TOKEN, else a token file)")
+    p.add_argument("--token-file", help="where the token is kept; created (mode 600) with a random token if absent "
+                   "(default: <db>.token beside a SQLite store, else ~/.config/hwnas/service.token)")
+    p.add_argument("--no-auth", action="store_true", help="no token (allowed only on a loopback --host)")
+    p.add_argument("--data-root", action="append", metavar="DIR",
+                   help="folder that files named in submitted specs must lie in (repeatable; default: none, "
+                        "so specs may name no files)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: 1 MiB)")
+    p.add_argument("--allowed-host", action="append", metavar="HOST",
+                   help="Host header values accepted (repeatable; default: the --host, or the loopback names)")
+    p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="another origin whose pages may call the API (repeatable; default: none)")
+    p.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile")
+    p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    p.add_argument("--max-connections", type=int, default=200, help="concurrent connections before 503s")
+    p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
+    p.set_defaults(func=cmd_serve)
+
