@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nas.cli_output import emit
+from nas.core.capabilities import PresetSpace, TabularSpace
 from nas.core.space import SearchSpace, create_space, list_spaces
 
 
@@ -68,11 +69,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
     rows = []
     for name in list_spaces():
         space = create_space(name)
-        presets: list[str] = []
-        if name == "ofa_mbv3":
-            from search_spaces.ofa_mbv3.config import PRESETS
-
-            presets = sorted(PRESETS)
+        presets = list(space.presets()) if isinstance(space, PresetSpace) else []
         rows.append({"name": name, "space_id": space.space_id, "size": space.size(), "configs": presets})
     text = "\n".join(f"{r['name']:<12} size {r['size']:.3e}  configs: {', '.join(r['configs']) or '-'}" for r in rows)
     emit(args, rows, text)
@@ -164,8 +161,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_proxy_score(args: argparse.Namespace) -> None:
     from predictors.proxy_eval import proxy_batch, score_nb201
 
-    if args.space != "nb201":
-        raise CLIError(f"--space {args.space}: only nb201 has benchmark ground truth today", "use --space nb201")
+    if not isinstance(create_space(args.space), TabularSpace):
+        raise CLIError(f"--space {args.space}: has no benchmark tables to score against", "use --space nb201")
     if not args.benchmark:
         raise CLIError("--benchmark: the NB201 accuracy CSV is needed", "for example nats_bench_tss_200ep.csv")
     if not args.data:
@@ -331,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", required=True, help="space name (ofa_mbv3, nb201)")
     p.add_argument("--config", help="space configuration preset")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space config override (repeatable)")
-    p.add_argument("--kind", choices=["mlp", "gp", "ridge", "gbm"], default="mlp")
+    p.add_argument("--kind", default="mlp", help="predictor kind: mlp, gp, ridge, gbm or a registered plug-in")
     p.add_argument("--encoding", help="the space's feature encoding (default: its first; nb201: summary, path, onehot)")
     p.add_argument("--target", default="accuracy", help="metric column to predict")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")

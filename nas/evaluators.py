@@ -14,10 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from nas.core import registry
 from nas.core.arch import Arch
+from nas.core.capabilities import InitNetworkSpace, TabularSpace
 from nas.core.config import ConfigError, from_dict
 from nas.core.evaluator import CheapMetricsMixin, Evaluator
-from nas.core.plugins import PluginError, has_plugin, load_plugin, plugin_names
+from nas.core.registry import RegistryError
 from nas.core.space import SearchSpace
 
 
@@ -148,11 +150,12 @@ class TabularEvaluator(CheapMetricsMixin, Evaluator):
     """NAS-Bench-201 tables; latency columns are cheap (measured offline)."""
 
     def __init__(self, spec: TabularSpec, space: SearchSpace) -> None:
-        from search_spaces.nb201.tabular import TabularNB201Evaluator
-
-        if space.name != "nb201":
-            raise ConfigError(f"evaluator.kind: tabular needs space nb201, the job's space is {space.space_id}")
-        self.inner = TabularNB201Evaluator(spec.accuracy_csv, spec.dataset, spec.latency_csv, spec.devices)
+        if not isinstance(space, TabularSpace):
+            raise ConfigError(
+                f"evaluator.kind: tabular needs a space with benchmark tables (such as nb201), "
+                f"the job's space is {space.space_id}"
+            )
+        self.inner = space.tabular_evaluator(spec.accuracy_csv, spec.dataset, spec.latency_csv, spec.devices)
         self.space = space
 
     @property
@@ -247,15 +250,18 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
     """A zero-cost proxy of each arch at initialisation (seeded per arch)."""
 
     def __init__(self, spec: ZeroCostSpec, space: SearchSpace) -> None:
-        from predictors.zero_cost import PROXIES
+        from predictors.zero_cost import proxy_names
 
-        if spec.proxy not in PROXIES:
-            raise ConfigError(f"evaluator.proxy: unknown {spec.proxy!r}; known: {', '.join(sorted(PROXIES))}")
-        if space.name not in ("nb201", "ofa_mbv3"):
-            raise ConfigError(f"evaluator.kind: zero_cost supports nb201 and ofa_mbv3, not {space.name}")
+        if spec.proxy not in proxy_names():
+            raise ConfigError(f"evaluator.proxy: unknown {spec.proxy[:80]!r}; known: {', '.join(proxy_names())}")
+        if not isinstance(space, InitNetworkSpace):
+            raise ConfigError(
+                f"evaluator.kind: zero_cost needs a space that builds networks at initialisation, not {space.space_id}"
+            )
         self.space, self.spec = space, spec
+        self._init_space: InitNetworkSpace = space
         self._batch: Any = None
-        self._supernet: Any = None
+        self._networks: Any = None
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -267,8 +273,7 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
         if self._batch is None:
             if self.spec.dataset == "synthetic":
                 gen = torch.Generator().manual_seed(0)
-                size = 32 if self.space.name == "nb201" else int(self.space.max_arch()["r"])
-                x = torch.randn(self.spec.batch_size, 3, size, size, generator=gen)
+                x = torch.randn(self.spec.batch_size, *self._init_space.input_shape(), generator=gen)
                 y = torch.randint(0, self.spec.num_classes, (self.spec.batch_size,), generator=gen)
                 self._batch = (x, y)
             else:
@@ -280,13 +285,9 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
         return self._batch
 
     def _network(self, arch: Arch) -> Any:
-        if self.space.name == "nb201":
-            from search_spaces.nb201.network import NB201Network
-
-            return NB201Network(arch, num_classes=self.spec.num_classes)
-        if self._supernet is None:  # one initialisation shared by all subnets
-            self._supernet = self.space.build_supernet(seed=0)  # type: ignore[attr-defined]
-        return self._supernet.extract(arch)
+        if self._networks is None:
+            self._networks = self._init_space.init_networks(self.spec.num_classes)
+        return self._networks(arch)
 
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         import torch
@@ -306,25 +307,16 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
 
 
 def _check_options(factory: Any, label: str, options: Mapping[str, Any]) -> None:
-    """Refuses options the factory's signature does not take (unless it takes ``**kwargs``)."""
-    import inspect
-
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    params = signature.parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    known = [p.name for p in params if p.name != "space" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(known))
+    """Refuses options the factory's signature does not take (unless it takes ``**kwargs``), and missing ones."""
+    known, required, var_kw = registry.accepted_settings(factory)
+    known = [k for k in known if k != "space"]
+    unknown = [] if var_kw else sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(
             f"evaluator.options: {', '.join(u[:80] for u in unknown)} not accepted by {label}; "
             f"accepted: {', '.join(known) or 'none'}"
         )
-    missing = [p.name for p in params if p.default is p.empty and p.name != "space" and p.name not in options
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]  # fmt: skip
+    missing = [r for r in required if r != "space" and r not in options]
     if missing:
         raise ConfigError(f"evaluator.options: {label} needs {', '.join(missing)}")
 
@@ -352,58 +344,57 @@ def _custom_factory(spec: CustomSpec) -> Any:
         raise ConfigError(f"evaluator.target: cannot import {spec.target!r}: {exc}") from exc
 
 
-def _plugin_factory(spec: PluginSpec) -> Any:
-    try:
-        return load_plugin("evaluator", spec.kind)
-    except PluginError as exc:
-        raise ConfigError(f"evaluator.kind: {exc}") from exc
+class CustomEvaluator:
+    """The ``custom`` kind: builds a user's evaluator ``package.module:factory`` (CLI only; names code)."""
+
+    spec_class = CustomSpec
+    names_code = True
+
+    def __new__(cls, spec: CustomSpec, space: SearchSpace) -> Evaluator:  # type: ignore[misc]
+        return _call_factory(_custom_factory(spec), repr(spec.target), space, spec.options or {})
 
 
-def _custom(spec: CustomSpec, space: SearchSpace) -> Evaluator:
-    """A user evaluator ``package.module:factory`` called with ``space=`` and the options (CLI only)."""
-    return _call_factory(_custom_factory(spec), repr(spec.target), space, spec.options or {})
+for _cls, _spec in ((TabularEvaluator, TabularSpec), (PredictorEvaluator, PredictorSpec),
+                    (SupernetEvaluator, SupernetSpec), (ZeroCostEvaluator, ZeroCostSpec)):  # fmt: skip
+    _cls.spec_class = _spec  # type: ignore[attr-defined]
 
-
-def _plugin(spec: PluginSpec, space: SearchSpace) -> Evaluator:
-    return _call_factory(_plugin_factory(spec), f"evaluator plug-in {spec.kind!r}", space, spec.options or {})
-
-
-_KINDS: Mapping[str, tuple[type, Any]] = {
-    "custom": (CustomSpec, _custom),
-    "tabular": (TabularSpec, TabularEvaluator),
-    "predictor": (PredictorSpec, PredictorEvaluator),
-    "supernet": (SupernetSpec, SupernetEvaluator),
-    "zero_cost": (ZeroCostSpec, ZeroCostEvaluator),
-}
-CODE_KINDS = frozenset({"custom"})  # kinds that name code to import: refused unless allow_code
-PATH_KEYS = tuple(sorted({k for spec_cls, _ in _KINDS.values() for k in spec_cls.paths}))
+PATH_KEYS = tuple(sorted({k for spec in (TabularSpec, PredictorSpec, SupernetSpec, ZeroCostSpec) for k in spec.paths}))
 
 PathCheck = Callable[[str, str], str]
 
 
 def evaluator_kinds() -> list[str]:
-    """Built-in evaluator kinds, then the ``hwnas.evaluators`` plug-ins installed here."""
-    return [*_KINDS, *(k for k in plugin_names("evaluator") if k not in _KINDS)]
+    """Built-in evaluator kinds, then those registered or installed as plug-ins (:mod:`nas.core.registry`)."""
+    return registry.names("evaluator")
+
+
+def _plugin_factory(kind: str) -> Any:
+    try:
+        return registry.load("evaluator", kind)
+    except RegistryError as exc:
+        raise ConfigError(f"evaluator.kind: {exc}") from exc
 
 
 def _parse(spec: Mapping[str, Any], allow_code: bool) -> tuple[Any, Any]:
+    """The evaluator block parsed into its kind's spec dataclass, and the kind's factory."""
     kind = spec.get("kind")
-    if not isinstance(kind, str) or (kind not in _KINDS and not has_plugin("evaluator", kind)):
+    if not isinstance(kind, str) or not registry.has("evaluator", kind):
         shown = kind[:80] if isinstance(kind, str) else kind
         raise ConfigError(f"evaluator.kind: {shown!r} is not one of {evaluator_kinds()}")
-    if kind in CODE_KINDS and not allow_code:
+    factory = _plugin_factory(kind)
+    if getattr(factory, "names_code", False) and not allow_code:
+        safe = [k for k in evaluator_kinds() if not getattr(_plugin_factory(k), "names_code", False)]
         raise ConfigError(
             f"evaluator.kind: {kind!r} names code to import and is not accepted here; use a registered kind "
-            f"({', '.join(k for k in evaluator_kinds() if k not in CODE_KINDS)}) or install an evaluator plug-in "
-            "(entry point group 'hwnas.evaluators')"
+            f"({', '.join(safe)}) or install an evaluator plug-in (entry point group {registry.GROUPS['evaluator']!r})"
         )
-    spec_cls, evaluator_cls = _KINDS.get(kind, (PluginSpec, _plugin))
-    return from_dict(spec_cls, dict(spec), "evaluator"), evaluator_cls
+    spec_cls = getattr(factory, "spec_class", PluginSpec)
+    return from_dict(spec_cls, dict(spec), "evaluator"), factory
 
 
-def _path_keys(parsed: Any) -> tuple[str, ...]:
+def _path_keys(parsed: Any, factory: Any) -> tuple[str, ...]:
     if isinstance(parsed, PluginSpec):
-        return tuple(getattr(_plugin_factory(parsed), "path_options", ()))
+        return tuple(getattr(factory, "path_options", ()))
     return tuple(parsed.paths)
 
 
@@ -419,10 +410,10 @@ def check_evaluator(
     (their set-up may be heavy), the other kinds are built once (cheap: tables, a
     predictor's fit).
     """
-    parsed, _ = _parse(spec, allow_code)
+    parsed, factory = _parse(spec, allow_code)
     out = dict(spec)
     options = dict(out.get("options") or {}) if isinstance(parsed, PluginSpec) else out
-    for name in _path_keys(parsed):
+    for name in _path_keys(parsed, factory):
         value = options.get(name)
         if value is None:
             continue
@@ -449,7 +440,7 @@ def check_evaluator(
         if parsed.latency_table is not None:
             _load_latency_table(out["latency_table"], space)
     elif isinstance(parsed, PluginSpec):
-        _check_options(_plugin_factory(parsed), f"evaluator plug-in {parsed.kind!r}", options)
+        _check_options(factory, f"evaluator plug-in {parsed.kind!r}", options)
     elif isinstance(parsed, CustomSpec):
         _check_options(_custom_factory(parsed), repr(parsed.target), parsed.options or {})
     else:
@@ -472,13 +463,15 @@ def build_evaluator(spec: Mapping[str, Any], space: SearchSpace, *, allow_code: 
     Raises:
         ConfigError: naming the key that is wrong.
     """
-    parsed, evaluator_cls = _parse(spec, allow_code)
+    parsed, factory = _parse(spec, allow_code)
     for name in parsed.paths:
         value = getattr(parsed, name, None)
         if value is not None and not os.path.exists(value):
             raise ConfigError(f"evaluator.{name}: {value} not found")
+    if isinstance(parsed, PluginSpec):
+        return _call_factory(factory, f"evaluator plug-in {parsed.kind!r}", space, parsed.options or {})
     try:
-        return evaluator_cls(parsed, space)
+        return factory(parsed, space)
     except ConfigError:
         raise
     except ValueError as exc:

@@ -123,7 +123,7 @@ def save_safetensors(net: Any, space: Any, arch: Any, path: Path) -> None:
     meta = {
         "space": space.name,
         "space_id": space.space_id,
-        "space_config": json.dumps(space.config.to_dict()),
+        "space_config": json.dumps(space.config_dict()),
         "arch": json.dumps(arch.to_dict()),
     }
     save_file(tensors, str(path), metadata=meta)

@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from nas.core import registry
 from nas.core.arch import Arch
+from nas.core.capabilities import LatencyCoverSpace, SupernetSpace
 from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -45,31 +47,10 @@ def signature(layer: Mapping[str, Any]) -> str:
 
 
 def cover_archs(space: SearchSpace) -> list[Arch]:
-    """Archs whose static configs together hold every op signature of the space.
-
-    For ``ofa_mbv3`` a block's signature depends on its position, kernel, expand and
-    the resolution, never on the depth of its stage: uniform (kernel, expand) choices
-    at every resolution with maximal depth cover them all.
-    """
-    if space.name != "ofa_mbv3":
-        raise NotImplementedError(f"latency tables: no op enumeration for space {space.space_id}")
-    cfg = space.config  # type: ignore[attr-defined]
-    archs = []
-    blocks = len(cfg.stage_widths) * max(cfg.depth_choices)
-    for r in cfg.resolutions:
-        for k in cfg.ks_choices:
-            for e in cfg.expand_choices:
-                archs.append(
-                    space.make(
-                        {
-                            "ks": [k] * blocks,
-                            "e": [e] * blocks,
-                            "d": [max(cfg.depth_choices)] * len(cfg.stage_widths),
-                            "r": r,
-                        }
-                    )
-                )
-    return archs
+    """Archs whose static configs together hold every op signature of the space (its op cover)."""
+    if not isinstance(space, LatencyCoverSpace):
+        raise NotImplementedError(f"latency tables: space {space.space_id} has no op cover (LatencyCoverSpace)")
+    return space.latency_cover_archs()
 
 
 def op_signatures(space: SearchSpace) -> dict[str, dict[str, Any]]:
@@ -192,19 +173,86 @@ def measure_module(
     return _timer(device, rounds)(run).to_dict()
 
 
-BACKENDS = ("torch", "triton", "onnxruntime")
-SOURCES = {"torch": "torch-eager", "triton": "triton", "onnxruntime": "onnxruntime"}  # backend -> table source
+def backend_names() -> list[str]:
+    """Latency backends: built-ins, then plug-ins (:mod:`nas.core.registry`, group ``hwnas.latency_backends``)."""
+    return registry.names("latency_backend")
+
+
+def latency_backend(name: str) -> LatencyBackend:
+    """The backend ``name`` (a :class:`LatencyBackend`)."""
+    try:
+        backend = registry.create("latency_backend", name)
+    except registry.RegistryError:
+        raise ValueError(f"backend: use one of {backend_names()}, got {name[:80]!r}") from None
+    return backend  # type: ignore[no-any-return]
 
 
 def check_backend(backend: str, device: str, dtype: str) -> None:
     """Clear errors for a backend that cannot run on ``device``/``dtype``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: use one of {BACKENDS}, got {backend!r}")
-    if backend == "onnxruntime" and (device != "cpu" or dtype != "float32"):
-        raise ValueError(
-            f"backend onnxruntime measures on the CPU in float32, not {device}/{dtype}; "
-            "use --device cpu --dtype float32"
-        )
+    latency_backend(backend).check(device, dtype)
+
+
+class LatencyBackend:
+    """A runtime that times layers and whole networks the same way (one per deployment target).
+
+    ``source`` names it in a table's metadata so end-to-end checks use the same runtime.
+    The default times torch eager.
+    """
+
+    source = "torch-eager"
+
+    def check(self, device: str, dtype: str) -> None:
+        """Raises ValueError when this runtime cannot run on ``device``/``dtype``."""
+
+    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
+                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(module, shape, batch, device, dtype, rounds)
+
+    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
+                        rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(net, shape, batch, device, dtype, rounds)
+
+
+class TorchBackend(LatencyBackend):
+    """torch eager, the modules as they are."""
+
+
+class TritonBackend(LatencyBackend):
+    """Our Triton kernels (MBConv blocks, 1x1 convs, whole networks); torch for other layers."""
+
+    source = "triton"
+
+    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
+                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
+        fast = triton_module(layer, device, dtype)
+        return measure_module(_Callable(fast) if fast is not None else module, shape, batch, device, dtype, rounds)
+
+    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
+                        rounds: int) -> dict[str, float]:  # fmt: skip
+        from kernels.network import NetworkRunner
+
+        return measure_module(NetworkRunner(net, _torch_dtype(dtype), device), shape, batch, device, dtype, rounds)
+
+
+class OnnxRuntimeBackend(LatencyBackend):
+    """Each layer and network exported to ONNX and run by ONNX Runtime (CPU, float32)."""
+
+    source = "onnxruntime"
+
+    def check(self, device: str, dtype: str) -> None:
+        if device != "cpu" or dtype != "float32":
+            raise ValueError(
+                f"backend onnxruntime measures on the CPU in float32, not {device}/{dtype}; "
+                "use --device cpu --dtype float32"
+            )
+
+    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
+                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_onnx(module, shape, batch, rounds)
+
+    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
+                        rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_onnx(net, shape, batch, rounds)
 
 
 def measure_onnx(module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1) -> dict[str, float]:
@@ -276,15 +324,10 @@ class _Callable:
 def measure_layer(
     layer: Mapping[str, Any], batch: int, device: str, dtype: str, backend: str = "torch", rounds: int = 1
 ) -> dict[str, float]:
-    check_backend(backend, device, dtype)
+    runtime = latency_backend(backend)
+    runtime.check(device, dtype)
     module, shape = layer_module(layer)
-    if backend == "onnxruntime":
-        return measure_onnx(module, shape, batch, rounds)
-    if backend == "triton":
-        fast = triton_module(layer, device, dtype)
-        if fast is not None:
-            module = _Callable(fast)
-    return measure_module(module, shape, batch, device, dtype, rounds)
+    return runtime.measure_layer(layer, module, shape, batch, device, dtype, rounds)
 
 
 def measure_arch(
@@ -296,19 +339,15 @@ def measure_arch(
     the runtime a Triton-built table's entries were measured on; ``backend="onnxruntime"``
     exports it to ONNX and times ONNX Runtime.
     """
-    from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
-
-    check_backend(backend, device, dtype)
-    config = space.static_config(arch)
-    net: Any = StaticOFAMobileNetV3(config)
-    shape = (config[0]["in_ch"], arch["r"], arch["r"])
-    if backend == "onnxruntime":
-        return measure_onnx(net, shape, batch, rounds)
-    if backend == "triton":
-        from kernels.network import NetworkRunner
-
-        net = NetworkRunner(net, _torch_dtype(dtype), device)
-    return measure_module(net, shape, batch, device, dtype, rounds)
+    if not isinstance(space, SupernetSpace):
+        raise NotImplementedError(f"latency: space {space.space_id} builds no static networks (SupernetSpace)")
+    runtime = latency_backend(backend)
+    runtime.check(device, dtype)
+    arch = space.make(arch)
+    net: Any = space.build_static(arch)
+    first = space.static_config(arch)[0]  # the input layer: the subnet's input channels and resolution
+    shape = (first["in_ch"], first["in_hw"], first["in_hw"])
+    return runtime.measure_network(net, shape, batch, device, dtype, rounds)
 
 
 LayerTimer = Callable[[Mapping[str, Any]], Mapping[str, float]]
@@ -330,7 +369,8 @@ class LatencyTable:
     @property
     def backend(self) -> str:
         """The runtime the entries were measured on, for end-to-end measurements to match."""
-        return {source: backend for backend, source in SOURCES.items()}.get(self.source, "torch")
+        by_source = {latency_backend(name).source: name for name in backend_names()}
+        return by_source.get(self.source, "torch")
 
     def _layers(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
         if space.space_id != self.space_id:
@@ -472,7 +512,7 @@ def build_table(
     entries = dict(zip(signatures, timings))
     table = LatencyTable(
         space.space_id, device, dtype, batch, entries, environment(device),
-        source=SOURCES[backend],
+        source=latency_backend(backend).source,
     )  # fmt: skip
     if calibration_archs > 0:
         archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))

@@ -13,27 +13,83 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
-KINDS = ("mlp", "gp", "ridge", "gbm")
 FORMAT_VERSION = 2
-# Format 1 files did not name their encoding: it was the space's default then.
-FORMAT1_ENCODING = {"nb201": "path"}
 
 
 def _versions() -> dict[str, str]:
     import sklearn
 
     return {"numpy": np.__version__, "sklearn": sklearn.__version__}
+
+
+# ------------------------------------------------------------------ kinds (registered by name)
+# A kind is ``fn(params, seed) -> list of scikit-learn regressors`` (an ensemble when several;
+# ``returns_std`` when the single model predicts its own standard deviation).
+EstimatorFactory = Callable[[Mapping[str, Any], int], list[Any]]
+
+
+def predictor_kinds() -> list[str]:
+    """Built-in kinds, then plug-ins (:mod:`nas.core.registry`, entry point group ``hwnas.predictors``)."""
+    return registry.names("predictor")
+
+
+def predictor_kind(kind: str) -> EstimatorFactory:
+    try:
+        return registry.load("predictor", kind)  # type: ignore[no-any-return]
+    except registry.RegistryError:
+        known = ", ".join(predictor_kinds())
+        raise ValueError(f"kind: unknown predictor {kind[:80]!r}; choose one of {known}") from None
+
+
+def ridge(params: Mapping[str, Any], seed: int) -> list[Any]:
+    from sklearn.linear_model import Ridge
+
+    return [Ridge(alpha=params.get("alpha", 1.0))]
+
+
+def gradient_boosting(params: Mapping[str, Any], seed: int) -> list[Any]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return [HistGradientBoostingRegressor(max_iter=params.get("max_iter", 300), random_state=seed)]
+
+
+def gaussian_process(params: Mapping[str, Any], seed: int) -> list[Any]:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    # Features are one-hot or small counts: a length scale far below 1 makes every arch
+    # unrelated to every other (a white-noise fit), far above 100 makes all alike.
+    rbf = RBF(length_scale=params.get("length_scale", 5.0), length_scale_bounds=(0.1, 100.0))
+    kernel = ConstantKernel(1.0) * rbf + WhiteKernel(1e-2)
+    return [GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)]
+
+
+gaussian_process.returns_std = True  # type: ignore[attr-defined]
+
+
+def mlp_ensemble(params: Mapping[str, Any], seed: int) -> list[Any]:
+    from sklearn.neural_network import MLPRegressor
+
+    hidden = tuple(params.get("hidden", (400, 400, 400)))
+    return [
+        MLPRegressor(
+            hidden_layer_sizes=hidden, max_iter=params.get("max_iter", 500), learning_rate_init=params.get("lr", 1e-3),
+            alpha=params.get("weight_decay", 1e-4), early_stopping=False, random_state=(seed * 1000 + i) % 2**32,
+        )
+        for i in range(params.get("ensemble", 5))
+    ]  # fmt: skip
 
 
 @dataclass
@@ -56,8 +112,7 @@ class Predictor:
     encoding: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind: unknown predictor {self.kind!r}; choose one of {', '.join(KINDS)}")
+        predictor_kind(self.kind)  # a clear error for an unknown kind
         self.encoding = self.space.resolve_encoding(self.encoding)
         self._models: list[Any] = []
         self._train_archs: list[dict[str, Any]] = []
@@ -72,31 +127,7 @@ class Predictor:
         return self.space.features(self.space.make(arch), self.encoding).astype(np.float64)
 
     def _estimators(self) -> list[Any]:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-        from sklearn.linear_model import Ridge
-        from sklearn.neural_network import MLPRegressor
-
-        p = self.params
-        if self.kind == "ridge":
-            return [Ridge(alpha=p.get("alpha", 1.0))]
-        if self.kind == "gbm":
-            return [HistGradientBoostingRegressor(max_iter=p.get("max_iter", 300), random_state=self.seed)]
-        if self.kind == "gp":
-            # Features are one-hot or small counts: a length scale far below 1 makes every arch
-            # unrelated to every other (a white-noise fit), far above 100 makes all alike.
-            rbf = RBF(length_scale=p.get("length_scale", 5.0), length_scale_bounds=(0.1, 100.0))
-            kernel = ConstantKernel(1.0) * rbf + WhiteKernel(1e-2)
-            return [GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=self.seed)]
-        hidden = tuple(p.get("hidden", (400, 400, 400)))
-        return [
-            MLPRegressor(
-                hidden_layer_sizes=hidden, max_iter=p.get("max_iter", 500), learning_rate_init=p.get("lr", 1e-3),
-                alpha=p.get("weight_decay", 1e-4), early_stopping=False, random_state=(self.seed * 1000 + i) % 2**32,
-            )
-            for i in range(p.get("ensemble", 5))
-        ]  # fmt: skip
+        return list(predictor_kind(self.kind)(self.params, self.seed))
 
     def fit(self, archs: Sequence[Arch | Mapping[str, Any]], y: Sequence[float]) -> Predictor:
         """Fits on archs and their targets (at least 4 pairs)."""
@@ -127,7 +158,7 @@ class Predictor:
         """:meth:`predict` on precomputed ``space.features`` rows (callers that cache features)."""
         if not self._models:
             raise ValueError("predict: the predictor is not fitted")
-        if self.kind == "gp":
+        if getattr(predictor_kind(self.kind), "returns_std", False):
             mean, std = self._models[0].predict(x, return_std=True)
             return mean * self._scale + self._mean, std * self._scale
         outputs = np.stack([m.predict(x) for m in self._models]) * self._scale + self._mean
@@ -181,7 +212,7 @@ class Predictor:
             space = space_from_id(data["space_id"])
         elif space.space_id != data["space_id"]:
             raise ValueError(f"{path}: predictor was fitted on another space than {space.space_id!r}")
-        encoding = data["encoding"] if data["format"] >= 2 else FORMAT1_ENCODING.get(space.name)
+        encoding = data["encoding"] if data["format"] >= 2 else getattr(space, "format1_encoding", None)
         predictor = cls(space, data["kind"], data["seed"], data["params"], encoding)
         predictor.fit(data["archs"], data["targets"])
         probe = data["archs"][: len(data["fingerprint"])]

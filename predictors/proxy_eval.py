@@ -140,14 +140,15 @@ def score_nb201(
     """
     from tqdm import tqdm
 
-    from predictors.zero_cost import PROXIES, score
+    from predictors.zero_cost import proxy_names, score
     from search_spaces.nb201.network import NB201Network
     from search_spaces.nb201.space import NUM_ARCHS, NB201Space
     from search_spaces.nb201.tabular import TabularNB201Evaluator
 
-    unknown = [p for p in proxies if p not in PROXIES]
+    known = proxy_names()
+    unknown = [p for p in proxies if p not in known]
     if unknown:
-        raise ValueError(f"proxies: unknown {unknown}; known: {', '.join(sorted(PROXIES))}")
+        raise ValueError(f"proxies: unknown {unknown}; known: {', '.join(known)}")
     if not 3 <= num_archs <= NUM_ARCHS:
         raise ValueError(f"archs: must be within 3..{NUM_ARCHS}, got {num_archs}")
     space = NB201Space()

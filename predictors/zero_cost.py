@@ -1,8 +1,8 @@
 """Zero-cost proxies: scores of an untrained network from one batch (bigger = better).
 
-Each proxy is ``score(model, batch, loss_fn) -> float`` and is registered by name
-in :data:`PROXIES`. The model given is never modified: every proxy works on a
-deep copy. Definitions follow Abdelfattah et al., "Zero-Cost Proxies for
+Each proxy is ``fn(model, batch, loss_fn) -> float`` and is registered by name
+(:func:`proxy_names`; plug-ins through the entry point group ``hwnas.proxies``). The model
+given is never modified: every proxy works on a deep copy. Definitions follow Abdelfattah et al., "Zero-Cost Proxies for
 Lightweight NAS" (ICLR 2021), and the original papers:
 
 - ``grad_norm``: sum over conv/linear layers of the L2 norm of the loss gradient.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from nas.core import registry
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.GELU, nn.SiLU, nn.LeakyReLU)
@@ -251,29 +252,25 @@ def flops(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> fl
     return float(counter.get_total_flops())
 
 
-PROXIES: Mapping[str, Callable[..., float]] = MappingProxyType(
-    {
-        "grad_norm": grad_norm,
-        "snip": snip,
-        "grasp": grasp,
-        "fisher": fisher,
-        "jacob_cov": jacob_cov,
-        "synflow": synflow,
-        "naswot": naswot,
-        "zen": zen,
-        "params": params,
-        "flops": flops,
-    }
-)
+def proxy_names() -> list[str]:
+    """Every registered proxy: the built-ins of this module, then plug-ins (:mod:`nas.core.registry`)."""
+    return registry.names("proxy")
+
+
+def proxy(name: str) -> Callable[..., float]:
+    """The proxy function ``name`` (``fn(model, batch, loss_fn) -> float``, bigger = better)."""
+    try:
+        return registry.load("proxy", name)  # type: ignore[no-any-return]
+    except registry.RegistryError as exc:
+        raise ValueError(f"proxy: unknown zero-cost proxy {name[:80]!r}; known: {', '.join(proxy_names())}") from exc
 
 
 def score(name: str, model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy, seed: int = 0) -> float:
     """Score of proxy ``name``; the global torch RNG is seeded from ``seed`` and restored."""
-    if name not in PROXIES:
-        raise ValueError(f"proxy: unknown zero-cost proxy {name!r}; known: {', '.join(sorted(PROXIES))}")
+    fn = proxy(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return PROXIES[name](model, batch, loss_fn)
+        return fn(model, batch, loss_fn)
 
 
 def rank_vote(scores: Mapping[str, Sequence[float]]) -> np.ndarray:

@@ -15,13 +15,12 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.core import registry
 from nas.core.arch import Arch
-from nas.core.plugins import has_plugin, load_plugin, plugin_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.distributions import CategoricalDistribution
@@ -259,53 +258,41 @@ class SearchSpace(ABC):
         }
 
 
-# Built-in spaces by name: "module:factory". Immutable; user spaces are created
-# by passing "package.module:factory" as the name.
-BUILTIN_SPACES: Mapping[str, str] = MappingProxyType(
-    {
-        "ofa_mbv3": "search_spaces.ofa_mbv3.space:OFAMobileNetV3Space",
-        "nb201": "search_spaces.nb201.space:NB201Space",
-    }
-)
-
-
 def list_spaces() -> list[str]:
-    """Names of the built-in spaces and of the space plug-ins installed here."""
-    return sorted({*BUILTIN_SPACES, *plugin_names("space")})
+    """Names of the built-in spaces, then of those registered or installed as plug-ins."""
+    return registry.names("space")
 
 
-def _resolve(target: str) -> Any:
+def _import_factory(target: str) -> Any:
     module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def create_space(name: str, *, allow_code: bool = True, **kwargs: Any) -> SearchSpace:
-    """Creates a space by name (built-in, or a ``hwnas.spaces`` plug-in) with options.
+    """Creates a space by registered name (built-in or plug-in, see :mod:`nas.core.registry`) with options.
 
     With ``allow_code`` (the CLI, a user's own scripts), ``"package.module:factory"`` names
     a factory to import; the HTTP service passes ``allow_code=False`` so that a request can
-    only name installed spaces.
+    only name registered spaces.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
-    if name in BUILTIN_SPACES:
-        factory = _resolve(BUILTIN_SPACES[name])
-    elif has_plugin("space", name):
-        factory = load_plugin("space", name)
+    if registry.has("space", name):
+        factory = registry.load("space", name)
     elif ":" in name and allow_code:
         try:
-            factory = _resolve(name)
+            factory = _import_factory(name)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"space {name!r} cannot be imported: {exc}") from exc
     elif ":" in name:
         raise ValueError(
             f"space {name[:80]!r}: a module:factory name is not accepted here; name a registered space "
-            f"({', '.join(list_spaces())}) or install a plug-in (entry point group 'hwnas.spaces')"
+            f"({', '.join(list_spaces())}) or install a plug-in (entry point group {registry.GROUPS['space']!r})"
         )
     else:
         raise ValueError(f"unknown space {name[:80]!r}; known spaces: {', '.join(list_spaces())}")
+    registry.check_settings(factory, kwargs, f"space {name[:80]!r}")
     space = factory(**kwargs)
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space factory {name!r} did not return a SearchSpace")

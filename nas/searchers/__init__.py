@@ -3,55 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
+from nas.core import registry
 from nas.core.pareto import Constraint, Objective
-from nas.core.plugins import has_plugin, load_plugin, plugin_names
 from nas.core.space import SearchSpace
 from nas.searchers.base import Observation, Searcher, Trial
 
-# kind -> "module:class"; imported on use so that pymoo/optuna load only when needed.
-SEARCHERS: Mapping[str, str] = MappingProxyType(
-    {
-        "random": "nas.searchers.simple:RandomSearcher",
-        "evolution": "nas.searchers.simple:EvolutionSearcher",
-        "nsga2": "nas.searchers.pymoo_nsga2:PymooNSGA2Searcher",
-        "tpe": "nas.searchers.optuna_searcher:OptunaTPESearcher",
-        "gp": "nas.searchers.optuna_searcher:OptunaGPSearcher",
-        "optuna-nsga2": "nas.searchers.optuna_searcher:OptunaNSGA2Searcher",
-        "predictor": "nas.searchers.predictor_loop:PredictorLoopSearcher",
-    }
-)
-# Extra constructor arguments each kind accepts from the job runner (not user settings).
-CONTEXT_ARGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "tpe": ("storage", "study_name"),
-        "gp": ("storage", "study_name"),
-        "optuna-nsga2": ("storage", "study_name"),
-        "predictor": ("cheap", "cheap_metrics"),
-    }
-)
-
 
 def searcher_kinds() -> list[str]:
-    """Built-in searcher kinds, then the ``hwnas.searchers`` plug-ins installed here."""
-    return [*SEARCHERS, *(k for k in plugin_names("searcher") if k not in SEARCHERS)]
+    """Built-in searcher kinds, then those registered or installed as plug-ins (:mod:`nas.core.registry`)."""
+    return registry.names("searcher")
 
 
 def searcher_class(kind: str) -> type[Searcher]:
-    """The class of a built-in searcher kind or of an installed searcher plug-in."""
-    import importlib
-
-    if kind in SEARCHERS:
-        module, name = SEARCHERS[kind].split(":")
-        return getattr(importlib.import_module(module), name)
-    if has_plugin("searcher", kind):
-        cls = load_plugin("searcher", kind)
-        if not (isinstance(cls, type) and issubclass(cls, Searcher)):
-            raise ValueError(f"searcher plug-in {kind!r} is not a Searcher subclass")
-        return cls
-    raise ValueError(f"searcher: unknown kind {kind[:80]!r}; known: {', '.join(searcher_kinds())}")
+    """The class of a registered searcher kind."""
+    if not registry.has("searcher", kind):
+        raise ValueError(f"searcher: unknown kind {kind[:80]!r}; known: {', '.join(searcher_kinds())}")
+    cls = registry.load("searcher", kind)
+    if not (isinstance(cls, type) and issubclass(cls, Searcher)):
+        raise ValueError(f"searcher {kind!r} is not a Searcher subclass")
+    return cls
 
 
 def create_searcher(
@@ -63,10 +35,15 @@ def create_searcher(
     settings: Mapping[str, Any] | None = None,
     **context: Any,
 ) -> Searcher:
-    """A searcher by kind; ``context`` entries the kind does not take are ignored."""
+    """A searcher by kind with its settings.
+
+    ``context`` holds what the runner can offer (``storage``, ``study_name``, ``cheap``,
+    ``cheap_metrics``); each searcher gets the entries its constructor names.
+    """
     cls = searcher_class(kind)
-    accepted = {k: v for k, v in context.items() if k in CONTEXT_ARGS.get(kind, ())}
-    return cls(space, objectives, constraints, seed, **accepted, **dict(settings or {}))
+    accepted, _, _ = registry.accepted_settings(cls)
+    offered = {k: v for k, v in context.items() if k in accepted}
+    return cls(space, objectives, constraints, seed, **offered, **dict(settings or {}))
 
 
-__all__ = ["SEARCHERS", "Observation", "Searcher", "Trial", "create_searcher", "searcher_class", "searcher_kinds"]
+__all__ = ["Observation", "Searcher", "Trial", "create_searcher", "searcher_class", "searcher_kinds"]

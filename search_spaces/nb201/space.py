@@ -46,6 +46,8 @@ class NB201Space(SearchSpace):
     """
 
     name = "nb201"
+    # Predictor files of format 1 did not name their encoding: it was this one then.
+    format1_encoding = "path"
 
     def __init__(self, config: str | None = None) -> None:
         if config not in (None, "", "default"):
@@ -142,6 +144,24 @@ class NB201Space(SearchSpace):
         return paths
 
     # ------------------------------------------------------------ string form
+    # --------------------------------------------------------- capabilities (nas.core.capabilities)
+    def tabular_evaluator(
+        self, accuracy_csv: str, dataset: str, latency_csv: str | None, devices: Sequence[str] | None
+    ) -> Any:
+        """Looks archs up in NAS-Bench-201's tables (accuracy, and latency per device)."""
+        from search_spaces.nb201.tabular import TabularNB201Evaluator
+
+        return TabularNB201Evaluator(accuracy_csv, dataset, latency_csv, devices)
+
+    def init_networks(self, num_classes: int) -> Any:
+        """The benchmark's network (C=16, N=5) of each arch, freshly initialised."""
+        from search_spaces.nb201.network import NB201Network
+
+        return lambda arch: NB201Network(arch, num_classes=num_classes)
+
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, 32, 32)
+
     def from_string(self, text: str) -> Arch:
         """Parses ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
         nodes = text.strip().strip("|").split("|+|") if isinstance(text, str) else []

@@ -260,6 +260,62 @@ class OFAMobileNetV3Space(SearchSpace):
 
         return OFAMobileNetV3Supernet(self, seed=seed)
 
+    # --------------------------------------------------------- capabilities (nas.core.capabilities)
+    def elastic_choices(self) -> dict[str, tuple[int, ...]]:
+        """Elastic dimensions, smallest choice first: kernel, expand ratio, depth, resolution."""
+        cfg = self.config
+        return {"ks": cfg.ks_choices, "e": cfg.expand_choices, "d": cfg.depth_choices, "r": cfg.resolutions}
+
+    def gene_dimension(self, gene: str) -> str:
+        return gene.split("_")[0]
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input at the largest resolution."""
+        r = self.config.resolutions[-1]
+        return (self.config.in_channels, r, r)
+
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def presets(self) -> list[str]:
+        from search_spaces.ofa_mbv3.config import PRESETS
+
+        return sorted(PRESETS)
+
+    def latency_cover_archs(self) -> list[Arch]:
+        """Archs whose static configs together hold every op signature of the space.
+
+        A block's signature depends on its position, kernel, expand and the resolution, never
+        on the depth of its stage: uniform (kernel, expand) choices at every resolution with
+        maximal depth cover them all.
+        """
+        cfg = self.config
+        blocks = len(cfg.stage_widths) * max(cfg.depth_choices)
+        depth = [max(cfg.depth_choices)] * len(cfg.stage_widths)
+        return [
+            self.make({"ks": [k] * blocks, "e": [e] * blocks, "d": depth, "r": r})
+            for r in cfg.resolutions
+            for k in cfg.ks_choices
+            for e in cfg.expand_choices
+        ]
+
+    def init_networks(self, num_classes: int) -> Any:
+        """Subnets of one supernet initialisation (built on first use), extracted per arch.
+
+        The classifier keeps the space's own class count (``num_classes`` only labels the data).
+        """
+        supernet: list[Any] = []
+
+        def network(arch: Arch) -> Any:
+            if not supernet:
+                supernet.append(self.build_supernet(seed=0))
+            return supernet[0].extract(arch)
+
+        return network
+
 
 def _conv(
     name: str,

@@ -22,6 +22,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from nas.core import registry
+from nas.core.capabilities import SupernetSpace
+from nas.core.space import create_space, list_spaces
+
 STATE_FILE = "state.json"
 
 
@@ -142,7 +146,7 @@ def save_supernet(folder: Path, supernet: torch.nn.Module, record: dict[str, Any
     meta = {
         "space": space.name,
         "space_id": space.space_id,
-        "space_config": space.config.to_dict(),
+        "space_config": space.config_dict(),
         "weights_file": weights.name,
         "weights_sha256": checksum,
         "versions": versions(),
@@ -170,20 +174,27 @@ def read_supernet_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
         raise CheckpointError(f"{meta_path}: not a supernet description ({type(exc).__name__})") from None
     if not isinstance(meta, dict) or not {"space", "space_config", "weights_file", "weights_sha256"} <= set(meta):
         raise CheckpointError(f"{meta_path}: not a supernet description (expected the output folder of `nas train`)")
-    if meta.get("space") != "ofa_mbv3":
-        raise CheckpointError(f"{meta_path}: unsupported space (this version loads ofa_mbv3 supernets)")
     return meta_path, meta
+
+
+def supernet_space(meta_path: Path, meta: Mapping[str, Any]) -> SupernetSpace:
+    """The space a supernet description names: a registered space with the supernet capability."""
+    name = meta["space"]
+    if not isinstance(name, str) or not registry.has("space", name):
+        raise CheckpointError(f"{meta_path}: its space is not a registered space ({', '.join(list_spaces())})")
+    try:
+        space = create_space(name, allow_code=False, config=meta["space_config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{meta_path}: its space_config is not valid ({type(exc).__name__})") from None
+    if not isinstance(space, SupernetSpace):
+        raise CheckpointError(f"{meta_path}: space {name} has no supernet")
+    return space
 
 
 def supernet_space_id(path: str | Path) -> str:
     """The ``space_id`` of the supernet a run folder holds (reads only its description)."""
-    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
-
     meta_path, meta = read_supernet_meta(path)
-    try:
-        return OFAMobileNetV3Space(meta["space_config"]).space_id
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{meta_path}: its space_config is not valid ({type(exc).__name__})") from None
+    return supernet_space(meta_path, meta).space_id
 
 
 def load_supernet(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -192,13 +203,11 @@ def load_supernet(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     Raises:
         CheckpointError: when files are missing, corrupt or of an unknown space.
     """
-    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
-
     meta_path, meta = read_supernet_meta(path)
     weights = meta_path.with_name(meta["weights_file"])
     if not weights.is_file() or sha256_file(weights) != meta["weights_sha256"]:
         raise CheckpointError(f"{weights}: missing or checksum mismatch")
-    space = OFAMobileNetV3Space(meta["space_config"])
+    space = supernet_space(meta_path, meta)
     supernet = space.build_supernet(seed=None)
     supernet.load_state_dict(load_file(str(weights)))
     return supernet, meta

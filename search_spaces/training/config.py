@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nas.core.capabilities import SupernetSpace
 from nas.core.config import ConfigError, from_dict, key, load_yaml
 from nas.core.space import create_space
-
-DIMENSIONS = ("ks", "e", "d", "r")
 
 
 @dataclass
@@ -87,9 +86,7 @@ class PhaseSpec:
             raise ConfigError(f"{key(path, 'subnets_per_step')}: must be >= 0, got {self.subnets_per_step}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"{key(path, 'warmup_epochs')}: must be >= 0, got {self.warmup_epochs}")
-        for dim, choices in self.open.items():
-            if dim not in DIMENSIONS:
-                raise ConfigError(f"{key(path, 'open')}.{dim}: unknown elastic dimension; use {', '.join(DIMENSIONS)}")
+        for dim, choices in self.open.items():  # dimension names are checked against the space (resolve_open)
             if not isinstance(choices, str) and not (
                 isinstance(choices, list) and choices and all(isinstance(c, int) for c in choices)
             ):
@@ -183,11 +180,6 @@ class TrainConfig:
             resolve_open(phase.open, space, f"phases[{i}].open")
 
 
-def _choices(space: Any, dim: str) -> tuple[int, ...]:
-    cfg = space.config
-    return {"ks": cfg.ks_choices, "e": cfg.expand_choices, "d": cfg.depth_choices, "r": cfg.resolutions}[dim]
-
-
 def resolve_open(open_dims: dict[str, Any], space: Any, path: str = "open") -> dict[str, tuple[int, ...]]:
     """Choices per dimension for a phase (unopened dimensions: the largest choice only).
 
@@ -197,9 +189,16 @@ def resolve_open(open_dims: dict[str, Any], space: Any, path: str = "open") -> d
     Raises:
         ConfigError: naming the key for a choice outside the space.
     """
+    if not isinstance(space, SupernetSpace):
+        raise ConfigError(f"space: {space.space_id} has no supernet to train (SupernetSpace)")
+    dimensions = space.elastic_choices()
+    unknown = [d for d in open_dims if d not in dimensions]
+    if unknown:
+        raise ConfigError(
+            f"{path}.{unknown[0]}: unknown elastic dimension of {space.space_id}; use {', '.join(dimensions)}"
+        )
     out: dict[str, tuple[int, ...]] = {}
-    for dim in DIMENSIONS:
-        allowed = _choices(space, dim)
+    for dim, allowed in dimensions.items():
         value = open_dims.get(dim)
         if value is None:
             out[dim] = (allowed[-1],)

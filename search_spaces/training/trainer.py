@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.core.arch import Arch
+from nas.core.capabilities import SupernetSpace
 from nas.core.config import ConfigError, to_dict
 from nas.core.seeding import derive_seed
 from search_spaces.bn import recalibrate_bn, resize_batch
@@ -43,22 +44,21 @@ logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------- sampling
 class PhaseSampler:
-    """Samples subnets from the choices a phase opens."""
+    """Samples subnets from the choices a phase opens (per elastic dimension of the space).
 
-    def __init__(self, space: Any, choices: dict[str, tuple[int, ...]]) -> None:
-        self.space = space
+    Each gene draws, in gene order, from its dimension's open choices.
+    """
+
+    def __init__(self, space: SupernetSpace, choices: dict[str, tuple[int, ...]]) -> None:
+        self.space: Any = space
         self.choices = choices
+        self._options = []
+        for gene in self.space.genes:
+            open_values = choices[space.gene_dimension(gene.name)]
+            self._options.append(tuple(i for i, c in enumerate(gene.choices) if c in open_values))
 
     def _arch(self, pick: Any) -> Arch:
-        cfg = self.space.config
-        return self.space.make(
-            {
-                "ks": [pick(self.choices["ks"]) for _ in range(cfg.num_blocks)],
-                "e": [pick(self.choices["e"]) for _ in range(cfg.num_blocks)],
-                "d": [pick(self.choices["d"]) for _ in range(cfg.num_stages)],
-                "r": pick(self.choices["r"]),
-            }
-        )
+        return self.space.decode([pick(options) for options in self._options])
 
     def sample(self, rng: np.random.Generator) -> Arch:
         return self._arch(lambda options: int(options[rng.integers(len(options))]))
@@ -237,9 +237,9 @@ def load_training_data(data: DataSpec, space: Any) -> Dataset:
         seed=0,
         download=data.download,
         image_size=data.image_size,
-        channels=space.config.in_channels,
-        synthetic_channels=space.config.in_channels,
-        synthetic_size=space.config.resolutions[-1],
+        channels=space.input_shape()[0],
+        synthetic_channels=space.input_shape()[0],
+        synthetic_size=space.input_shape()[-1],
         synthetic_samples=data.synthetic_samples,
     )
 
@@ -311,15 +311,16 @@ class SupernetTrainer:
         return phases
 
     def _check_dataset_fits(self) -> None:
-        cfg, data = self.space.config, self.dataset
-        if data.in_channels != cfg.in_channels:
+        data = self.dataset
+        in_channels, classes = self.space.input_shape()[0], self.space.num_classes()
+        if data.in_channels != in_channels:
             raise ConfigError(
-                f"space: {self.space.space_id} takes {cfg.in_channels} input channel(s) but dataset "
+                f"space: {self.space.space_id} takes {in_channels} input channel(s) but dataset "
                 f"{data.name} has {data.in_channels}; set space.options.in_channels: {data.in_channels}"
             )
-        if data.num_classes > cfg.num_classes:
+        if data.num_classes > classes:
             raise ConfigError(
-                f"space: {self.space.space_id} has {cfg.num_classes} classes but dataset {data.name} has "
+                f"space: {self.space.space_id} has {classes} classes but dataset {data.name} has "
                 f"{data.num_classes}; set space.options.num_classes: {data.num_classes}"
             )
 

@@ -17,6 +17,7 @@ from nas.export import ExportError, choose_trials, export_job, load_safetensors
 from nas.job import job_from_dict
 from nas.runner import run_job
 from nas.store import Store
+from nas.testing.tiny_train import tiny
 from predictors.collect import _dataset
 from predictors.latency import build_table
 from search_spaces.bn import resize_batch
@@ -24,7 +25,6 @@ from search_spaces.datasets import BatchLoader
 from search_spaces.training.checkpoint import load_supernet
 from search_spaces.training.config import load_train_config
 from search_spaces.training.trainer import SupernetTrainer, accuracy, recalibrated_subnet
-from tests.search_spaces.tiny_train import tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 

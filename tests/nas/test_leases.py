@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _spec(evaluations: int, sleep_s: float) -> dict:
     return {
         "name": "leased",
-        "space": {"name": "tests.nas.toy:ToySpace"},
-        "evaluator": {"kind": "custom", "target": "tests.nas.toy:ToyEvaluator", "options": {"sleep_s": sleep_s}},
+        "space": {"name": "nas.testing.toy:ToySpace"},
+        "evaluator": {"kind": "custom", "target": "nas.testing.toy:ToyEvaluator", "options": {"sleep_s": sleep_s}},
         "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "lat", "direction": "min"}],
         "searcher": {"kind": "random"},
         "budget": {"evaluations": evaluations},
@@ -134,7 +134,7 @@ def test_second_runner_is_refused_and_a_dead_one_taken_over_postgresql(tmp_path:
 def test_stalled_runner_loses_the_job_and_stops_writing(tmp_path: Path) -> None:
     """A runner whose heartbeats stop (here: its lease is taken after expiry) stops without touching the job."""
     from nas.job import job_from_dict
-    from tests.nas.toy import ToyEvaluator
+    from nas.testing.toy import ToyEvaluator
 
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     spec = job_from_dict(_spec(evaluations=30, sleep_s=0.0))
@@ -163,7 +163,7 @@ def _steal(store: Store, job_id: str) -> None:
 
 def test_database_lock_is_retried_and_the_search_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from nas.job import job_from_dict
-    from tests.nas.toy import ToyEvaluator
+    from nas.testing.toy import ToyEvaluator
 
     db = tmp_path / "nas.db"
     store = Store(f"sqlite:///{db}", lock_timeout_s=0.1, lock_retry_s=60)

@@ -9,7 +9,7 @@ import pytest
 from nas.job import job_from_dict
 from nas.runner import run_job
 from nas.store import Store
-from tests.nas.test_runner import spec_dict
+from nas.testing.toy import toy_job_spec as spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ray

@@ -18,27 +18,13 @@ from nas.core.pareto import hypervolume, pareto_front
 from nas.job import job_from_dict, load_job
 from nas.runner import run_job
 from nas.store import Store
-from tests.nas.toy import ToyEvaluator
+from nas.testing.toy import ToyEvaluator, toy_job_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec_dict(**overrides) -> dict:
-    spec = {
-        "name": "toy",
-        "space": {"name": "tests.nas.toy:ToySpace"},
-        "evaluator": {"kind": "custom", "target": "tests.nas.toy:ToyEvaluator", "options": {"fail_when": 4}},
-        "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "lat", "direction": "min"}],
-        "constraints": [{"metric": "lat", "max": 6.0}],
-        "searcher": {"kind": "evolution", "settings": {"population": 8}},
-        "budget": {"evaluations": 24},
-        "reference": {"acc": 0.0, "lat": 10.0},
-        "executor": "local",
-        "parallelism": 3,
-        "seed": 0,
-    }
-    spec.update(overrides)
-    return spec
+    return toy_job_spec(**overrides)
 
 
 def test_local_job_records_failures_and_the_front(tmp_path) -> None:

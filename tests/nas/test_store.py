@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nas.store import Store, StoreError, database_url
-from tests.nas.toy import ToySpace
+from nas.testing.toy import ToySpace
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from nas.testing.tiny_train import tiny
 from predictors.collect import collect
 from predictors.learned import load_dataset_file
 from search_spaces.training.checkpoint import load_supernet
 from search_spaces.training.config import load_train_config
 from search_spaces.training.trainer import SupernetTrainer
-from tests.search_spaces.tiny_train import tiny
 
 
 @pytest.fixture(scope="module")

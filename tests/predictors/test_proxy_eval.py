@@ -12,11 +12,11 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from nas.testing.nb201 import write_nb201_tables
 from predictors.proxy_eval import rank_metrics, score_nb201
 from predictors.zero_cost import score
 from search_spaces.nb201.network import NB201Network
 from search_spaces.nb201.space import NB201Space
-from tests.search_spaces.test_nb201 import _write_tables
 
 
 def test_rank_metrics() -> None:
@@ -31,7 +31,7 @@ def test_rank_metrics() -> None:
 
 def test_score_nb201_resumes_from_its_jsonl(tmp_path: Path) -> None:
     space = NB201Space()
-    acc, _ = _write_tables(tmp_path, space)  # accuracy = index / 1000
+    acc, _ = write_nb201_tables(tmp_path, space)  # accuracy = index / 1000
     batch = (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
     results = tmp_path / "scores.jsonl"
     first = score_nb201(["params", "flops"], 5, acc, batch, seed=3, results_path=results, progress=False)

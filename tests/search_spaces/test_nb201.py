@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nas.core.space import create_space
+from nas.testing.nb201 import write_nb201_tables
 from search_spaces.nb201.space import NUM_ARCHS, NB201Space
 from search_spaces.nb201.tabular import TabularNB201Evaluator
 
@@ -107,23 +108,8 @@ def test_bad_dicts_and_indices(space: NB201Space) -> None:
         space.from_naslib((0, 1, 2))
 
 
-def _write_tables(folder: Path, space: NB201Space) -> tuple[Path, Path]:
-    acc, lat = folder / "acc.csv", folder / "lat.csv"
-    with acc.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs", "ArchitectureString"])
-        for i in reversed(range(NUM_ARCHS)):  # row order must not matter
-            w.writerow([i / 1000, i / 2000, space.to_string(space.from_index(i))])
-    with lat.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["arch_index", "arch_str", "cpu", "gpu"])
-        for i in range(NUM_ARCHS):
-            w.writerow([i, space.to_string(space.from_index(i)), i * 0.01, 1.0])
-    return acc, lat
-
-
 def test_tabular_evaluator_on_written_tables(tmp_path: Path, space: NB201Space) -> None:
-    acc, lat = _write_tables(tmp_path, space)
+    acc, lat = write_nb201_tables(tmp_path, space)
     ev = TabularNB201Evaluator(acc, "cifar100", latency_csv=lat, devices=["cpu"])
     assert ev.metrics == ("accuracy", "latency_ms@cpu")
     results = ev.evaluate([space.from_index(7), space.from_index(15000)])

@@ -18,10 +18,10 @@ import yaml
 from safetensors.torch import load_file
 
 from nas.core.config import ConfigError
+from nas.testing.tiny_train import TINY, tiny
 from search_spaces.training import checkpoint as ckpt
 from search_spaces.training.config import default_phases, load_train_config, resolve_open
 from search_spaces.training.trainer import PhaseSampler, SupernetTrainer, lr_at
-from tests.search_spaces.tiny_train import TINY, tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,9 @@ import yaml
 from nas.job import job_from_dict
 from nas.queries import front_query
 from nas.store import Store
-from tests.services.conftest import AUTH, ROOT, TOKEN, chromium, free_port, toy_job, wait_for_state, wait_until_up
+from services.testing import AUTH, TOKEN, chromium, free_port, toy_job, wait_for_state, wait_until_up
 
+ROOT = Path(__file__).resolve().parents[2]
 TOY_JOB = toy_job()
 
 
@@ -71,6 +72,7 @@ def test_bad_requests_get_clear_errors(served) -> None:
 
 def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -> None:
     from nas.core.plugins import plugin_names
+
     from nas.core.space import list_spaces
 
     assert "toy" in list_spaces() and plugin_names("searcher") == ["plugin-random"]

@@ -7,7 +7,7 @@ import collections
 import httpx
 from hypothesis import HealthCheck, given, settings
 
-from tests.services.conftest import AUTH, Served, toy_job, wait_for_state
+from services.testing import AUTH, Served, toy_job, wait_for_state
 
 EXAMPLES = 150  # across all operations; a bounded run for CI
 

@@ -23,9 +23,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.services.conftest import (
+from services.testing import (
     AUTH,
-    ROOT,
     TOKEN,
     Served,
     chromium,
@@ -35,6 +34,7 @@ from tests.services.conftest import (
     wait_until_up,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 JSON_HEADERS = {"content-type": "application/json", **AUTH}
 
 
@@ -287,8 +287,8 @@ def test_nas_serve_refuses_no_auth_on_a_public_host_and_warns_without_tls(tmp_pa
 
 
 def test_nas_search_applies_the_same_bounds(tmp_path: Path) -> None:
-    spec = toy_job(space={"name": "tests.nas.toy:ToySpace"},
-                   evaluator={"kind": "custom", "target": "tests.nas.toy:ToyEvaluator"})  # fmt: skip
+    spec = toy_job(space={"name": "nas.testing.toy:ToySpace"},
+                   evaluator={"kind": "custom", "target": "nas.testing.toy:ToyEvaluator"})  # fmt: skip
     spec["budget"] = {"wall_time_s": float("nan")}
     job = tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump(spec))

@@ -1,4 +1,4 @@
-"""A tiny training config shared by the training tests (seconds on 2 CPU cores)."""
+"""A tiny once-for-all training config (seconds on 2 CPU cores) for tests of training, export and collection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A small synthetic search problem shared by the searcher, runner and Ray tests."""
+"""A small synthetic search problem: the toy space and evaluator the project's tests and plug-in authors use."""
 
 from __future__ import annotations
 
@@ -74,3 +74,22 @@ class ToyEvaluator(CheapMetricsMixin, Evaluator):
             self.calls.append(arch.arch_id)
             out.append(toy_metrics(arch))
         return out
+
+
+def toy_job_spec(**overrides: Any) -> dict[str, Any]:
+    """A job spec on the toy problem (CLI form: ``module:factory`` names), with ``overrides`` applied."""
+    spec: dict[str, Any] = {
+        "name": "toy",
+        "space": {"name": "nas.testing.toy:ToySpace"},
+        "evaluator": {"kind": "custom", "target": "nas.testing.toy:ToyEvaluator", "options": {"fail_when": 4}},
+        "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "lat", "direction": "min"}],
+        "constraints": [{"metric": "lat", "max": 6.0}],
+        "searcher": {"kind": "evolution", "settings": {"population": 8}},
+        "budget": {"evaluations": 24},
+        "reference": {"acc": 0.0, "lat": 10.0},
+        "executor": "local",
+        "parallelism": 3,
+        "seed": 0,
+    }
+    spec.update(overrides)
+    return spec

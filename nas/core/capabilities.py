@@ -1,0 +1,95 @@
+"""What a search space can do, as small protocols that code asks for instead of a space's name.
+
+Training, evaluators, latency tables, checkpoints and the CLI check ``isinstance(space,
+Capability)`` (the protocols are runtime-checkable) and use the methods; a new supernet
+family is one folder under ``search_spaces/`` that implements the capabilities it has,
+plus its line in the registry (:mod:`nas.core.registry`). See ``docs/ARCHITECTURE.md``.
+
+No torch import: network types are ``Any`` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from nas.core.arch import Arch
+
+
+@runtime_checkable
+class SupernetSpace(Protocol):
+    """Builds a weight-sharing supernet and static subnets; trained by progressive shrinking.
+
+    ``elastic_choices`` maps each elastic dimension (for once-for-all MobileNetV3: ``ks``,
+    ``e``, ``d``, ``r``) to its choices, smallest first; ``gene_dimension`` says which
+    dimension a gene belongs to, so a progressive-shrinking phase can open dimensions one
+    at a time. ``config_dict`` rebuilds the space as ``create_space(name, config=...)``.
+    """
+
+    name: str
+
+    @property
+    def space_id(self) -> str: ...
+
+    def build_supernet(self, seed: int | None = 0) -> Any: ...
+
+    def build_static(self, arch: Arch | Mapping[str, Any]) -> Any: ...
+
+    def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]: ...
+
+    def elastic_choices(self) -> Mapping[str, tuple[int, ...]]: ...
+
+    def gene_dimension(self, gene: str) -> str: ...
+
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+    def num_classes(self) -> int: ...
+
+    def config_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LatencyCoverSpace(Protocol):
+    """Enumerates archs whose static layers together hold every op the space can build."""
+
+    def latency_cover_archs(self) -> list[Arch]: ...
+
+
+@runtime_checkable
+class PresetSpace(Protocol):
+    """Has named configurations (``config: NAME`` in a spec)."""
+
+    def presets(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class TabularSpace(Protocol):
+    """Every arch's metrics are looked up in benchmark tables (no training, no network)."""
+
+    def tabular_evaluator(
+        self, accuracy_csv: str, dataset: str, latency_csv: str | None, devices: Sequence[str] | None
+    ) -> Any: ...
+
+
+@runtime_checkable
+class InitNetworkSpace(Protocol):
+    """Builds an arch's network at initialisation (zero-cost proxies score it).
+
+    ``init_networks(num_classes)`` returns a function from arch to a fresh network; the caller
+    seeds torch before each call. ``input_shape`` is the (C, H, W) of one input.
+    """
+
+    def init_networks(self, num_classes: int) -> Callable[[Arch], Any]: ...
+
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+
+def require(space: Any, capability: type, what: str) -> None:
+    """Raises ValueError naming ``what`` needs which capability, when ``space`` lacks it."""
+    if not isinstance(space, capability):
+        raise ValueError(
+            f"{what} needs a space with the {capability.__name__} capability; {space.space_id} does not have it"
+        )
+
+
+__all__ = ["InitNetworkSpace", "LatencyCoverSpace", "PresetSpace", "SupernetSpace", "TabularSpace", "require"]

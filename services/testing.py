@@ -1,0 +1,122 @@
+"""Helpers for tests of the service (and of plug-ins that extend it): a served app, waits, a browser.
+
+Used by the project's tests and available to plug-in authors as ``services.testing``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from nas.store import Store
+from services.app import ServiceConfig, create_app
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+# The toy space and evaluator of tests/nas/toy.py, declared as entry points the way a
+# plug-in package declares them; the service reaches them only through that.
+ENTRY_POINTS = """\
+[hwnas.spaces]
+toy = nas.testing.toy:ToySpace
+
+[hwnas.evaluators]
+toy = nas.testing.toy:ToyEvaluator
+
+[hwnas.searchers]
+plugin-random = nas.searchers.simple:RandomSearcher
+"""
+
+
+def toy_job(**overrides: object) -> dict:
+    spec = {
+        "name": "toy-http",
+        "space": {"name": "toy"},
+        "evaluator": {"kind": "toy", "options": {"fail_when": 4}},
+        "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "lat", "direction": "min"}],
+        "constraints": [{"metric": "lat", "max": 6.0}],
+        "searcher": {"kind": "evolution", "settings": {"population": 6}},
+        "budget": {"evaluations": 18},
+        "reference": {"acc": 0.0, "lat": 10.0},
+        "executor": "local",
+        "seed": 0,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def chromium() -> Any:
+    """Headless Chromium through Selenium, or a skip where Chromium/chromedriver are missing."""
+    import shutil
+
+    import pytest
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("no Chromium/chromedriver here (make test installs them: apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not come up in {seconds} s")
+
+
+def wait_for_state(url: str, job_id: str, states: set[str], seconds: float = 120.0) -> dict:
+    deadline = time.monotonic() + seconds
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/api/jobs/{job_id}", headers=AUTH).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} still {job.get('state')} after {seconds} s")
+
+
+@dataclass
+class Served:
+    url: str
+    store: Store
+    data_root: Path
+    config: ServiceConfig
+
+
+def serve(store: Store, config: ServiceConfig) -> tuple[str, uvicorn.Server, threading.Thread]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(store, config), host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url)
+    return url, server, thread
+
+
