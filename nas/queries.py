@@ -75,7 +75,7 @@ def front_query(
     ``plot``: a path or binary file object to draw the front into (PNG).
     """
     from nas.core.pareto import Constraint, Objective, hypervolume, pareto_front
-    from nas.runner import reference_point
+    from nas.trials import reference_point
 
     job = store.job(job_id)
     objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]

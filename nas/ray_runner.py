@@ -21,6 +21,7 @@ from nas.core.arch import Arch
 from nas.core.evaluator import Evaluator
 from nas.job import JobSpec
 from nas.searchers import Searcher, Trial
+from nas.trials import TrialRecorder, evaluate_safely
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def _trainable(config: dict[str, Any], evaluator: Evaluator | None = None, objec
 
     from ray import tune
 
-    from nas.runner import evaluate_safely
-
     arch = Arch.from_canonical(config["space_id"], config["arch"])
     assert evaluator is not None
     metrics, error = evaluate_safely(evaluator, [arch], objectives)[0]
@@ -45,7 +44,7 @@ def _trainable(config: dict[str, Any], evaluator: Evaluator | None = None, objec
 class NASSearcher(TuneSearcher):
     """Tune's view of our searcher: ``suggest`` asks one trial, ``on_trial_complete`` tells it."""
 
-    def __init__(self, searcher: Searcher, recorder: Any, limit: int | None) -> None:
+    def __init__(self, searcher: Searcher, recorder: TrialRecorder, limit: int | None) -> None:
         super().__init__(metric=None, mode=None)
         self._nas, self._recorder, self.limit = searcher, recorder, limit
         self.queue: list[Trial] = sorted(searcher.pending(), key=lambda t: t.trial_id)
@@ -102,7 +101,7 @@ class NASSearcher(TuneSearcher):
 def run_with_ray(
     evaluator: Evaluator,
     searcher: Searcher,
-    recorder: Any,
+    recorder: TrialRecorder,
     spec: JobSpec,
     ray_address: str | None,
     stop_after: int | None,

@@ -71,7 +71,7 @@ def test_bad_requests_get_clear_errors(served) -> None:
 
 
 def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -> None:
-    from nas.core.plugins import plugin_names
+    from nas.core.registry import plugin_names
 
     from nas.core.space import list_spaces
 
@@ -82,7 +82,7 @@ def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -
     job = wait_for_state(served.url, response.json()["job_id"], {"done", "failed"})
     assert job["state"] == "done" and job["searcher"] == "plugin-random" and job["done"] == 5
     unknown = httpx.post(f"{served.url}/api/jobs", json={**TOY_JOB, "space": {"name": "toy2"}}, headers=AUTH)
-    assert unknown.status_code == 422 and "unknown space 'toy2'; known spaces: nb201, ofa_mbv3, toy" in unknown.text
+    assert unknown.status_code == 422 and "unknown space 'toy2'; known spaces: ofa_mbv3, nb201, toy" in unknown.text
 
 
 def test_web_page_uses_the_api(served) -> None:
