@@ -72,7 +72,6 @@ def test_bad_requests_get_clear_errors(served) -> None:
 
 def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -> None:
     from nas.core.registry import plugin_names
-
     from nas.core.space import list_spaces
 
     assert "toy" in list_spaces() and plugin_names("searcher") == ["plugin-random"]
