@@ -66,7 +66,7 @@ def _cost(space: SearchSpace, arch: Any) -> dict[str, int] | None:
 
 # ------------------------------------------------------------------ commands
 def cmd_spaces(args: argparse.Namespace) -> None:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_spaces():
         space = create_space(name)
         presets = list(space.presets()) if isinstance(space, PresetSpace) else []
@@ -90,7 +90,7 @@ def cmd_space_sample(args: argparse.Namespace) -> None:
     space = _space_from_args(args)
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.n)]
-    rows = [{"arch_id": a.arch_id, "arch": a.to_dict(), **(_cost(space, a) or {})} for a in archs]
+    rows: list[dict[str, Any]] = [{"arch_id": a.arch_id, "arch": a.to_dict(), **(_cost(space, a) or {})} for a in archs]
     payload = {"space": space.name, "space_id": space.space_id, "seed": args.seed, "archs": rows}
     lines = []
     for row in rows:

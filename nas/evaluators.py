@@ -132,16 +132,18 @@ class CostMixin(CheapMetricsMixin):
 
     @property
     def cheap_metrics(self) -> tuple[str, ...]:
-        names = ("macs", "params") if _has_cost(self.space) else ()
-        return names + ((self.latency_metric,) if self.table is not None else ())
+        names: tuple[str, ...] = ("macs", "params") if _has_cost(self.space) else ()
+        latency = self.latency_metric
+        return names + ((latency,) if latency is not None else ())
 
     def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         out = []
         for arch in archs:
             arch = self.space.make(arch)
             row = _cost(self.space, arch) or {}
-            if self.table is not None:
-                row[self.latency_metric] = self.table.predict(self.space, arch)
+            latency = self.latency_metric
+            if latency is not None:
+                row[latency] = self.table.predict(self.space, arch)
             out.append(row)
         return out
 
@@ -356,7 +358,7 @@ class CustomEvaluator:
 
 for _cls, _spec in ((TabularEvaluator, TabularSpec), (PredictorEvaluator, PredictorSpec),
                     (SupernetEvaluator, SupernetSpec), (ZeroCostEvaluator, ZeroCostSpec)):  # fmt: skip
-    _cls.spec_class = _spec  # type: ignore[attr-defined]
+    setattr(_cls, "spec_class", _spec)  # noqa: B010 - the registry reads it from the class
 
 PATH_KEYS = tuple(sorted({k for spec in (TabularSpec, PredictorSpec, SupernetSpec, ZeroCostSpec) for k in spec.paths}))
 

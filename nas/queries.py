@@ -34,8 +34,8 @@ def job_summary(store: Store, job: Any, lease: LeaseRecord | bool | None = True)
     if last is not None:
         trials = {t.trial_id: t for t in store.trials(job.id, ["complete"])}
         for o in job.spec["objectives"]:
-            values = [trials[i].metrics.get(o["metric"]) for i in last.trial_ids if i in trials]
-            values = [v for v in values if v is not None]
+            found = [trials[i].metrics.get(o["metric"]) for i in last.trial_ids if i in trials]
+            values = [v for v in found if v is not None]
             if values:
                 best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
     return {

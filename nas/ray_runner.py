@@ -71,7 +71,8 @@ class NASSearcher(TuneSearcher):
     def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    # Tune's own annotation omits the FINISHED string its docs tell searchers to return.
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if self._recorder.lease_lost or self._recorder.budget.exhausted() or (
             self.limit is not None and self.suggested >= self.limit
         ):

@@ -37,7 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -413,7 +413,7 @@ class Store:
                     held = _lease(row)
                     if held.runner != runner and held.live(now):
                         raise JobBusy(self._busy_message(held, now))
-                    taken = s.execute(
+                    taken: CursorResult[Any] = s.execute(  # type: ignore[assignment]
                         update(_Lease)
                         .where(_Lease.job_id == job_id, _Lease.runner == held.runner,
                                _Lease.expires_at == held.expires_at)
@@ -442,7 +442,7 @@ class Store:
         """Extends ``runner``'s lease; ``False`` if it no longer holds it (taken over)."""
         now = _now()
         with self._session() as s:
-            result = s.execute(
+            result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
                 update(_Lease).where(_Lease.job_id == job_id, _Lease.runner == runner)
                 .values(heartbeat_at=now, expires_at=now + dt.timedelta(seconds=ttl_s))
             )  # fmt: skip

@@ -184,7 +184,7 @@ def latency_backend(name: str) -> LatencyBackend:
         backend = registry.create("latency_backend", name)
     except registry.RegistryError:
         raise ValueError(f"backend: use one of {backend_names()}, got {name[:80]!r}") from None
-    return backend  # type: ignore[no-any-return]
+    return backend
 
 
 def check_backend(backend: str, device: str, dtype: str) -> None:

@@ -47,7 +47,7 @@ def predictor_kinds() -> list[str]:
 
 def predictor_kind(kind: str) -> EstimatorFactory:
     try:
-        return registry.load("predictor", kind)  # type: ignore[no-any-return]
+        return registry.load("predictor", kind)
     except registry.RegistryError:
         known = ", ".join(predictor_kinds())
         raise ValueError(f"kind: unknown predictor {kind[:80]!r}; choose one of {known}") from None
@@ -281,7 +281,7 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
                 text = row.get("arch_str") or row.get("ArchitectureString")
                 if not hasattr(space, "from_string"):
                     raise ValueError(f"space {space.space_id} has no string form")
-                arch = space.from_string(text)  # type: ignore[attr-defined]
+                arch = space.from_string(text)
             else:
                 arch = space.make({k: v for k, v in row.items() if k != target})
             value = float(row[target])

@@ -39,18 +39,23 @@ def export_onnx(module: Any, example: Any, dynamic_batch: bool = False) -> bytes
     import torch
 
     model = _as_module(module).eval()
-    names = {"input_names": ["x"], "output_names": ["y"]}
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             axes = {"x": {0: "batch"}, "y": {0: "batch"}} if dynamic_batch else None
-            torch.onnx.export(model, (example,), buf, dynamo=False, dynamic_axes=axes, **names)
+            torch.onnx.export(  # the stubs omit file objects, which export writes to as to files
+                model, (example,), buf, dynamo=False, dynamic_axes=axes, input_names=["x"],
+                output_names=["y"],
+            )  # fmt: skip
         except (TypeError, RuntimeError, NotImplementedError) as err:
             logger.info("TorchScript ONNX export unavailable (%s); using the dynamo exporter", err)
             buf = io.BytesIO()
             shapes = {"x": {0: torch.export.Dim("batch")}} if dynamic_batch else None
-            torch.onnx.export(model, (example,), buf, dynamo=True, dynamic_shapes=shapes, **names)
+            torch.onnx.export(
+                model, (example,), buf, dynamo=True, dynamic_shapes=shapes, input_names=["x"],
+                output_names=["y"],
+            )  # fmt: skip
     return buf.getvalue()
 
 

@@ -260,7 +260,7 @@ def proxy_names() -> list[str]:
 def proxy(name: str) -> Callable[..., float]:
     """The proxy function ``name`` (``fn(model, batch, loss_fn) -> float``, bigger = better)."""
     try:
-        return registry.load("proxy", name)  # type: ignore[no-any-return]
+        return registry.load("proxy", name)
     except registry.RegistryError as exc:
         raise ValueError(f"proxy: unknown zero-cost proxy {name[:80]!r}; known: {', '.join(proxy_names())}") from exc
 

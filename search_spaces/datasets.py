@@ -241,7 +241,7 @@ def _decode_image(blob: bytes, channels: int, size: int | None, source: str) -> 
         with Image.open(io.BytesIO(blob)) as img:
             img = img.convert("L" if channels == 1 else "RGB")
             if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"{source}: cannot decode image ({exc})") from exc
@@ -316,9 +316,9 @@ def load_cifar10(root: str | Path) -> tuple[ImageSplit, ImageSplit, tuple[str, .
         )
         return train, ImageSplit(torch.from_numpy(test[0]), torch.from_numpy(test[1])), CIFAR10_CLASSES
     if (path / "train").is_dir() and (path / "test").is_dir():
-        train, classes = _folder_split(path / "train", None, 3, 32)
-        test, _ = _folder_split(path / "test", classes, 3, 32)
-        return train, test, classes
+        train_split, classes = _folder_split(path / "train", None, 3, 32)
+        test_split, _ = _folder_split(path / "test", classes, 3, 32)
+        return train_split, test_split, classes
     nested = [p for p in path.glob("*/train") if p.is_dir()] if path.is_dir() else []
     if nested:
         return load_cifar10(nested[0].parent)

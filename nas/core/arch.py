@@ -52,11 +52,12 @@ class Arch:
         if "id" not in self._cache:
             digest = hashlib.sha256(f"{self.space_id}|{self.json_str}".encode()).hexdigest()
             self._cache["id"] = digest[:16]
-        return self._cache["id"]
+        return str(self._cache["id"])
 
     def to_dict(self) -> dict[str, Any]:
         """A fresh (mutable) copy of the arch's values."""
-        return json.loads(self.json_str)
+        data: dict[str, Any] = json.loads(self.json_str)
+        return data
 
     def to_json(self) -> str:
         """The canonical JSON string."""

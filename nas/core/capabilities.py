@@ -11,9 +11,32 @@ No torch import: network types are ``Any`` here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from nas.core.arch import Arch
+
+
+class Supernet(Protocol):
+    """A weight-sharing network (a torch module) whose active subnet is chosen per arch."""
+
+    space: Any  # the SupernetSpace it was built for
+
+    def set_active(self, arch: Arch | Mapping[str, Any]) -> None: ...
+
+    def active(self, arch: Arch | Mapping[str, Any]) -> AbstractContextManager[Any]: ...
+
+    def extract(self, arch: Arch | Mapping[str, Any]) -> Any: ...
+
+    def __call__(self, x: Any) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def state_dict(self) -> Any: ...
+
+    def parameters(self) -> Any: ...
+
+    def load_state_dict(self, state: Any) -> Any: ...
 
 
 @runtime_checkable
@@ -31,7 +54,10 @@ class SupernetSpace(Protocol):
     @property
     def space_id(self) -> str: ...
 
-    def build_supernet(self, seed: int | None = 0) -> Any: ...
+    @property
+    def genes(self) -> tuple[Any, ...]: ...
+
+    def build_supernet(self, seed: int | None = 0) -> Supernet: ...
 
     def build_static(self, arch: Arch | Mapping[str, Any]) -> Any: ...
 
@@ -92,4 +118,12 @@ def require(space: Any, capability: type, what: str) -> None:
         )
 
 
-__all__ = ["InitNetworkSpace", "LatencyCoverSpace", "PresetSpace", "SupernetSpace", "TabularSpace", "require"]
+__all__ = [
+    "InitNetworkSpace",
+    "LatencyCoverSpace",
+    "PresetSpace",
+    "Supernet",
+    "SupernetSpace",
+    "TabularSpace",
+    "require",
+]

@@ -113,7 +113,7 @@ class OptunaSearcher(Searcher):
 
     # ------------------------------------------------------------ ask / tell
     def _propose(self, n: int) -> list[Arch]:
-        distributions = self.space.to_optuna()
+        distributions: dict[str, Any] = dict(self.space.to_optuna())
         self.study.sampler = self._sampler(int(self.rng(self.next_id).integers(2**31 - 1)))
         by_id = {o.arch.arch_id: o for o in self.history.values()}
         out: list[Arch] = []
@@ -171,7 +171,7 @@ class OptunaSearcher(Searcher):
         from optuna.trial import TrialState
 
         if state.get("optuna_trials") and not self.study.get_trials(deepcopy=False):
-            distributions = self.space.to_optuna()
+            distributions: dict[str, Any] = dict(self.space.to_optuna())
             for row in state["optuna_trials"]:
                 self.study.add_trial(
                     optuna.trial.create_trial(
@@ -195,7 +195,7 @@ class OptunaSearcher(Searcher):
                 self.study.tell(ft.number, state=TrialState.FAIL)
             elif tid is not None and ft.state in (TrialState.COMPLETE, TrialState.FAIL):
                 known[int(tid)] = ft
-        distributions = self.space.to_optuna()
+        distributions: dict[str, Any] = dict(self.space.to_optuna())
         for obs in sorted(self.history.values(), key=lambda o: o.trial_id):
             if obs.state == "running":
                 self.study.enqueue_trial(self.space.to_params(obs.arch), skip_if_exists=False)

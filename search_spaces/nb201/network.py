@@ -57,7 +57,7 @@ class Cell(nn.Module):
         nodes = [x]
         for target in range(1, 4):
             nodes.append(
-                sum(self.edges[k](nodes[source]) for k, (source, t) in enumerate(EDGES) if t == target)  # type: ignore[arg-type]
+                sum(self.edges[k](nodes[source]) for k, (source, t) in enumerate(EDGES) if t == target)
             )
         return nodes[3]
 

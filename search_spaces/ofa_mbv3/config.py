@@ -177,7 +177,7 @@ class OFAMobileNetV3Config:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown ofa_mbv3 config keys {unknown}; known keys: {sorted(known)}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**kwargs)
 
     def fingerprint(self) -> str:

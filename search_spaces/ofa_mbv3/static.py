@@ -72,7 +72,7 @@ class MBConvBlock(nn.Module):
         bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        bn_kw = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
+        bn_kw: dict[str, Any] = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
         self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act, **bn_kw) if expand else None
         self.depthwise = ConvBNAct(
             mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act=act, **bn_kw
@@ -144,7 +144,7 @@ class StaticOFAMobileNetV3(nn.Module):
         for required in ("stem", "final_expand", "feature_mix", "classifier"):
             if required not in by_name:
                 raise ValueError(f"static config lacks the {required!r} layer")
-        bn_kw = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
+        bn_kw: dict[str, Any] = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
         self.stem = conv_from_config(by_name["stem"], **bn_kw)
         self.blocks = nn.Sequential(
             *[block_from_config(layer, **bn_kw) for layer in self.static_config if layer["op"] == "mbconv"]

@@ -48,7 +48,7 @@ class DynamicMBConvBlock(nn.Module):
         self.stride = stride
         self.use_se = use_se
         self.max_mid = make_divisible(round(in_channels * max(expand_ratios)), 8)
-        bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
+        bn: dict[str, Any] = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
         self.expand_conv = DynamicConv2d(in_channels, self.max_mid, 1)
         self.expand_bn = DynamicBatchNorm2d(self.max_mid, **bn)
         self.depthwise_conv = DynamicDepthwiseConv2d(self.max_mid, kernel_sizes, stride)
@@ -138,7 +138,7 @@ class OFAMobileNetV3Supernet(nn.Module):
         self.set_active(self.active_arch)
 
     def _build(self, cfg: OFAMobileNetV3Config) -> None:
-        bn = {"bn_eps": cfg.bn_eps, "bn_momentum": cfg.bn_momentum}
+        bn: dict[str, Any] = {"bn_eps": cfg.bn_eps, "bn_momentum": cfg.bn_momentum}
         stem = cfg.stem_channels
         self.stem = ConvBNAct(cfg.in_channels, stem, 3, cfg.stem_stride, act="h_swish", **bn)
         self.first_block = MBConvBlock(stem, stem, stem, 3, 1, expand=False, act="relu", residual=True, **bn)

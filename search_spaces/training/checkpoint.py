@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nas.core import registry
-from nas.core.capabilities import SupernetSpace
+from nas.core.capabilities import Supernet, SupernetSpace
 from nas.core.space import create_space, list_spaces
 
 STATE_FILE = "state.json"
@@ -137,12 +137,12 @@ def unprefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, to
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def save_supernet(folder: Path, supernet: torch.nn.Module, record: dict[str, Any]) -> Path:
+def save_supernet(folder: Path, supernet: Supernet, record: dict[str, Any]) -> Path:
     """Writes ``supernet.safetensors`` and ``supernet.json`` (space config + record)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "supernet.safetensors"
     checksum = save_tensors(weights, supernet.state_dict())
-    space = supernet.space  # type: ignore[attr-defined]
+    space: SupernetSpace = supernet.space
     meta = {
         "space": space.name,
         "space_id": space.space_id,
@@ -197,7 +197,7 @@ def supernet_space_id(path: str | Path) -> str:
     return supernet_space(meta_path, meta).space_id
 
 
-def load_supernet(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_supernet(path: str | Path) -> tuple[Supernet, dict[str, Any]]:
     """Rebuilds a trained supernet from its folder (or its ``supernet.json``).
 
     Raises:

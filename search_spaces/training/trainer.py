@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.core.arch import Arch
-from nas.core.capabilities import SupernetSpace
+from nas.core.capabilities import Supernet, SupernetSpace
 from nas.core.config import ConfigError, to_dict
 from nas.core.seeding import derive_seed
 from search_spaces.bn import recalibrate_bn, resize_batch
@@ -52,7 +52,7 @@ class PhaseSampler:
     def __init__(self, space: SupernetSpace, choices: dict[str, tuple[int, ...]]) -> None:
         self.space: Any = space
         self.choices = choices
-        self._options = []
+        self._options: list[tuple[int, ...]] = []
         for gene in self.space.genes:
             open_values = choices[space.gene_dimension(gene.name)]
             self._options.append(tuple(i for i, c in enumerate(gene.choices) if c in open_values))
@@ -159,7 +159,7 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
 
 @torch.no_grad()
 def evaluate_subnet(
-    supernet: nn.Module,
+    supernet: Supernet,
     arch: Arch,
     dataset: Dataset,
     split: str,
@@ -185,7 +185,7 @@ def evaluate_subnet(
 
 @torch.no_grad()
 def recalibrated_subnet(
-    supernet: nn.Module,
+    supernet: Supernet,
     arch: Arch,
     dataset: Dataset,
     *,
@@ -334,7 +334,8 @@ class SupernetTrainer:
 
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         tcfg = self.config.training
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for p in self.supernet.parameters():
             (no_decay if p.dim() <= 1 else decay).append(p)
         groups = [
@@ -528,7 +529,9 @@ class SupernetTrainer:
     def run(self) -> dict[str, Any]:
         """Trains every phase (or resumes), then reports corner subnets on the test split."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        progress, tensors, state = Progress(), {}, {}
+        progress = Progress()
+        tensors: dict[str, torch.Tensor] = {}
+        state: dict[str, Any] = {}
         if self.resume:
             progress, tensors, state = self._load()
         elif self.checkpoint_dir.joinpath(ckpt.STATE_FILE).exists():
