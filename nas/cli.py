@@ -121,7 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from nas.core.config import from_dict
     from search_spaces.training.checkpoint import load_supernet
     from search_spaces.training.config import DataSpec
-    from search_spaces.training.trainer import evaluate_subnet, load_training_data
+    from search_spaces.training.evaluation import evaluate_subnet, load_training_data
 
     supernet, meta = load_supernet(args.checkpoint)
     space = supernet.space

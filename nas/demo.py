@@ -182,7 +182,7 @@ def run_demo(seed: int = 0, json_output: bool = False, out_dir: str | Path = "ru
     from predictors.flops import count_cost
     from search_spaces.datasets import load_dataset
     from search_spaces.training.checkpoint import load_supernet
-    from search_spaces.training.trainer import evaluate_subnet
+    from search_spaces.training.evaluation import evaluate_subnet
 
     console = Console(quiet=json_output, stderr=json_output)
     out = Path(out_dir)

@@ -235,7 +235,7 @@ class SupernetEvaluator(CostMixin, Evaluator):
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         import torch
 
-        from search_spaces.training.trainer import evaluate_subnet
+        from search_spaces.training.evaluation import evaluate_subnet
 
         out = []
         with torch.no_grad():

@@ -195,7 +195,7 @@ def export_job(
     from search_spaces.bn import resize_batch
     from search_spaces.datasets import BatchLoader
     from search_spaces.training.checkpoint import load_supernet, sha256_file, versions
-    from search_spaces.training.trainer import accuracy, recalibrated_subnet
+    from search_spaces.training.evaluation import accuracy, recalibrated_subnet
 
     if fmt not in FORMATS:
         raise ExportError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -26,7 +26,7 @@ _WORKER: dict[str, Any] = {}
 def _dataset(supernet: Any, meta: dict[str, Any]) -> Any:
     from nas.core.config import from_dict
     from search_spaces.training.config import DataSpec
-    from search_spaces.training.trainer import load_training_data
+    from search_spaces.training.evaluation import load_training_data
 
     return load_training_data(from_dict(DataSpec, meta["data"], "data"), supernet.space)
 
@@ -47,7 +47,7 @@ def _init_worker(run_dir: str, threads: int) -> None:
 
 def _measure(supernet: Any, dataset: Any, arch_dict: dict[str, Any], split: str, recal: int, seed: int) -> dict:
     from predictors.flops import count_cost
-    from search_spaces.training.trainer import evaluate_subnet
+    from search_spaces.training.evaluation import evaluate_subnet
 
     space = supernet.space
     arch = space.make(arch_dict)

@@ -87,9 +87,9 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
         ),
         "latency_backend": MappingProxyType(
             {
-                "torch": "predictors.latency:TorchBackend",
-                "triton": "predictors.latency:TritonBackend",
-                "onnxruntime": "predictors.latency:OnnxRuntimeBackend",
+                "torch": "predictors.latency.backends:TorchBackend",
+                "triton": "predictors.latency.backends:TritonBackend",
+                "onnxruntime": "predictors.latency.backends:OnnxRuntimeBackend",
             }
         ),
     }

@@ -4,11 +4,10 @@ All randomness of a step (subnet sampling, data order and augmentation, dropout)
 is derived from ``(seed, phase, epoch, step)``, so a run resumed from a
 checkpoint at any step continues exactly as the uninterrupted run would.
 
-Distributed training (``torchrun``) averages gradients across processes with one
-flattened all-reduce per step after all subnets of the step have been
-back-propagated. torch's ``DistributedDataParallel`` wrapper is not used: with
-weight sharing, every forward of a step uses a different subset of parameters,
-which DDP's bucketed reducer does not handle across several backward passes.
+The pieces it drives live beside it: :mod:`.sampler` (which subnets a phase trains),
+:mod:`.losses` (distillation, learning-rate schedule), :mod:`.distributed` (devices,
+AMP, ``torchrun``), :mod:`.evaluation` (subnet accuracy after BN recalibration) and
+:mod:`.plots` (training curves).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,220 +29,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.core.arch import Arch
-from nas.core.capabilities import Supernet, SupernetSpace
 from nas.core.config import ConfigError, to_dict
 from nas.core.seeding import derive_seed
-from search_spaces.bn import recalibrate_bn, resize_batch
-from search_spaces.datasets import BatchLoader, Dataset, load_dataset
+from search_spaces.bn import resize_batch
+from search_spaces.datasets import BatchLoader
 from search_spaces.training import checkpoint as ckpt
-from search_spaces.training.config import DataSpec, PhaseSpec, TrainConfig, resolve_open
+from search_spaces.training.config import PhaseSpec, TrainConfig, resolve_open
+from search_spaces.training.distributed import all_reduce_gradients, amp_dtype, init_distributed, resolve_device
+from search_spaces.training.evaluation import evaluate_subnet, load_training_data
+from search_spaces.training.losses import kd_loss, lr_at
+from search_spaces.training.plots import plot_training_curves
+from search_spaces.training.sampler import PhaseSampler
 
 logger = logging.getLogger(__name__)
 
 
-# ----------------------------------------------------------------- sampling
-class PhaseSampler:
-    """Samples subnets from the choices a phase opens (per elastic dimension of the space).
-
-    Each gene draws, in gene order, from its dimension's open choices.
-    """
-
-    def __init__(self, space: SupernetSpace, choices: dict[str, tuple[int, ...]]) -> None:
-        self.space: Any = space
-        self.choices = choices
-        self._options: list[tuple[int, ...]] = []
-        for gene in self.space.genes:
-            open_values = choices[space.gene_dimension(gene.name)]
-            self._options.append(tuple(i for i, c in enumerate(gene.choices) if c in open_values))
-
-    def _arch(self, pick: Any) -> Arch:
-        return self.space.decode([pick(options) for options in self._options])
-
-    def sample(self, rng: np.random.Generator) -> Arch:
-        return self._arch(lambda options: int(options[rng.integers(len(options))]))
-
-    def largest(self) -> Arch:
-        return self._arch(lambda options: options[-1])
-
-    def smallest(self) -> Arch:
-        return self._arch(lambda options: options[0])
-
-
-# ----------------------------------------------------------------- distributed
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> DistInfo:
-    """Joins the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def all_reduce_gradients(params: list[nn.Parameter], world_size: int) -> None:
-    """Averages gradients over processes (one flattened all-reduce)."""
-    import torch.distributed as dist
-
-    grads = []
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        grads.append(p.grad)
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
-# ----------------------------------------------------------------- helpers
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL divergence to the teacher's softened distribution, scaled by T^2."""
-    t = temperature
-    return F.kl_div(
-        F.log_softmax(student.float() / t, dim=1),
-        F.softmax(teacher.float() / t, dim=1),
-        reduction="batchmean",
-    ) * (t * t)
-
-
-def lr_at(phase: PhaseSpec, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up then cosine decay to 0 over the phase."""
-    total = max(1, phase.epochs * steps_per_epoch)
-    warm = int(phase.warmup_epochs * steps_per_epoch)
-    if step < warm:
-        return phase.lr * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    return 0.5 * phase.lr * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"training.device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device: CUDA requested but no GPU is available; use cpu or auto")
-    return device
-
-
-def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    if setting == "off" or (setting == "auto" and device.type != "cuda"):
-        return None
-    if setting == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if setting == "bf16" else torch.float16
-
-
-@torch.no_grad()
-def evaluate_subnet(
-    supernet: Supernet,
-    arch: Arch,
-    dataset: Dataset,
-    split: str,
-    *,
-    recal_batches: int = 10,
-    batch_size: int = 500,
-    seed: int = 0,
-    device: torch.device | None = None,
-) -> dict[str, float]:
-    """Top-1 accuracy and loss of one subnet after BN recalibration.
-
-    The subnet is extracted first, so the supernet's own statistics are not touched.
-    Recalibration uses a seeded random subset of the *training* split (no
-    augmentation); evaluation uses ``split`` (``holdout`` during training and search,
-    ``test`` only for final reports).
-    """
-    device = device or next(supernet.parameters()).device
-    sub = recalibrated_subnet(
-        supernet, arch, dataset, recal_batches=recal_batches, batch_size=min(batch_size, 256), seed=seed, device=device
-    )
-    return accuracy(sub, dataset, split, arch["r"], batch_size=batch_size, device=device)
-
-
-@torch.no_grad()
-def recalibrated_subnet(
-    supernet: Supernet,
-    arch: Arch,
-    dataset: Dataset,
-    *,
-    recal_batches: int = 10,
-    batch_size: int = 256,
-    seed: int = 0,
-    device: torch.device | None = None,
-) -> nn.Module:
-    """``arch`` extracted as a static network whose BN statistics are re-estimated, in eval mode.
-
-    Recalibration uses ``recal_batches`` seeded random batches of the *training* split (no
-    augmentation): the network :func:`evaluate_subnet` scores, and the one to deploy.
-    """
-    device = device or next(supernet.parameters()).device
-    sub = supernet.extract(arch).to(device)
-    recal = BatchLoader(dataset.train, dataset, batch_size=batch_size, train=False, shuffle=True, seed=seed)
-    batches = (x.to(device) for x, _ in recal.epoch(0))
-    recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=arch["r"])
-    return sub.eval()
-
-
-@torch.no_grad()
-def accuracy(
-    model: Any,
-    dataset: Dataset,
-    split: str,
-    resolution: int,
-    *,
-    batch_size: int = 500,
-    device: torch.device | None = None,
-) -> dict[str, float]:
-    """Top-1 accuracy and mean loss of ``model`` (any callable on a batch) on a split at ``resolution``."""
-    correct, total, loss = 0, 0, 0.0
-    for x, y in BatchLoader(dataset.split(split), dataset, batch_size, train=False).epoch(0):
-        x, y = resize_batch(x.to(device) if device else x, resolution), y.to(device) if device else y
-        logits = model(x)
-        loss += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-        total += int(y.numel())
-    return {"accuracy": correct / total, "loss": loss / total, "samples": total}
-
-
-def load_training_data(data: DataSpec, space: Any) -> Dataset:
-    """The dataset a ``data`` section names, shaped for ``space`` (channels, synthetic size)."""
-    return load_dataset(
-        data.name,
-        data.root,
-        holdout_fraction=data.holdout_fraction,
-        seed=0,
-        download=data.download,
-        image_size=data.image_size,
-        channels=space.input_shape()[0],
-        synthetic_channels=space.input_shape()[0],
-        synthetic_size=space.input_shape()[-1],
-        synthetic_samples=data.synthetic_samples,
-    )
-
-
-# ----------------------------------------------------------------- trainer
 def config_record(config: TrainConfig) -> dict[str, Any]:
     """The config as stored with checkpoints: everything that changes the result.
 
@@ -671,36 +470,3 @@ class SupernetTrainer:
             final["min"]["accuracy"],
         )
         return {"stopped": False, "test_accuracy": record["test_accuracy"], "out_dir": str(self.out_dir)}
-
-
-def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Training loss per epoch and holdout accuracy of the corner subnets per phase."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h for h in history if "loss" in h]
-    evals = [h for h in history if "eval_holdout" in h]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(range(1, len(epochs) + 1), [h["loss"] for h in epochs], marker="o")
-    for i, h in enumerate(epochs[1:], start=1):
-        if h["phase"] != epochs[i - 1]["phase"]:
-            ax1.axvline(i + 0.5, color="grey", linestyle=":")
-    ax1.set_xlabel("epoch (all phases)")
-    ax1.set_ylabel("training loss (label-smoothed CE + KD)")
-    ax1.set_title("Supernet training loss")
-    names = [h["phase"] for h in evals]
-    for label in ("max", "min"):
-        ax2.plot(
-            names,
-            [h["eval_holdout"][label]["accuracy"] for h in evals],
-            marker="o",
-            label=f"{'largest' if label == 'max' else 'smallest'} subnet of the phase",
-        )
-    ax2.set_ylabel("holdout accuracy (after BN recalibration)")
-    ax2.set_title("Corner subnets after each phase")
-    ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

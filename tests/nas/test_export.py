@@ -24,7 +24,8 @@ from search_spaces.bn import resize_batch
 from search_spaces.datasets import BatchLoader
 from search_spaces.training.checkpoint import load_supernet
 from search_spaces.training.config import load_train_config
-from search_spaces.training.trainer import SupernetTrainer, accuracy, recalibrated_subnet
+from search_spaces.training.evaluation import accuracy, recalibrated_subnet
+from search_spaces.training.trainer import SupernetTrainer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -229,7 +229,7 @@ def test_onnxruntime_tables_are_validated_on_onnxruntime(space, tmp_path, monkey
         seen.append(backend)
         return {"mean_ms": loaded.lookup(space_, arch)}
 
-    monkeypatch.setattr(latency, "measure_arch", fake_measure_arch)
+    monkeypatch.setattr(latency.backends, "measure_arch", fake_measure_arch)
     report = validate_table(loaded, space, 3, progress=False)
     assert seen == ["onnxruntime"] * 3 and report["table_sum"]["within_10pct"] == 1.0
     with pytest.raises(ValueError, match="onnxruntime measures on the CPU in float32"):

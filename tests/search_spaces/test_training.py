@@ -21,7 +21,9 @@ from nas.core.config import ConfigError
 from nas.testing.tiny_train import TINY, tiny
 from search_spaces.training import checkpoint as ckpt
 from search_spaces.training.config import default_phases, load_train_config, resolve_open
-from search_spaces.training.trainer import PhaseSampler, SupernetTrainer, lr_at
+from search_spaces.training.losses import lr_at
+from search_spaces.training.sampler import PhaseSampler
+from search_spaces.training.trainer import SupernetTrainer
 
 ROOT = Path(__file__).resolve().parents[2]
 

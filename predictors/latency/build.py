@@ -1,0 +1,124 @@
+"""Building a table (every op, a few whole subnets for the correction) and validating it end to end."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nas.core.space import SearchSpace
+from predictors.latency import backends
+from predictors.latency.backends import check_backend, default_backend, latency_backend, measure_layer
+from predictors.latency.ops import _torch_dtype, op_signatures
+from predictors.latency.table import ArchTimer, LatencyTable, LayerTimer
+from predictors.latency.timers import _in_rounds
+
+logger = logging.getLogger(__name__)
+
+
+def build_table(
+    space: SearchSpace,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch: int = 1,
+    calibration_archs: int = 20,
+    seed: int = 0,
+    layer_timer: LayerTimer | None = None,
+    arch_timer: ArchTimer | None = None,
+    backend: str | None = None,
+    rounds: int = 1,
+    progress: bool = True,
+) -> LatencyTable:
+    """Measures every op signature of the space, then fits the correction on random subnets.
+
+    ``backend``: ``torch`` (eager, the CPU default), ``triton`` (our kernels, the CUDA default)
+    or ``onnxruntime`` (CPU, float32: each op exported to ONNX and run by ONNX Runtime).
+    ``rounds``: every op (and calibration subnet) is timed once per round, all of them
+    round after round, and the median kept: a shared machine's speed drifts over minutes,
+    and spreading each measurement over the whole build keeps the drift out of the ratios
+    between entries.
+    """
+    from kernels.bench import environment
+
+    if batch < 1:
+        raise ValueError(f"batch: must be >= 1, got {batch}")
+    _torch_dtype(dtype)
+    backend = backend or default_backend(device)
+    check_backend(backend, device, dtype)
+    layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend, rounds))
+    arch_timer = arch_timer or (lambda arch: backends.measure_arch(space, arch, batch, device, dtype, backend, rounds))
+    signatures = op_signatures(space)
+    timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
+    entries = dict(zip(signatures, timings))
+    table = LatencyTable(
+        space.space_id, device, dtype, batch, entries, environment(device),
+        source=latency_backend(backend).source,
+    )  # fmt: skip
+    if calibration_archs > 0:
+        archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
+        measured = [t["mean_ms"] for t in _in_rounds(archs, arch_timer, rounds, "calibration", progress)]
+        table.fit_correction(space, archs, measured)
+    return table
+
+
+def latency_metrics(predicted: Sequence[float], measured: Sequence[float], tolerance: float = 0.10) -> dict[str, float]:
+    """Share within ``tolerance`` of measured, Spearman rho and mean absolute percentage error."""
+    from scipy.stats import spearmanr
+
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = np.abs(p - m) / m
+    return {
+        "within_10pct": float(np.mean(rel <= tolerance)),
+        "spearman": float(spearmanr(p, m).statistic) if len(p) > 2 else math.nan,
+        "mape": float(np.mean(rel) * 100),
+        "max_rel_error": float(rel.max()),
+    }
+
+
+def validate_table(
+    table: LatencyTable,
+    space: SearchSpace,
+    num_archs: int = 100,
+    *,
+    seed: int = 1,
+    arch_timer: ArchTimer | None = None,
+    rounds: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measures random subnets end to end and compares them with the table (plain and corrected).
+
+    ``rounds`` as in :func:`build_table`. The report lists every subnet's measured and
+    predicted latency (``per_arch``).
+    """
+    if space.space_id != table.space_id:
+        raise ValueError(f"latency table is for space {table.space_id}, not {space.space_id}")
+    backend = table.backend
+    arch_timer = arch_timer or (
+        lambda arch: backends.measure_arch(space, arch, table.batch, table.device, table.dtype, backend, rounds)
+    )
+    archs = space.sample_unique(num_archs, np.random.default_rng([seed, 2]))
+    timings = _in_rounds(archs, arch_timer, rounds, "validate", progress)
+    measured = [t["mean_ms"] for t in timings]
+    out: dict[str, Any] = {
+        "space_id": table.space_id, "device": table.device, "dtype": table.dtype, "batch": table.batch,
+        "archs": len(archs), "table_sum": latency_metrics([table.lookup(space, a) for a in archs], measured),
+    }  # fmt: skip
+    if table.correction:
+        out["corrected"] = latency_metrics([table.predict(space, a) for a in archs], measured)
+    out["measured_ms"] = {"min": float(min(measured)), "max": float(max(measured))}
+    out["rounds"] = rounds
+    out["per_arch"] = [
+        {
+            "arch": a.to_dict(),
+            "measured_ms": t["mean_ms"],
+            "rounds_std_ms": t.get("std_ms"),
+            "table_sum_ms": table.lookup(space, a),
+            "predicted_ms": table.predict(space, a),
+        }
+        for a, t in zip(archs, timings)
+    ]
+    return out

@@ -1,0 +1,37 @@
+"""Subnets a progressive-shrinking phase samples: each gene draws from its elastic dimension's open choices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nas.core.arch import Arch
+from nas.core.capabilities import SupernetSpace
+
+
+class PhaseSampler:
+    """Samples subnets from the choices a phase opens (per elastic dimension of the space).
+
+    Each gene draws, in gene order, from its dimension's open choices.
+    """
+
+    def __init__(self, space: SupernetSpace, choices: dict[str, tuple[int, ...]]) -> None:
+        self.space: Any = space
+        self.choices = choices
+        self._options: list[tuple[int, ...]] = []
+        for gene in self.space.genes:
+            open_values = choices[space.gene_dimension(gene.name)]
+            self._options.append(tuple(i for i, c in enumerate(gene.choices) if c in open_values))
+
+    def _arch(self, pick: Any) -> Arch:
+        return self.space.decode([pick(options) for options in self._options])
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        return self._arch(lambda options: int(options[rng.integers(len(options))]))
+
+    def largest(self) -> Arch:
+        return self._arch(lambda options: options[-1])
+
+    def smallest(self) -> Arch:
+        return self._arch(lambda options: options[0])
