@@ -18,31 +18,12 @@ Each ask after the ``initial`` random trials:
    candidates closest to the front (smallest improvement needed to leave its dominated
    region), again one at a time joining the front.
 
-Defaults come from NAS-Bench-201 (benchmarks/search_nb201.py on seeds 100-109, which
-the reported run does not use; evaluations to 99% of the true hypervolume, median):
-a GP on the space's default features. What matters most is the encoding (``encoding``,
-one of ``space.encodings``): on NB201 the 8-number cell summary needs 32.5 evaluations,
-the 85-column path encoding 76.5 (it relates few candidates to the evaluated archs, so the
-GP's std sits at its noise floor everywhere). With the summary: initial 20 (10: 35),
-local_fraction 0.3 (0: 33, 0.5: 39.5), kappa 0 (1: stalls on 7 of 10 seeds), ucb
-(ehvi: 76.5). With the path encoding a GP with initial 20 needed 98 before the local
-search below and ridge 157, stalling on 4 of 10 seeds.
-
 ``acquisition: ehvi`` instead picks by exact expected hypervolume improvement, for two
-objectives of which one is cheap (the service's accuracy-vs-table-latency case): with the
-cheap value known and the predicted one Gaussian, the improvement is closed-form (each pick
-joins the front at its mean before the next). On the tuning seeds 100-109 (GP, initial 20,
-budget 150) it needed 76.5 evaluations with the summary encoding (31 on some seeds with
-the path encoding, but stalling below 99% on half): it explores little where predicted
-differences are within the GP's noise, as in the high-accuracy middle of a front. Hence
-not the default.
-
-``local_fraction`` of each batch (0.3) are instead one-gene neighbours of the observed
-front's archs, closest to the front by predicted values: a local search beside the
-surrogate, for where it cannot rank near-equal archs. With the path encoding it took the
-median on the tuning seeds from ~100 to 76.5 evaluations, every seed reaching 99%; with
-the summary encoding it matters less (33 without it, but a longer tail: 76 on the worst
-seed, 53 with it).
+objectives of which one is cheap (with the cheap value known and the predicted one
+Gaussian, the improvement is closed-form; :mod:`nas.searchers.acquisition`).
+``local_fraction`` of each batch are one-gene neighbours of the observed front's archs,
+closest to the front by predicted values: a local search beside the surrogate.
+The defaults and how they were chosen on NAS-Bench-201: ``benchmarks/results/README.md``.
 
 The predictor is refitted from the history at every ask, so a restore is exact.
 """
@@ -58,6 +39,7 @@ import numpy as np
 from nas.core.arch import Arch
 from nas.core.pareto import Constraint, Objective
 from nas.core.space import SearchSpace
+from nas.searchers.acquisition import ehvi_2d, gap_to_front
 from nas.searchers.base import Searcher, violation
 
 logger = logging.getLogger(__name__)
@@ -319,7 +301,7 @@ class PredictorLoopSearcher(Searcher):
             # take the candidates closest to it, each joining the front as it is picked.
             f_rest = norm(f_hope[rest])
             for _ in range(n - len(chosen)):
-                gap = _gap_to_front(f_rest, front)
+                gap = gap_to_front(f_rest, front)
                 pick = int(np.argmin(gap))
                 if not np.isfinite(gap[pick]):
                     break
@@ -357,7 +339,7 @@ class PredictorLoopSearcher(Searcher):
         pool = sorted(near)
         if not pool:
             return []
-        gap = _gap_to_front(norm(f_hope[pool]), front)
+        gap = gap_to_front(norm(f_hope[pool]), front)
         return [pool[int(k)] for k in np.argsort(gap, kind="stable")[:n]]
 
     # ------------------------------------------------------------ exact EHVI
@@ -411,7 +393,7 @@ class PredictorLoopSearcher(Searcher):
         open_ = feasible.copy()
         chosen: list[int] = []
         for _ in range(n):
-            gain = np.where(open_, _ehvi_2d(c, mu, sigma, np.array(front_c), np.array(front_y), 1.1), -np.inf)
+            gain = np.where(open_, ehvi_2d(c, mu, sigma, np.array(front_c), np.array(front_y), 1.1), -np.inf)
             best = int(np.argmax(gain))
             if not np.isfinite(gain[best]):
                 break
@@ -421,51 +403,3 @@ class PredictorLoopSearcher(Searcher):
             front_y.append(float(mu[best]))
         logger.debug("predictor loop (EHVI): %d candidates, picked %s", len(archs), chosen)
         return [archs[i] for i in chosen]
-
-
-def _ehvi_2d(
-    c: np.ndarray, mu: np.ndarray, sigma: np.ndarray, front_c: np.ndarray, front_y: np.ndarray, ref: float
-) -> np.ndarray:
-    """Expected hypervolume improvement of points ``(c, y ~ N(mu, sigma))`` over a 2-D front (minimisation).
-
-    The front dominates, at cost ``x``, every ``y`` above ``B(x)``: the lowest ``y`` of front points
-    with cost ``<= x`` (``ref`` where there is none). A point at cost ``c`` adds
-    ``integral_c^ref max(0, min(B(x), ref) - y) dx``: on each segment of ``[c, ref]`` where ``B``
-    is constant at ``b`` this is ``w * max(0, b - y)``, whose expectation under ``N(mu, sigma)`` is
-    ``w * ((b - mu) Phi(z) + sigma phi(z))`` with ``z = (b - mu) / sigma``.
-    """
-    from scipy.stats import norm
-
-    order = np.argsort(front_c)
-    fc, fy = front_c[order], np.minimum.accumulate(front_y[order]) if len(order) else front_y
-    # Breakpoints of B inside [min(c), ref]: the front's costs below ref, then ref.
-    keep = fc < ref
-    fc, fy = fc[keep], fy[keep]
-    out = np.zeros(len(c))
-    # Segment edges for each point: its own cost, the front costs above it, and ref.
-    edges = np.concatenate([fc, [ref]])
-    levels = np.concatenate([[ref], np.minimum(fy, ref)])  # B on [.., fc[0]), [fc[0], fc[1]), ...
-    for k in range(len(edges)):
-        lo = np.maximum(c, edges[k - 1] if k > 0 else -np.inf)
-        width = np.clip(edges[k] - lo, 0.0, None)
-        if not np.any(width > 0):
-            continue
-        b = levels[k]
-        diff = b - mu
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(sigma > 0, diff / sigma, np.sign(diff) * np.inf)
-            expected = np.where(sigma > 0, diff * norm.cdf(z) + sigma * norm.pdf(z), np.maximum(diff, 0.0))
-        out += width * expected
-    return out
-
-
-def _gap_to_front(points: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """How far (minimisation, normalised units) each point must improve to be dominated by no front point.
-
-    A point dominated by front point ``p`` escapes it by improving any one objective by
-    ``min_j(point_j - p_j)``; it must escape every front point. 0 for points not dominated.
-    """
-    if len(front) == 0:
-        return np.zeros(len(points))
-    diff = points[:, None, :] - front[None, :, :]
-    return np.maximum(diff.min(axis=2).max(axis=1), 0.0)

@@ -144,7 +144,7 @@ def test_unknown_kind_and_settings_are_clear_errors() -> None:
 def test_ehvi_2d_matches_monte_carlo_hypervolume_improvement() -> None:
     from pymoo.indicators.hv import HV
 
-    from nas.searchers.predictor_loop import _ehvi_2d
+    from nas.searchers.acquisition import ehvi_2d
 
     rng = np.random.default_rng(0)
     front = rng.random((6, 2))
@@ -153,14 +153,14 @@ def test_ehvi_2d_matches_monte_carlo_hypervolume_improvement() -> None:
     c = np.array([0.05, 0.3, 0.6, 0.9, 1.2])
     mu = np.array([0.2, 0.1, 0.3, 0.05, 0.1])
     sigma = np.array([0.0, 0.05, 0.2, 0.1, 0.3])
-    got = _ehvi_2d(c, mu, sigma, front[:, 0], front[:, 1], 1.1)
+    got = ehvi_2d(c, mu, sigma, front[:, 0], front[:, 1], 1.1)
     for i in range(len(c)):
         ys = mu[i] + sigma[i] * rng.standard_normal(20000) if sigma[i] > 0 else np.array([mu[i]])
         gains = [hv(np.vstack([front, [[c[i], y]]])) - base for y in ys]
         assert got[i] == pytest.approx(np.mean(gains), abs=4 * np.std(gains) / np.sqrt(len(ys)) + 1e-9)
     assert got[-1] == 0.0  # beyond the reference point
     # an empty front: the whole box between the point and the reference
-    assert _ehvi_2d(np.array([0.5]), np.array([0.5]), np.array([0.0]), np.empty(0), np.empty(0), 1.1)[0] == (
+    assert ehvi_2d(np.array([0.5]), np.array([0.5]), np.array([0.0]), np.empty(0), np.empty(0), 1.1)[0] == (
         pytest.approx(0.36)
     )
 
