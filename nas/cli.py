@@ -20,6 +20,7 @@ import numpy as np
 
 from nas.cli_output import emit
 from nas.core.capabilities import PresetSpace, TabularSpace
+from nas.core.extras import MissingExtra
 from nas.core.space import SearchSpace, create_space, list_spaces
 
 
@@ -390,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with quiet:
             args.func(args)
+    except MissingExtra as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except CLIError as exc:
         print(f"error: {exc}" + (f" (hint: {exc.hint})" if exc.hint else ""), file=sys.stderr)
         return 2

@@ -8,10 +8,12 @@ import sys
 from typing import Any
 
 from nas.cli_search import DEFAULT_STORE_ENV, _store
+from nas.core.extras import require_extra
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     # imported here so that other commands start without loading the web stack
+    require_extra("serve", "nas serve")
     import uvicorn
 
     from nas.admission import service_policy

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.core.evaluator import Evaluator
+from nas.core.extras import require_extra
 from nas.job import JobSpec, job_from_dict
 from nas.searchers import Searcher, create_searcher
 from nas.store import LeaseLost, Store, TrialRecord
@@ -164,7 +165,8 @@ def _run_leased(
     store.update_job(job_id, state="running", error=None)
     try:
         if (executor or spec.executor) == "ray":
-            from nas.ray_runner import run_with_ray
+            require_extra("ray", "executor: ray")
+            from nas.ray_runner import run_with_ray  # loads Ray: only when a job asks for it
 
             run_with_ray(evaluator, searcher, recorder, spec, ray_address, stop_after)
         else:

@@ -13,6 +13,8 @@ import logging
 import warnings
 from typing import Any
 
+from nas.core.extras import import_extra, require_extra
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,6 +40,8 @@ def export_onnx(module: Any, example: Any, dynamic_batch: bool = False) -> bytes
     """
     import torch
 
+    require_extra("export", "ONNX export")
+
     model = _as_module(module).eval()
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -62,7 +66,7 @@ def export_onnx(module: Any, example: Any, dynamic_batch: bool = False) -> bytes
 def ort_session(model: bytes, threads: int) -> Any:
     """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op threads."""
     try:
-        import onnxruntime as ort
+        ort = import_extra("onnxruntime", "export", "ONNX Runtime timing and export checks")
     except ImportError as err:  # pragma: no cover - a declared dependency
         raise RuntimeError("backend onnxruntime needs the onnxruntime package: pip install onnxruntime") from err
     options = ort.SessionOptions()

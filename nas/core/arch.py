@@ -6,7 +6,7 @@ holds the *canonical* JSON form produced by its search space, so two dicts that
 describe the same network (for example differing only in the settings of blocks
 that depth skips) produce the same ``Arch`` and the same ``arch_id``.
 
-This module imports nothing heavy (no torch), see DESIGN.md.
+This module imports nothing heavy (no torch): it is part of nas.core (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Evaluator interface: named metrics for a batch of archs (see DESIGN.md, "Evaluator")."""
+"""Evaluator interface: named metrics for a batch of archs."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ class Gene:
 
 
 class SearchSpace(ABC):
-    """Base class of all search spaces (see DESIGN.md, "SearchSpace").
+    """Base class of all search spaces.
 
     Subclasses define :attr:`genes`, :meth:`_to_dict`, :meth:`_from_dict` and may
     override :meth:`_canonical_vector` and :meth:`size`.

@@ -1,4 +1,4 @@
-"""Ask/tell searcher interface shared by every search algorithm (see DESIGN.md, "Searcher").
+"""Ask/tell searcher interface shared by every search algorithm (see docs/ARCHITECTURE.md, "How to add").
 
 A searcher proposes archs (:meth:`Searcher.ask`) and learns from their metrics
 (:meth:`Searcher.tell`); the caller owns evaluation and persistence. Every searcher
