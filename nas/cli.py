@@ -56,13 +56,10 @@ def _space_from_args(args: argparse.Namespace) -> SearchSpace:
 
 
 def _cost(space: SearchSpace, arch: Any) -> dict[str, int] | None:
-    from predictors.flops import count_cost
+    from predictors.flops import arch_cost
 
-    try:
-        cost = count_cost(space.static_config(arch))
-    except NotImplementedError:
-        return None
-    return {"macs": cost.macs, "params": cost.params}
+    cost = arch_cost(space, arch)
+    return None if cost is None else {"macs": cost.macs, "params": cost.params}
 
 
 # ------------------------------------------------------------------ commands

@@ -100,13 +100,10 @@ class PluginSpec:
 
 
 def _cost(space: SearchSpace, arch: Arch) -> dict[str, float] | None:
-    from predictors.flops import count_cost
+    from predictors.flops import arch_cost
 
-    try:
-        cost = count_cost(space.static_config(arch))
-    except NotImplementedError:
-        return None
-    return {"macs": float(cost.macs), "params": float(cost.params)}
+    cost = arch_cost(space, arch)
+    return None if cost is None else {"macs": float(cost.macs), "params": float(cost.params)}
 
 
 def _has_cost(space: SearchSpace) -> bool:

@@ -190,11 +190,12 @@ def export_job(
     import torch
     from tqdm import tqdm
 
+    from nas.core.io import sha256_file
     from nas.evaluators import SupernetSpec
     from predictors.collect import _dataset
     from search_spaces.bn import resize_batch
     from search_spaces.datasets import BatchLoader
-    from search_spaces.training.checkpoint import load_supernet, sha256_file, versions
+    from search_spaces.training.checkpoint import load_supernet, versions
     from search_spaces.training.evaluation import accuracy, recalibrated_subnet
 
     if fmt not in FORMATS:

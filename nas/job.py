@@ -31,32 +31,13 @@ from typing import Any, Literal
 from nas.core.config import ConfigError, from_dict, key, load_yaml, to_dict
 from nas.core.limits import DEFAULT_LIMITS, InputLimits, check_values
 from nas.core.pareto import Constraint, Objective
-from nas.core.space import SearchSpace, create_space
+from nas.core.space import SpaceRef
 from nas.evaluators import PATH_KEYS, evaluator_kinds
 from nas.searchers import searcher_kinds
 
 MAX_NAME = 200  # job names, metric names: the store's column width
 MAX_BUDGET = 10**9
 MAX_PARALLELISM = 4096
-
-
-@dataclass
-class SpaceRef:
-    """A registered space and its configuration (``config`` for spaces that have presets)."""
-
-    name: str = "ofa_mbv3"
-    config: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def build(self, *, allow_code: bool = True) -> SearchSpace:
-        """The space; ``allow_code=False`` accepts only registered names (no ``module:factory``)."""
-        kwargs = dict(self.options)
-        if self.config is not None:
-            kwargs["config"] = self.config
-        try:
-            return create_space(self.name, allow_code=allow_code, **kwargs)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"space: {exc}") from exc
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from nas.core.io import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -279,14 +280,6 @@ def _trial(row: _Trial) -> TrialRecord:
 
 def _lease(row: _Lease) -> LeaseRecord:
     return LeaseRecord(row.job_id, row.runner, row.acquired_at, row.heartbeat_at, row.expires_at)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _finite(metrics: Mapping[str, float]) -> dict[str, float | None]:

@@ -82,6 +82,15 @@ def layer_cost(layer: Mapping[str, Any]) -> Cost:
     raise ValueError(f"op: unknown layer kind {op!r} in static config")
 
 
+def arch_cost(space: Any, arch: Any) -> Cost | None:
+    """MACs and parameters of ``arch``, or ``None`` for a space without a static layer description."""
+    try:
+        config = space.static_config(arch)
+    except NotImplementedError:
+        return None
+    return count_cost(config)
+
+
 def count_cost(static_config: Iterable[Mapping[str, Any]]) -> Cost:
     """Total MACs (per sample) and parameters of a static config."""
     total = Cost()

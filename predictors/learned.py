@@ -22,6 +22,7 @@ import numpy as np
 
 from nas.core import registry
 from nas.core.arch import Arch
+from nas.core.io import read_json
 from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -193,14 +194,7 @@ class Predictor:
         """Refits a saved predictor; refuses another space or a refit that predicts differently."""
         from nas.core.space import space_from_id
 
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: predictor file not found")
-        # Errors name the file and what is wrong, never its content.
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a predictor file ({type(exc).__name__})") from None
+        data = read_json(path, "a predictor file", "fit one with `nas predictor fit`")
         if not isinstance(data, dict) or data.get("format") not in (1, FORMAT_VERSION):
             raise ValueError(
                 f"{path}: not a predictor file of format 1 or {FORMAT_VERSION}; refit with `nas predictor fit`"

@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.core import registry
 from nas.core.arch import Arch
+from nas.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from optuna.distributions import CategoricalDistribution
@@ -297,6 +298,26 @@ def create_space(name: str, *, allow_code: bool = True, **kwargs: Any) -> Search
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space factory {name!r} did not return a SearchSpace")
     return space
+
+
+@dataclass
+class SpaceRef:
+    """A space in a job spec or training config: registered name, preset (``config``) and options."""
+
+    name: str = "ofa_mbv3"
+    config: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, *, allow_code: bool = True) -> SearchSpace:
+        """The space; ``allow_code=False`` accepts only registered names (no ``module:factory``)."""
+        kwargs = dict(self.options)
+        if self.config is not None:
+            kwargs["config"] = self.config
+        try:
+            return create_space(self.name, allow_code=allow_code, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"space: {exc}") from exc
+
 
 
 def space_from_id(space_id: str) -> SearchSpace:

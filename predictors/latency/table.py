@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nas.core.arch import Arch
+from nas.core.io import read_json
 from nas.core.space import SearchSpace
 from predictors.latency.backends import backend_names, latency_backend
 from predictors.latency.ops import FORMAT_VERSION, signature
@@ -113,13 +114,7 @@ class LatencyTable:
         batch: int | None = None,
     ) -> LatencyTable:
         """Reads a table; refuses one built for another space, device, dtype or batch size."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: latency table not found; build one with `nas latency build`")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a latency table ({type(exc).__name__})") from None
+        data = read_json(path, "a latency table", "build one with `nas latency build`")
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
             raise ValueError(
                 f"{path}: not a latency table of format {FORMAT_VERSION} (build one with `nas latency build`)"

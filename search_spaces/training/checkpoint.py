@@ -11,7 +11,6 @@ config, training record, versions); :func:`load_supernet` rebuilds it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from nas.core import registry
 from nas.core.capabilities import Supernet, SupernetSpace
+from nas.core.io import atomic_write_text, read_json, sha256_file
 from nas.core.space import create_space, list_spaces
 
 STATE_FILE = "state.json"
@@ -31,23 +31,6 @@ STATE_FILE = "state.json"
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete or does not match the run."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
@@ -169,9 +152,9 @@ def read_supernet_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
     if not meta_path.is_file():
         raise CheckpointError(f"{path}: no supernet.json found (expected the output folder of `nas train`)")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not a supernet description ({type(exc).__name__})") from None
+        meta = read_json(meta_path, "a supernet description")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(meta, dict) or not {"space", "space_config", "weights_file", "weights_sha256"} <= set(meta):
         raise CheckpointError(f"{meta_path}: not a supernet description (expected the output folder of `nas train`)")
     return meta_path, meta

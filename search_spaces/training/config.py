@@ -15,22 +15,14 @@ from typing import Any, Literal
 
 from nas.core.capabilities import SupernetSpace
 from nas.core.config import ConfigError, from_dict, key, load_yaml
-from nas.core.space import create_space
+from nas.core.space import SpaceRef
 
 
 @dataclass
-class SpaceSpec:
-    """Which space (and configuration) to train."""
+class SpaceSpec(SpaceRef):
+    """Which space (and configuration) to train: a :class:`~nas.core.space.SpaceRef`, ``mnist`` by default."""
 
-    name: str = "ofa_mbv3"
-    config: str = "mnist"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def build(self):
-        try:
-            return create_space(self.name, config=self.config, **self.options)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"space: {exc}") from exc
+    config: str | None = "mnist"
 
 
 @dataclass

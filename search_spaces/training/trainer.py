@@ -30,6 +30,7 @@ from torch import nn
 
 from nas.core.arch import Arch
 from nas.core.config import ConfigError, to_dict
+from nas.core.io import atomic_write_text
 from nas.core.seeding import derive_seed
 from search_spaces.bn import resize_batch
 from search_spaces.datasets import BatchLoader
@@ -85,7 +86,10 @@ class SupernetTrainer:
         self.dist = init_distributed(self.device)
         if tcfg.threads:
             torch.set_num_threads(tcfg.threads)
-        self.space = config.space.build()
+        space = config.space.build()
+        if not isinstance(space, SupernetSpace):
+            raise ConfigError(f"space: {space.space_id} has no supernet to train (SupernetSpace)")
+        self.space: Any = space  # a SearchSpace with the SupernetSpace capability
         self.phases = self._effective_phases()
         self.dataset = load_training_data(config.data, self.space)
         self._check_dataset_fits()
@@ -233,7 +237,7 @@ class SupernetTrainer:
     def _rewrite_metrics(self) -> None:
         """Makes metrics.jsonl hold exactly the records of the checkpoint being resumed."""
         if self.dist.is_main:
-            ckpt.atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in self.history))
+            atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in self.history))
 
     # .............................................................. training
     @contextmanager
