@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.core.arch import Arch
+from nas.core.capabilities import SupernetSpace
 from nas.core.config import ConfigError, to_dict
 from nas.core.io import atomic_write_text
 from nas.core.seeding import derive_seed
