@@ -226,7 +226,7 @@ def run_demo(seed: int = 0, json_output: bool = False, out_dir: str | Path = "ru
 
     macs = {row["arch_id"]: row["macs"] for row in rows}
     chosen = sorted(archs, key=lambda a: macs[a.arch_id])[len(archs) // 2]
-    r = chosen["r"]
+    r = space.resolution(chosen)
     x = torch.randn(8, space.input_shape()[0], r, r, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad(), supernet.active(chosen):
         reference = supernet(x)

@@ -227,7 +227,8 @@ def export_job(
     for trial in tqdm(chosen, desc="export", unit="model", disable=not progress):
         arch = space.make(trial.arch)
         net = recalibrated_subnet(supernet, arch, dataset, recal_batches=spec.recal_batches, device=torch.device("cpu"))
-        x = resize_batch(probe, arch["r"])
+        r = space.resolution(arch)
+        x = resize_batch(probe, r)
         with torch.no_grad():
             reference = net(x)
         path = out / f"trial{trial.trial_id:04d}-{arch.arch_id}{FORMATS[fmt]}"
@@ -238,7 +239,7 @@ def export_job(
                 f"{path}: the exported {fmt} model differs from the network it came from by {diff:.3g} "
                 f"(> {tolerance}); please report this with the manifest"
             )
-        test = accuracy(net, dataset, "test", arch["r"])
+        test = accuracy(net, dataset, "test", r)
         record = {
             "file": path.name,
             "format": fmt,
@@ -252,7 +253,7 @@ def export_job(
             "search_metrics": trial.metrics,
             "test_accuracy": test["accuracy"],
             "input": {
-                "shape": [None, int(x.shape[1]), arch["r"], arch["r"]],
+                "shape": [None, int(x.shape[1]), r, r],
                 "dtype": "float32",
                 "preprocessing": {
                     "scale": 1 / 255,

@@ -48,7 +48,8 @@ class SupernetSpace(Protocol):
     ``elastic_choices`` maps each elastic dimension (for once-for-all MobileNetV3: ``ks``,
     ``e``, ``d``, ``r``) to its choices, smallest first; ``gene_dimension`` says which
     dimension a gene belongs to, so a progressive-shrinking phase can open dimensions one
-    at a time. ``config_dict`` rebuilds the space as ``create_space(name, config=...)``.
+    at a time. ``resolution(arch)`` is the input side length the subnet runs at.
+    ``config_dict`` rebuilds the space as ``create_space(name, config=...)``.
     """
 
     name: str
@@ -70,6 +71,8 @@ class SupernetSpace(Protocol):
     def gene_dimension(self, gene: str) -> str: ...
 
     def input_shape(self) -> tuple[int, int, int]: ...
+
+    def resolution(self, arch: Arch | Mapping[str, Any]) -> int: ...
 
     def num_classes(self) -> int: ...
 

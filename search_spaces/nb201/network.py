@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from nas.core.arch import Arch
-from search_spaces.nb201.space import EDGES, NB201Space
+from nas.core.space import create_space
+from search_spaces.nb201.cell import EDGES
 
 
 class ReLUConvBN(nn.Sequential):
@@ -97,7 +98,7 @@ class NB201Network(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        space = NB201Space()
+        space: Any = create_space("nb201")
         self.arch = space.from_string(arch) if isinstance(arch, str) else space.make(arch)
         ops = self.arch["ops"]
         self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))

@@ -21,20 +21,16 @@ import numpy as np
 
 from nas.core.arch import Arch
 from nas.core.space import Gene, SearchSpace
-
-# Order of "size", smallest first: the min arch is all-none, the max arch all-3x3.
-OPS = ("none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")
-# NAS-Bench-201's own op list (used by its files) and NASLib's op coding.
-NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-# Edges in string order as (from node, to node); NASLib orders them (1,2),(1,3),(1,4),(2,3),(2,4),(3,4)
-# with nodes numbered from 1.
-EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
-NASLIB_EDGE_ORDER = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
-NUM_ARCHS = 5**6
-# Input-to-output paths of the cell as edge positions in EDGES: 0->3, 0->1->3, 0->2->3, 0->1->2->3.
-PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
-PATH_OPS = OPS[1:]  # "none" cuts a path
+from search_spaces.nb201.cell import (
+    EDGES,
+    NASLIB_EDGE_ORDER,
+    NASLIB_OPS,
+    NB201_OPS,
+    NUM_ARCHS,
+    OPS,
+    PATH_OPS,
+    PATHS,
+)
 
 
 class NB201Space(SearchSpace):
@@ -151,7 +147,7 @@ class NB201Space(SearchSpace):
         """Looks archs up in NAS-Bench-201's tables (accuracy, and latency per device)."""
         from search_spaces.nb201.tabular import TabularNB201Evaluator
 
-        return TabularNB201Evaluator(accuracy_csv, dataset, latency_csv, devices)
+        return TabularNB201Evaluator(accuracy_csv, dataset, latency_csv, devices, space=self)
 
     def init_networks(self, num_classes: int) -> Any:
         """The benchmark's network (C=16, N=5) of each arch, freshly initialised."""
@@ -219,3 +215,16 @@ class NB201Space(SearchSpace):
         if not isinstance(index, int) or not 0 <= index < NUM_ARCHS:
             raise ValueError(f"index: {index!r} is not a NAS-Bench-201 index (0..{NUM_ARCHS - 1})")
         return self.make({"ops": [NB201_OPS[int(c)] for c in self._order[index]]})
+
+
+__all__ = [
+    "EDGES",
+    "NASLIB_EDGE_ORDER",
+    "NASLIB_OPS",
+    "NB201_OPS",
+    "NUM_ARCHS",
+    "OPS",
+    "PATHS",
+    "PATH_OPS",
+    "NB201Space",
+]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from nas.core.arch import Arch
 from nas.core.evaluator import Evaluator
-from search_spaces.nb201.space import NUM_ARCHS, NB201Space
+from nas.core.space import SearchSpace, create_space
+from search_spaces.nb201.cell import NUM_ARCHS
 
 ACCURACY_COLUMNS = {
     "cifar10": "CIFAR10TestAccuracy200Epochs",
@@ -58,8 +60,9 @@ class TabularNB201Evaluator(Evaluator):
         dataset: str = "cifar10",
         latency_csv: str | Path | None = None,
         devices: Sequence[str] | None = None,
+        space: SearchSpace | None = None,
     ) -> None:
-        self.space = NB201Space()
+        self.space: Any = space if space is not None else create_space("nb201")
         columns, rows = _read(accuracy_csv, "accuracy_csv")
         column = ACCURACY_COLUMNS.get(dataset, dataset)
         if column not in columns:

@@ -274,6 +274,9 @@ class OFAMobileNetV3Space(SearchSpace):
         r = self.config.resolutions[-1]
         return (self.config.in_channels, r, r)
 
+    def resolution(self, arch: Arch | Mapping[str, Any]) -> int:
+        return int(self.make(arch)["r"])
+
     def num_classes(self) -> int:
         return self.config.num_classes
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from nas.core.arch import Arch
+from nas.core.space import create_space
 from search_spaces.dynamic_ops import (
     DynamicBatchNorm2d,
     DynamicConv2d,
@@ -18,8 +19,10 @@ from search_spaces.dynamic_ops import (
     DynamicSE,
 )
 from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, make_divisible
-from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 from search_spaces.ofa_mbv3.static import ConvBNAct, MBConvBlock, StaticOFAMobileNetV3, make_activation
+
+if TYPE_CHECKING:  # the space builds its supernet (space.build_supernet); the supernet only reads the space
+    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 
 
 class DynamicMBConvBlock(nn.Module):
@@ -124,8 +127,8 @@ class OFAMobileNetV3Supernet(nn.Module):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(space, OFAMobileNetV3Space):
-            space = OFAMobileNetV3Space(space, **overrides)
+        if isinstance(space, (str, OFAMobileNetV3Config, Mapping)):
+            space = create_space("ofa_mbv3", config=space, **overrides)
         elif overrides:
             raise ValueError("config overrides are only accepted together with a preset name or config")
         self.space = space

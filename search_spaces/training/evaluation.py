@@ -39,7 +39,7 @@ def evaluate_subnet(
     sub = recalibrated_subnet(
         supernet, arch, dataset, recal_batches=recal_batches, batch_size=min(batch_size, 256), seed=seed, device=device
     )
-    return accuracy(sub, dataset, split, arch["r"], batch_size=batch_size, device=device)
+    return accuracy(sub, dataset, split, supernet.space.resolution(arch), batch_size=batch_size, device=device)
 
 
 @torch.no_grad()
@@ -62,7 +62,7 @@ def recalibrated_subnet(
     sub = supernet.extract(arch).to(device)
     recal = BatchLoader(dataset.train, dataset, batch_size=batch_size, train=False, shuffle=True, seed=seed)
     batches = (x.to(device) for x, _ in recal.epoch(0))
-    recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=arch["r"])
+    recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=supernet.space.resolution(arch))
     return sub.eval()
 
 

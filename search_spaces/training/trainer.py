@@ -273,7 +273,8 @@ class SupernetTrainer:
         total = 0.0
         for i, arch in enumerate(archs):
             self.supernet.set_active(arch)
-            xr = resize_batch(x, arch["r"])
+            r = self.space.resolution(arch)
+            xr = resize_batch(x, r)
             if tcfg.channels_last:
                 xr = xr.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
@@ -281,10 +282,10 @@ class SupernetTrainer:
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=tcfg.label_smoothing)
                 soft = None
                 if distill == "teacher" and self.teacher is not None:
-                    if arch["r"] not in teacher_logits:
+                    if r not in teacher_logits:
                         with torch.no_grad():
-                            teacher_logits[arch["r"]] = self.teacher(xr)
-                    soft = teacher_logits[arch["r"]]
+                            teacher_logits[r] = self.teacher(xr)
+                    soft = teacher_logits[r]
                 elif distill == "inplace" and inplace_target is not None:
                     soft = inplace_target
                 if soft is not None and tcfg.kd_ratio > 0:
