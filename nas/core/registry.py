@@ -1,5 +1,5 @@
 """One registry for everything pluggable: spaces, searchers, evaluators, proxies, learned
-predictors and latency backends.
+predictors, latency backends and the layer kinds of static configs.
 
 A name resolves, in order, to
 
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from nas.core.errors import ConfigError
 
-KINDS = ("space", "searcher", "evaluator", "proxy", "predictor", "latency_backend")
+KINDS = ("space", "searcher", "evaluator", "proxy", "predictor", "latency_backend", "layer")
 GROUPS: Mapping[str, str] = MappingProxyType(
     {
         "space": "hwnas.spaces",
@@ -39,6 +39,7 @@ GROUPS: Mapping[str, str] = MappingProxyType(
         "proxy": "hwnas.proxies",
         "predictor": "hwnas.predictors",
         "latency_backend": "hwnas.latency_backends",
+        "layer": "hwnas.layers",
     }
 )
 
@@ -90,6 +91,15 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "torch": "predictors.latency.backends:TorchBackend",
                 "triton": "predictors.latency.backends:TritonBackend",
                 "onnxruntime": "predictors.latency.backends:OnnxRuntimeBackend",
+            }
+        ),
+        # Kinds of static-config layers ({"op": KIND, ...}): their MACs/params and their module.
+        "layer": MappingProxyType(
+            {
+                "conv": "search_spaces.ofa_mbv3.layers:ConvLayer",
+                "mbconv": "search_spaces.ofa_mbv3.layers:MBConvLayer",
+                "pool": "search_spaces.ofa_mbv3.layers:PoolLayer",
+                "linear": "search_spaces.ofa_mbv3.layers:LinearLayer",
             }
         ),
     }

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.capabilities import LatencyCoverSpace
 from nas.core.space import SearchSpace
@@ -45,31 +46,9 @@ def _torch_dtype(dtype: str) -> Any:
 
 
 def layer_module(layer: Mapping[str, Any]) -> tuple[Any, tuple[int, ...]]:
-    """A module computing one static-config layer, and its input shape (without batch)."""
-    from torch import nn
-
-    from search_spaces.ofa_mbv3.static import block_from_config, conv_from_config
-
+    """A module computing one static-config layer, and its input shape (without batch), from its registered kind."""
     op = layer["op"]
-    if op == "conv":
-        return conv_from_config(layer), (layer["in_ch"], layer["in_hw"], layer["in_hw"])
-    if op == "mbconv":
-        return block_from_config(layer), (layer["in_ch"], layer["in_hw"], layer["in_hw"])
-    if op == "pool":
-        return _GlobalPool(), (layer["in_ch"], layer["in_hw"], layer["in_hw"])
-    if op == "linear":
-        return nn.Linear(layer["in_features"], layer["out_features"], bias=layer["bias"]), (layer["in_features"],)
-    raise ValueError(f"op: no latency module for layer kind {op!r}")
-
-
-class _GlobalPool:
-    """Global average pooling exactly as the static network computes it."""
-
-    def __call__(self, x: Any) -> Any:
-        return x.mean((2, 3), keepdim=True)
-
-    def to(self, *args: Any, **kwargs: Any) -> _GlobalPool:
-        return self
-
-    def eval(self) -> _GlobalPool:
-        return self
+    if not isinstance(op, str) or not registry.has("layer", op):
+        raise ValueError(f"op: no latency module for layer kind {op!r}")
+    module, shape = registry.load("layer", op).module(layer)
+    return module, tuple(shape)
