@@ -285,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_commands(sub)
     add_serve_command(sub)
     from nas.cli_latency import add_latency_commands
+    from nas.cli_supernet import add_supernet_commands
 
     add_latency_commands(sub, _command_group)
+    add_supernet_commands(sub, _command_group)
 
     p = sub.add_parser("train", help="train a supernet through all progressive-shrinking phases")
     p.add_argument("config", help="training config (YAML)")

@@ -115,6 +115,21 @@ class InitNetworkSpace(Protocol):
     def input_shape(self) -> tuple[int, int, int]: ...
 
 
+@runtime_checkable
+class PublishedSpace(Protocol):
+    """Has published supernet checkpoints (the reference implementation's) that map onto its supernet.
+
+    ``published_supernets()`` maps each name to ``(url, space options)``; the two name
+    functions translate parameter names between the reference's state dict and ours.
+    """
+
+    def published_supernets(self) -> Mapping[str, tuple[str, Mapping[str, Any]]]: ...
+
+    def parameter_from_reference(self, name: str) -> str: ...
+
+    def parameter_to_reference(self, name: str) -> str: ...
+
+
 def require(space: Any, capability: type, what: str) -> None:
     """Raises ValueError naming ``what`` needs which capability, when ``space`` lacks it."""
     if not isinstance(space, capability):
@@ -127,6 +142,7 @@ __all__ = [
     "InitNetworkSpace",
     "LatencyCoverSpace",
     "PresetSpace",
+    "PublishedSpace",
     "Supernet",
     "SupernetSpace",
     "TabularSpace",

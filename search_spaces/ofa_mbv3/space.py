@@ -283,6 +283,22 @@ class OFAMobileNetV3Space(SearchSpace):
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
+    def published_supernets(self) -> dict[str, tuple[str, Mapping[str, Any]]]:
+        """Once-for-all's published MobileNetV3 supernets: name -> (URL, space options)."""
+        from search_spaces.ofa_mbv3.published import PUBLISHED
+
+        return {name: (p.url, {"config": p.config, **p.options}) for name, p in PUBLISHED.items()}
+
+    def parameter_from_reference(self, name: str) -> str:
+        from search_spaces.ofa_mbv3.published import ours_from_reference
+
+        return ours_from_reference(name)
+
+    def parameter_to_reference(self, name: str) -> str:
+        from search_spaces.ofa_mbv3.published import reference_from_ours
+
+        return reference_from_ours(name)
+
     def presets(self) -> list[str]:
         from search_spaces.ofa_mbv3.config import PRESETS
 
