@@ -106,7 +106,7 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
 
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"state_dict": Evil()}))
-    with pytest.raises(PublishedError, match="not a checkpoint torch.load\\(weights_only=True\\) can read"):
+    with pytest.raises(PublishedError, match=r"not a checkpoint torch.load\(weights_only=True\) can read"):
         import_supernet(str(path), tmp_path / "run")
 
 
