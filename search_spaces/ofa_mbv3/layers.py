@@ -2,8 +2,8 @@
 ``linear``): what each costs and the module that computes it (registered as ``layer`` ops).
 
 Counting convention (once-for-all's ``count_net_flops``, so numbers compare with published
-ones): a convolution costs ``out_elements * (in_ch / groups * k * k + bias)`` multiply-
-accumulates, a linear layer ``in_features * out_features`` per sample; BN, activations,
+ones): a convolution costs ``out_elements * in_ch / groups * k * k`` multiply-
+accumulates (a bias adds none), a linear layer ``in_features * out_features`` per sample; BN, activations,
 pooling, residual additions and the SE gating multiply are free. Parameters are the
 trainable tensors of the static network: weights, biases and BN affine parameters
 (running statistics are buffers and are not counted).
@@ -21,9 +21,12 @@ from typing import Any
 def conv_cost(
     in_ch: int, out_ch: int, kernel: int, out_hw: int, *, groups: int = 1, bias: bool = False, bn: bool = False
 ) -> tuple[int, int]:
-    """(MACs per sample, parameters) of one square convolution, optionally followed by BN."""
-    per_output = in_ch // groups * kernel * kernel + (1 if bias else 0)
-    macs = out_hw * out_hw * out_ch * per_output
+    """(MACs per sample, parameters) of one square convolution, optionally followed by BN.
+
+    A bias is an addition, not a multiply-accumulate: it adds parameters, not MACs (as the
+    reference's own counter, ``ofa.utils.pytorch_utils.count_net_flops``, counts).
+    """
+    macs = out_hw * out_hw * out_ch * (in_ch // groups * kernel * kernel)
     params = out_ch * (in_ch // groups) * kernel * kernel + (out_ch if bias else 0) + (2 * out_ch if bn else 0)
     return macs, params
 

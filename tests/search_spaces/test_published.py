@@ -135,3 +135,50 @@ def test_download_by_name_caches_and_verifies(reference_file, tmp_path: Path, mo
         import_supernet(name, tmp_path / "run4")
     with pytest.raises(PublishedError, match="neither a file nor a published supernet; published: ofa_mbv3_"):
         import_supernet("ofa_resnet99", tmp_path / "run5")
+
+
+@pytest.mark.parametrize("width", [1.0, 1.2])
+def test_equivalence_with_the_reference_on_20_subnets(width: float, tmp_path: Path) -> None:
+    """Logits in eval and train mode, the extracted static subnet, MACs and params, for 20 random subnets."""
+    from ofa.utils.pytorch_utils import count_net_flops, count_parameters
+
+    from predictors.flops import count_cost
+
+    reference = _reference(width=width, seed=3)
+    path = tmp_path / "ref.pth"
+    torch.save({"state_dict": reference.state_dict()}, str(path))
+    import_supernet(str(path), tmp_path / "run", space_options={"config": "imagenet", "width_mult": width})
+    supernet, _ = load_supernet(tmp_path / "run")
+    for module in supernet.modules():  # the reference is built without dropout: compare train mode like for like
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    space = supernet.space
+    rng = np.random.default_rng(7)
+    resolutions = set()
+    for i in range(20):
+        arch = space.sample(rng)
+        d = arch.to_dict()
+        r = d["r"] if i % 4 else 128 + 32 * (i // 4 % 4)  # several resolutions, the corners included
+        arch = space.make({**d, "r": r})
+        resolutions.add(r)
+        reference.set_active_subnet(ks=d["ks"], e=d["e"], d=d["d"])
+        x = torch.randn(4, 3, r, r, generator=torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            reference.eval()
+            supernet.eval()
+            with supernet.active(arch):
+                assert torch.allclose(supernet(x), reference(x), atol=1e-5)
+            reference.train()
+            supernet.train()
+            with supernet.active(arch):  # train mode: BN normalises with the batch's statistics
+                assert torch.allclose(supernet(x), reference(x), atol=1e-5)
+            reference.eval()
+            supernet.eval()
+            theirs = reference.get_active_subnet(preserve_weight=True).eval()
+            ours = supernet.extract(arch).eval()
+            assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+        cost = count_cost(space.static_config(arch))
+        # the reference sums per-layer counts in float32 tensors: equal up to float32 rounding
+        assert cost.macs == pytest.approx(count_net_flops(theirs, (1, 3, r, r)), rel=2e-7)
+        assert cost.params == count_parameters(theirs)
+    assert len(resolutions) >= 4
