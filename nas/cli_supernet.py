@@ -55,7 +55,7 @@ def add_supernet_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("source", help="ofa_mbv3_d234_e346_k357_w1.0, ofa_mbv3_d234_e346_k357_w1.2, or a .pth file")
     p.add_argument("--out", required=True, help="run folder to write (as `nas train` writes)")
     p.add_argument("--space", help="space of a checkpoint file (default: ofa_mbv3)")
-    p.add_argument("--config", help="space preset of a checkpoint file (default: imagenet)")
+    p.add_argument("--config", help="space preset of a checkpoint file (default: imagenet; imagenet_w1.2)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. width_mult=1.2")
     p.add_argument("--data", help="dataset evaluation uses (e.g. imagefolder; default: synthetic images)")
     p.add_argument("--data-root", help="its folder")

@@ -189,6 +189,8 @@ class OFAMobileNetV3Config:
 
 PRESETS: Mapping[str, OFAMobileNetV3Config] = {
     "imagenet": OFAMobileNetV3Config(),
+    # once-for-all's ofa_mbv3_d234_e346_k357_w1.2: the same network 1.2x as wide
+    "imagenet_w1.2": OFAMobileNetV3Config(name="imagenet_w1.2", width_mult=1.2),
     "cifar": OFAMobileNetV3Config(
         name="cifar",
         num_classes=10,

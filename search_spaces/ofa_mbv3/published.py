@@ -28,8 +28,11 @@ class PublishedSupernet:
 
 
 PUBLISHED: Mapping[str, PublishedSupernet] = {
-    name: PublishedSupernet(name, "imagenet", {"width_mult": width}, URL_BASE + name)
-    for name, width in (("ofa_mbv3_d234_e346_k357_w1.0", 1.0), ("ofa_mbv3_d234_e346_k357_w1.2", 1.2))
+    name: PublishedSupernet(name, config, {}, URL_BASE + name)
+    for name, config in (
+        ("ofa_mbv3_d234_e346_k357_w1.0", "imagenet"),
+        ("ofa_mbv3_d234_e346_k357_w1.2", "imagenet_w1.2"),
+    )
 }
 
 # reference name part -> ours, inside an elastic block (``blocks.N.conv.`` stripped)

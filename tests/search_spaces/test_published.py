@@ -92,7 +92,8 @@ def test_width_1_2_and_a_mismatched_checkpoint(tmp_path: Path) -> None:
     net = _reference(width=1.2)
     path = tmp_path / "w12.pth"
     torch.save({"state_dict": net.state_dict()}, str(path))
-    import_supernet(str(path), tmp_path / "run12", space_options={"config": "imagenet", "width_mult": 1.2})
+    import_supernet(str(path), tmp_path / "run12", space_options={"config": "imagenet_w1.2"})
+    assert load_supernet(tmp_path / "run12")[0].space.space_id == "ofa_mbv3/imagenet_w1.2"  # a preset, not an override
     _same_outputs(net, tmp_path / "run12", archs=1)
     with pytest.raises(PublishedError, match=r"does not fit the supernet of space ofa_mbv3/imagenet: .* another shape"):
         import_supernet(str(path), tmp_path / "wrong")
@@ -147,7 +148,8 @@ def test_equivalence_with_the_reference_on_20_subnets(width: float, tmp_path: Pa
     reference = _reference(width=width, seed=3)
     path = tmp_path / "ref.pth"
     torch.save({"state_dict": reference.state_dict()}, str(path))
-    import_supernet(str(path), tmp_path / "run", space_options={"config": "imagenet", "width_mult": width})
+    config = "imagenet" if width == 1.0 else "imagenet_w1.2"
+    import_supernet(str(path), tmp_path / "run", space_options={"config": config})
     supernet, _ = load_supernet(tmp_path / "run")
     for module in supernet.modules():  # the reference is built without dropout: compare train mode like for like
         if isinstance(module, torch.nn.Dropout):
