@@ -18,35 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from nas.cli_output import emit
+from nas.cli_output import CLIError, emit, parse_options
 from nas.core.capabilities import PresetSpace, TabularSpace
 from nas.core.extras import MissingExtra
 from nas.core.space import SearchSpace, create_space, list_spaces
 
 
-class CLIError(Exception):
-    """An error to report as one line (with a hint) and exit status 2."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise CLIError(f"--option {pair!r} is not KEY=VALUE", "for example --option num_classes=100")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
-    return options
-
-
 def _space_from_args(args: argparse.Namespace) -> SearchSpace:
-    kwargs = _parse_options(args.option or [])
+    kwargs = parse_options(args.option or [])
     if args.config:
         kwargs["config"] = args.config
     try:

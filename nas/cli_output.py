@@ -1,10 +1,12 @@
-"""How CLI commands write their report: JSON with ``--json``, text otherwise."""
+"""What every CLI command shares: its report (JSON with ``--json``, text otherwise), its one-line
+errors and its ``--option KEY=VALUE`` parsing."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -20,3 +22,25 @@ def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
         out.write("\n")
     else:
         out.write(text.rstrip("\n") + "\n")
+
+
+class CLIError(Exception):
+    """An error to report as one line (with a hint) and exit status 2."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (``--option``) as a mapping; a value that is JSON is parsed."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--option {pair!r} is not KEY=VALUE", "for example --option num_classes=100")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options

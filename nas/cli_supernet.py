@@ -6,26 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from nas.cli_output import emit
-
-
-def _options(pairs: list[str] | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option {pair!r}: expected KEY=VALUE, for example --option width_mult=1.2")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
-    return options
+from nas.cli_output import emit, parse_options
 
 
 def cmd_import(args: argparse.Namespace) -> None:
     from nas.published import import_supernet
 
-    options = _options(args.option)
+    options = parse_options(args.option or [])
     if args.config:
         options["config"] = args.config
     data = None

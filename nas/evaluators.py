@@ -307,17 +307,7 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
 
 def _check_options(factory: Any, label: str, options: Mapping[str, Any]) -> None:
     """Refuses options the factory's signature does not take (unless it takes ``**kwargs``), and missing ones."""
-    known, required, var_kw = registry.accepted_settings(factory)
-    known = [k for k in known if k != "space"]
-    unknown = [] if var_kw else sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"evaluator.options: {', '.join(u[:80] for u in unknown)} not accepted by {label}; "
-            f"accepted: {', '.join(known) or 'none'}"
-        )
-    missing = [r for r in required if r != "space" and r not in options]
-    if missing:
-        raise ConfigError(f"evaluator.options: {label} needs {', '.join(missing)}")
+    registry.check_settings(factory, options, label, given=("space",), where="evaluator.options")
 
 
 def _call_factory(factory: Any, label: str, space: SearchSpace, options: Mapping[str, Any]) -> Evaluator:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nas.core.capabilities import PublishedSpace, SupernetSpace
+from nas.core.capabilities import PublishedSpace, Supernet, SupernetSpace
 from nas.core.io import sha256_file
 from nas.core.space import create_space, list_spaces
 
@@ -98,11 +98,12 @@ def read_reference_state(path: str | Path) -> dict[str, Any]:
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def map_reference_state(space: SupernetSpace, state: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """The reference state dict under our parameter names, checked against our supernet's names and shapes."""
+def map_reference_state(supernet: Supernet, state: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The reference state dict under our parameter names, checked against ``supernet``'s names and shapes."""
+    space = supernet.space
     if not isinstance(space, PublishedSpace):
         raise PublishedError(f"space {space.space_id} cannot read reference checkpoints")
-    ours = space.build_supernet(seed=None).state_dict()
+    ours = supernet.state_dict()
     mapped: dict[str, Any] = {}
     unknown = []
     for key, value in state.items():
@@ -123,7 +124,7 @@ def map_reference_state(space: SupernetSpace, state: Mapping[str, Any], source: 
         if wrong:
             parts.append(f"{len(wrong)} of another shape (first: {'; '.join(wrong[:3])})")
         raise PublishedError(
-            f"{source}: does not fit the supernet of space {space.space_id}: " + "; ".join(parts)
+            f"{source}: does not fit the supernet of space {supernet.space.space_id}: " + "; ".join(parts)
             + " - is it a checkpoint of this space and width? (--config / --option width_mult=...)"
         )  # fmt: skip
     return mapped
@@ -168,9 +169,8 @@ def import_supernet(
     space = create_space(space_name, allow_code=False, **options)
     if not isinstance(space, SupernetSpace):
         raise PublishedError(f"space {space.space_id} has no supernet")
-    mapped = map_reference_state(space, read_reference_state(path), str(path))
     supernet = space.build_supernet(seed=None)
-    supernet.load_state_dict(mapped)
+    supernet.load_state_dict(map_reference_state(supernet, read_reference_state(path), str(path)))
     record = {
         "source": {"name": source if source in known else None, "file": str(path), "sha256": sha256_file(path)},
         "data": dict(data or {"name": "synthetic", "synthetic_samples": 128}),

@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 
 from nas.store import Store
+from nas.testing.toy import toy_job_spec
 from services.app import ServiceConfig, create_app
 
 TOKEN = "test-token-0123456789abcdef"
@@ -35,19 +36,14 @@ plugin-random = nas.searchers.simple:RandomSearcher
 """
 
 
-def toy_job(**overrides: object) -> dict:
-    spec = {
-        "name": "toy-http",
-        "space": {"name": "toy"},
-        "evaluator": {"kind": "toy", "options": {"fail_when": 4}},
-        "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "lat", "direction": "min"}],
-        "constraints": [{"metric": "lat", "max": 6.0}],
-        "searcher": {"kind": "evolution", "settings": {"population": 6}},
-        "budget": {"evaluations": 18},
-        "reference": {"acc": 0.0, "lat": 10.0},
-        "executor": "local",
-        "seed": 0,
-    }
+def toy_job(**overrides: Any) -> dict[str, Any]:
+    """:func:`nas.testing.toy.toy_job_spec` as a request names it: the toy plug-in's registered names
+    (:data:`ENTRY_POINTS`), one evaluation at a time, with ``overrides`` applied."""
+    spec = toy_job_spec(
+        name="toy-http", space={"name": "toy"}, evaluator={"kind": "toy", "options": {"fail_when": 4}},
+        searcher={"kind": "evolution", "settings": {"population": 6}}, budget={"evaluations": 18},
+    )  # fmt: skip
+    del spec["parallelism"]
     spec.update(overrides)
     return spec
 

@@ -225,23 +225,29 @@ def accepted_settings(factory: Any) -> tuple[list[str], list[str], bool]:
     return [p.name for p in params], [p.name for p in params if p.default is p.empty], var_kw
 
 
-def check_settings(factory: Any, settings: Mapping[str, Any], label: str, given: tuple[str, ...] = ()) -> None:
-    """Refuses settings ``factory`` does not take, and required ones missing; ``given`` are supplied by the caller.
+def check_settings(
+    factory: Any, settings: Mapping[str, Any], label: str, given: tuple[str, ...] = (), where: str | None = None
+) -> None:
+    """Refuses settings ``factory`` does not take, and required ones missing.
+
+    ``given`` are the arguments the caller supplies itself (not settings). Errors start with
+    ``where`` (a spec's key path) when given, naming ``label`` (what takes the settings).
 
     Raises:
         RegistryError: naming the settings and what is accepted.
     """
     known, required, var_kw = accepted_settings(factory)
+    accepted = [k for k in known if k not in given]
     if not var_kw:
-        unknown = sorted(set(settings) - set(known) - set(given))
+        unknown = sorted(set(settings) - set(accepted))
         if unknown:
-            accepted = [k for k in known if k not in given]
-            raise RegistryError(
-                f"{label}: {', '.join(u[:80] for u in unknown)} not accepted; accepted: {', '.join(accepted) or 'none'}"
-            )
+            names = ", ".join(u[:80] for u in unknown)
+            head = f"{where}: {names} not accepted by {label}" if where else f"{label}: {names} not accepted"
+            raise RegistryError(f"{head}; accepted: {', '.join(accepted) or 'none'}")
     missing = [r for r in required if r not in settings and r not in given]
     if missing:
-        raise RegistryError(f"{label}: needs {', '.join(missing)}")
+        raise RegistryError(f"{where}: {label} needs {', '.join(missing)}" if where
+                            else f"{label}: needs {', '.join(missing)}")  # fmt: skip
 
 
 def create(kind: str, name: str, /, *args: Any, **settings: Any) -> Any:

@@ -31,6 +31,39 @@ from nas.core.space import SearchSpace
 from nas.searchers import Searcher, create_searcher
 from nas.testing.toy import ToySpace, toy_metrics
 
+TOY_OBJECTIVES = (Objective("acc", "max"), Objective("lat", "min"))
+TOY_CONSTRAINTS = (Constraint("lat", max=6.0),)
+
+
+def make_toy_searcher(
+    kind: str,
+    seed: int = 0,
+    settings: Mapping[str, Any] | None = None,
+    objectives: Sequence[Objective] = TOY_OBJECTIVES,
+    constraints: Sequence[Constraint] = TOY_CONSTRAINTS,
+) -> Searcher:
+    """A searcher of ``kind`` on the toy space, offered the toy latency as a cheap metric."""
+
+    def cheap(archs: Sequence[Arch]) -> list[dict[str, float]]:
+        return [{"lat": toy_metrics(a)["lat"]} for a in archs]
+
+    return create_searcher(
+        kind, ToySpace(), objectives, constraints, seed, dict(settings or {}), cheap=cheap, cheap_metrics=("lat",)
+    )
+
+
+def drive_toy(searcher: Searcher, rounds: int, batch: int = 4, fail_every: int = 0) -> list[Any]:
+    """Asks ``rounds`` batches and tells each trial its toy metrics (every ``fail_every``-th trial fails)."""
+    asked = []
+    for _ in range(rounds):
+        for t in searcher.ask(batch):
+            asked.append(t)
+            if fail_every and t.trial_id % fail_every == 0:
+                searcher.tell(t.trial_id, None, error="boom")
+            else:
+                searcher.tell(t.trial_id, toy_metrics(t.arch))
+    return asked
+
 
 class SearcherContract:
     """The ask/tell contract, seeds, no duplicates, JSON state and restores of a searcher kind.
@@ -48,29 +81,13 @@ class SearcherContract:
     settings: ClassVar[Mapping[str, Any]] = {}
     rounds: ClassVar[int] = 6
     deterministic_reopen: ClassVar[bool] = True
-    objectives: ClassVar[Sequence[Objective]] = (Objective("acc", "max"), Objective("lat", "min"))
-    constraints: ClassVar[Sequence[Constraint]] = (Constraint("lat", max=6.0),)
+    objectives: ClassVar[Sequence[Objective]] = TOY_OBJECTIVES
+    constraints: ClassVar[Sequence[Constraint]] = TOY_CONSTRAINTS
 
     def make(self, seed: int = 0) -> Searcher:
-        def cheap(archs: Sequence[Arch]) -> list[dict[str, float]]:
-            return [{"lat": toy_metrics(a)["lat"]} for a in archs]
+        return make_toy_searcher(self.kind, seed, self.settings, self.objectives, self.constraints)
 
-        return create_searcher(
-            self.kind, ToySpace(), self.objectives, self.constraints, seed, dict(self.settings), cheap=cheap,
-            cheap_metrics=("lat",),
-        )  # fmt: skip
-
-    @staticmethod
-    def drive(searcher: Searcher, rounds: int, batch: int = 4, fail_every: int = 0) -> list[Any]:
-        asked = []
-        for _ in range(rounds):
-            for t in searcher.ask(batch):
-                asked.append(t)
-                if fail_every and t.trial_id % fail_every == 0:
-                    searcher.tell(t.trial_id, None, error="boom")
-                else:
-                    searcher.tell(t.trial_id, toy_metrics(t.arch))
-        return asked
+    drive = staticmethod(drive_toy)
 
     def test_is_registered(self) -> None:
         assert registry.has("searcher", self.kind), f"searcher {self.kind!r} is not registered"
@@ -278,4 +295,13 @@ class ProxyContract:
         assert model.training == mode
 
 
-__all__ = ["EvaluatorContract", "ProxyContract", "SearcherContract", "SpaceContract"]
+__all__ = [
+    "TOY_CONSTRAINTS",
+    "TOY_OBJECTIVES",
+    "EvaluatorContract",
+    "ProxyContract",
+    "SearcherContract",
+    "SpaceContract",
+    "drive_toy",
+    "make_toy_searcher",
+]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas.core.pareto import Constraint, Objective
+from nas.core.pareto import Objective
 from nas.core.registry import BUILTINS
 from nas.searchers import create_searcher
 from nas.searchers.base import violation
-from nas.testing.contracts import SearcherContract
+from nas.testing.contracts import TOY_CONSTRAINTS, TOY_OBJECTIVES, SearcherContract, drive_toy, make_toy_searcher
 from nas.testing.toy import ToySpace, toy_metrics
 
-OBJECTIVES = [Objective("acc", "max"), Objective("lat", "min")]
-CONSTRAINTS = [Constraint("lat", max=6.0)]
+OBJECTIVES = list(TOY_OBJECTIVES)
+CONSTRAINTS = list(TOY_CONSTRAINTS)
 FAST = {
     "evolution": {"population": 8},
     "nsga2": {"population": 8},
@@ -24,33 +24,16 @@ FAST = {
 }
 
 
-def make(kind: str, seed: int = 0, constraints=CONSTRAINTS):
-    space = ToySpace()
-
-    def cheap(archs):
-        return [{"lat": toy_metrics(a)["lat"]} for a in archs]
-
-    return create_searcher(
-        kind, space, OBJECTIVES, constraints, seed, FAST.get(kind, {}), cheap=cheap, cheap_metrics=("lat",)
-    )
+def make(kind: str, seed: int = 0):
+    return make_toy_searcher(kind, seed, FAST.get(kind, {}))
 
 
-def drive(searcher, rounds: int, batch: int = 4, fail_every: int = 0) -> list:
-    asked = []
-    for _ in range(rounds):
-        trials = searcher.ask(batch)
-        for t in trials:
-            asked.append(t)
-            if fail_every and t.trial_id % fail_every == 0:
-                searcher.tell(t.trial_id, None, error="boom")
-            else:
-                searcher.tell(t.trial_id, toy_metrics(t.arch))
-    return asked
+drive = drive_toy
 
 
 class _Contract(SearcherContract):
     def make(self, seed: int = 0):
-        return make(self.kind, seed)
+        return make(self.kind, seed)  # the contract's toy searcher with this suite's fast settings
 
 
 class TestRandom(_Contract):
