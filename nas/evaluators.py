@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.capabilities import InitNetworkSpace, TabularSpace
-from nas.core.config import ConfigError, from_dict
+from nas.core.config import ConfigError, from_dict, short_repr
 from nas.core.evaluator import CheapMetricsMixin, Evaluator
 from nas.core.registry import RegistryError
 from nas.core.space import SearchSpace
@@ -252,7 +252,7 @@ class ZeroCostEvaluator(CostMixin, Evaluator):
         from predictors.zero_cost import proxy_names
 
         if spec.proxy not in proxy_names():
-            raise ConfigError(f"evaluator.proxy: unknown {spec.proxy[:80]!r}; known: {', '.join(proxy_names())}")
+            raise ConfigError(f"evaluator.proxy: unknown {short_repr(spec.proxy)}; known: {', '.join(proxy_names())}")
         if not isinstance(space, InitNetworkSpace):
             raise ConfigError(
                 f"evaluator.kind: zero_cost needs a space that builds networks at initialisation, not {space.space_id}"
@@ -368,8 +368,7 @@ def _parse(spec: Mapping[str, Any], allow_code: bool) -> tuple[Any, Any]:
     """The evaluator block parsed into its kind's spec dataclass, and the kind's factory."""
     kind = spec.get("kind")
     if not isinstance(kind, str) or not registry.has("evaluator", kind):
-        shown = kind[:80] if isinstance(kind, str) else kind
-        raise ConfigError(f"evaluator.kind: {shown!r} is not one of {evaluator_kinds()}")
+        raise ConfigError(f"evaluator.kind: {short_repr(kind)} is not one of {evaluator_kinds()}")
     factory = _plugin_factory(kind)
     if getattr(factory, "names_code", False) and not allow_code:
         safe = [k for k in evaluator_kinds() if not getattr(_plugin_factory(k), "names_code", False)]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas.core.config import ConfigError, from_dict, key, load_yaml, to_dict
+from nas.core.config import ConfigError, from_dict, key, load_yaml, short_repr, to_dict
 from nas.core.limits import DEFAULT_LIMITS, InputLimits, check_values
 from nas.core.pareto import Constraint, Objective
 from nas.core.space import SpaceRef
@@ -71,7 +71,9 @@ class SearcherSpec:
     def validate(self, path: str) -> None:
         kinds = searcher_kinds()
         if self.kind not in kinds:
-            raise ConfigError(f"{key(path, 'kind')}: unknown searcher {self.kind[:80]!r}; known: {', '.join(kinds)}")
+            raise ConfigError(
+                f"{key(path, 'kind')}: unknown searcher {short_repr(self.kind)}; known: {', '.join(kinds)}"
+            )
 
 
 @dataclass
@@ -116,8 +118,7 @@ class JobSpec:
         kind = self.evaluator.get("kind")
         kinds = evaluator_kinds()
         if kind not in kinds:
-            shown = kind[:80] if isinstance(kind, str) else kind
-            raise ConfigError(f"evaluator.kind: {shown!r} is not one of {kinds}")
+            raise ConfigError(f"evaluator.kind: {short_repr(kind)} is not one of {kinds}")
         if not 1 <= self.parallelism <= MAX_PARALLELISM:
             raise ConfigError(f"parallelism: must be in [1, {MAX_PARALLELISM}], got {self.parallelism}")
         if not 0 <= self.seed < 2**32:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,12 @@ def effective_state(job: Any, lease: LeaseRecord | None) -> str:
     return str(job.state)
 
 
-def job_summary(store: Store, job: Any, lease: LeaseRecord | bool | None = True) -> dict[str, Any]:
+def job_summary(store: Store, job: Any, leases: Mapping[str, LeaseRecord] | None = None) -> dict[str, Any]:
     """One job's state, progress, best value per objective (over its latest front) and hypervolume.
 
-    ``lease``: the job's lease if already read (``True``: read it here).
+    ``leases``: every job's lease, when the caller read them at once (default: read this job's).
     """
-    if lease is True:
-        lease = store.lease(job.id)
+    lease = leases.get(job.id) if leases is not None else store.lease(job.id)
     counts = store.counts(job.id)
     fronts = store.fronts(job.id)
     last = fronts[-1] if fronts else None
@@ -39,7 +39,7 @@ def job_summary(store: Store, job: Any, lease: LeaseRecord | bool | None = True)
             if values:
                 best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
     return {
-        "job_id": job.id, "name": job.name, "state": effective_state(job, lease or None), "space": job.space_id,
+        "job_id": job.id, "name": job.name, "state": effective_state(job, lease), "space": job.space_id,
         "searcher": job.spec["searcher"]["kind"], "done": counts["complete"] + counts["failed"],
         "running": counts["running"], "failed": counts["failed"], "budget": job.budget, "best": best,
         "hypervolume": last.hypervolume if last else None, "elapsed_s": round(job.elapsed_s, 1),
@@ -50,7 +50,7 @@ def job_summary(store: Store, job: Any, lease: LeaseRecord | bool | None = True)
 def job_summaries(store: Store) -> list[dict[str, Any]]:
     """:func:`job_summary` of every job, oldest first."""
     leases = store.leases()
-    return [job_summary(store, job, leases.get(job.id)) for job in store.jobs()]
+    return [job_summary(store, job, leases) for job in store.jobs()]
 
 
 def latency_metric(objectives: list[dict[str, Any]], override: str | None = None) -> str | None:

@@ -104,16 +104,20 @@ def _retry_locked(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _host() -> str:
+    return socket.gethostname()[:100]
+
+
 def runner_id() -> str:
     """A new runner identity: host, process and a random part (two runners in one process differ)."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{_host()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _runner_is_dead(runner: str) -> bool:
     """Whether ``runner`` was a process on this host that no longer exists (a killed runner)."""
     host, _, rest = runner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname()[:100] or not pid_text.isdigit():
+    if host != _host() or not pid_text.isdigit():
         return False
     try:
         os.kill(int(pid_text), 0)
@@ -335,7 +339,7 @@ class Store:
             self.engine: Engine = create_engine(url, **kwargs)
             _Base.metadata.create_all(self.engine)
         except Exception as exc:  # driver missing, server unreachable, ...
-            raise StoreError(f"store: cannot open {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+            raise StoreError(f"store: cannot open {self.safe_url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

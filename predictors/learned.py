@@ -22,6 +22,7 @@ import numpy as np
 
 from nas.core import registry
 from nas.core.arch import Arch
+from nas.core.config import short_repr
 from nas.core.io import read_json
 from nas.core.space import SearchSpace
 
@@ -51,7 +52,7 @@ def predictor_kind(kind: str) -> EstimatorFactory:
         return registry.load("predictor", kind)
     except registry.RegistryError:
         known = ", ".join(predictor_kinds())
-        raise ValueError(f"kind: unknown predictor {kind[:80]!r}; choose one of {known}") from None
+        raise ValueError(f"kind: unknown predictor {short_repr(kind)}; choose one of {known}") from None
 
 
 def ridge(params: Mapping[str, Any], seed: int) -> list[Any]:

@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nas.core import registry
+from nas.core.config import short_repr
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.GELU, nn.SiLU, nn.LeakyReLU)
@@ -262,7 +263,8 @@ def proxy(name: str) -> Callable[..., float]:
     try:
         return registry.load("proxy", name)
     except registry.RegistryError as exc:
-        raise ValueError(f"proxy: unknown zero-cost proxy {name[:80]!r}; known: {', '.join(proxy_names())}") from exc
+        known = ", ".join(proxy_names())
+        raise ValueError(f"proxy: unknown zero-cost proxy {short_repr(name)}; known: {known}") from exc
 
 
 def score(name: str, model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy, seed: int = 0) -> float:

@@ -231,10 +231,8 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
 
     @api.get("/info")
     def info() -> dict[str, Any]:
-        from sqlalchemy.engine import make_url
-
         return {
-            "store": make_url(store.url).render_as_string(hide_password=True),
+            "store": store.safe_url,
             "auth": config.token is not None,
             "data_roots": [str(r) for r in config.policy.data_roots or ()],
             "max_body_bytes": limits.max_bytes,

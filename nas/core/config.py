@@ -42,7 +42,7 @@ def load_yaml(path: str | Path, limits: InputLimits = DEFAULT_LIMITS) -> dict[st
     return dict(data)
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     """``repr`` of a user value for an error message, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -64,41 +64,41 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                 return _convert(value, arg, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {_short(value)} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {short_repr(value)} matches none of {tp}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{path}: {_short(value)} is not one of {list(args)}")
+            raise ConfigError(f"{path}: {short_repr(value)} is not one of {list(args)}")
         return value
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {_short(value)}")
+            raise ConfigError(f"{path}: expected a list, got {short_repr(value)}")
         item_type = args[0] if args else Any
         items = [_convert(v, item_type, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {_short(value)}")
+            raise ConfigError(f"{path}: expected a mapping, got {short_repr(value)}")
         value_type = args[1] if len(args) == 2 else Any
         return {str(k): _convert(v, value_type, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {_short(value)}")
+            raise ConfigError(f"{path}: expected true or false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {_short(value)}")
+            raise ConfigError(f"{path}: expected an integer, got {short_repr(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {_short(value)}")
+            raise ConfigError(f"{path}: expected a number, got {short_repr(value)}")
         if not math.isfinite(value):
             raise ConfigError(f"{path}: {value} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {_short(value)}")
+            raise ConfigError(f"{path}: expected a string, got {short_repr(value)}")
         return value
     return value
 
@@ -113,7 +113,7 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{label}: expected a mapping of keys, got {_short(data)}")
+        raise ConfigError(f"{label}: expected a mapping of keys, got {short_repr(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
@@ -154,5 +154,3 @@ def key(path: str, name: str) -> str:
 
 
 __all__ = ["ConfigError", "from_dict", "key", "load_yaml", "short_repr", "to_dict"]
-
-short_repr = _short

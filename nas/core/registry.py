@@ -28,6 +28,7 @@ from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from nas.core.config import short_repr
 from nas.core.errors import ConfigError
 
 KINDS = ("space", "searcher", "evaluator", "proxy", "predictor", "latency_backend", "layer")
@@ -206,8 +207,7 @@ def load(kind: str, name: str) -> Any:
         return registered
     found = _entry_points(kind).get(name)
     if found is None:
-        shown = name[:80] if isinstance(name, str) else name
-        raise RegistryError(f"unknown {kind} {shown!r}; known: {', '.join(names(kind))}")
+        raise RegistryError(f"unknown {kind} {short_repr(name)}; known: {', '.join(names(kind))}")
     try:
         return found.load()
     except Exception as exc:  # an installed plug-in that is broken: say which

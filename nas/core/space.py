@@ -21,6 +21,7 @@ import numpy as np
 
 from nas.core import registry
 from nas.core.arch import Arch
+from nas.core.config import short_repr
 from nas.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -288,12 +289,12 @@ def create_space(name: str, *, allow_code: bool = True, **kwargs: Any) -> Search
             raise ValueError(f"space {name!r} cannot be imported: {exc}") from exc
     elif ":" in name:
         raise ValueError(
-            f"space {name[:80]!r}: a module:factory name is not accepted here; name a registered space "
+            f"space {short_repr(name)}: a module:factory name is not accepted here; name a registered space "
             f"({', '.join(list_spaces())}) or install a plug-in (entry point group {registry.GROUPS['space']!r})"
         )
     else:
-        raise ValueError(f"unknown space {name[:80]!r}; known spaces: {', '.join(list_spaces())}")
-    registry.check_settings(factory, kwargs, f"space {name[:80]!r}")
+        raise ValueError(f"unknown space {short_repr(name)}; known spaces: {', '.join(list_spaces())}")
+    registry.check_settings(factory, kwargs, f"space {short_repr(name)}")
     space = factory(**kwargs)
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space factory {name!r} did not return a SearchSpace")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.core import registry
+from nas.core.config import short_repr
 from nas.core.pareto import Constraint, Objective
 from nas.core.space import SearchSpace
 from nas.searchers.base import Observation, Searcher, Trial
@@ -19,7 +20,7 @@ def searcher_kinds() -> list[str]:
 def searcher_class(kind: str) -> type[Searcher]:
     """The class of a registered searcher kind."""
     if not registry.has("searcher", kind):
-        raise ValueError(f"searcher: unknown kind {kind[:80]!r}; known: {', '.join(searcher_kinds())}")
+        raise ValueError(f"searcher: unknown kind {short_repr(kind)}; known: {', '.join(searcher_kinds())}")
     cls = registry.load("searcher", kind)
     if not (isinstance(cls, type) and issubclass(cls, Searcher)):
         raise ValueError(f"searcher {kind!r} is not a Searcher subclass")

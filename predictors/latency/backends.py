@@ -8,6 +8,7 @@ from typing import Any
 from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.capabilities import SupernetSpace
+from nas.core.config import short_repr
 from nas.core.space import SearchSpace
 from predictors.latency.ops import _torch_dtype, layer_module
 from predictors.latency.timers import measure_module, measure_onnx
@@ -23,7 +24,7 @@ def latency_backend(name: str) -> LatencyBackend:
     try:
         backend = registry.create("latency_backend", name)
     except registry.RegistryError:
-        raise ValueError(f"backend: use one of {backend_names()}, got {name[:80]!r}") from None
+        raise ValueError(f"backend: use one of {backend_names()}, got {short_repr(name)}") from None
     return backend
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.arch import Arch
+from nas.core.config import short_repr
 from nas.core.evaluator import Evaluator
 from nas.core.space import SearchSpace, create_space
 from search_spaces.nb201.cell import NUM_ARCHS
@@ -67,7 +68,7 @@ class TabularNB201Evaluator(Evaluator):
         column = ACCURACY_COLUMNS.get(dataset, dataset)
         if column not in columns:
             raise ValueError(
-                f"dataset: {accuracy_csv} has no column {column[:80]!r}; datasets: {sorted(ACCURACY_COLUMNS)} "
+                f"dataset: {accuracy_csv} has no column {short_repr(column)}; datasets: {sorted(ACCURACY_COLUMNS)} "
                 "(or a column of the file's header line)"
             )
         self.accuracy = self._table(accuracy_csv, columns, rows, [column])
@@ -79,7 +80,7 @@ class TabularNB201Evaluator(Evaluator):
             wanted = list(devices) if devices is not None else available
             unknown = [d for d in wanted if d not in available]
             if unknown:
-                shown = ", ".join(repr(d[:80]) for d in unknown[:5])
+                shown = ", ".join(short_repr(d) for d in unknown[:5])
                 raise ValueError(f"devices: {shown} not columns of {latency_csv} (its header line lists the devices)")
             self.devices = tuple(wanted)
             self.latency = self._table(latency_csv, lat_columns, lat_rows, wanted)
@@ -101,7 +102,7 @@ class TabularNB201Evaluator(Evaluator):
                 try:
                     value = float(row[c])
                 except (ValueError, TypeError, KeyError):
-                    raise ValueError(f"{path}, line {line}: column {c[:80]!r} is not a number") from None
+                    raise ValueError(f"{path}, line {line}: column {short_repr(c)} is not a number") from None
                 table.setdefault(arch.arch_id, {})[c] = value
         if len(table) != NUM_ARCHS:
             raise ValueError(f"{path}: holds {len(table)} distinct archs, expected {NUM_ARCHS}")
