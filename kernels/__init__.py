@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-ACTIVATIONS = {"none": 0, "relu": 1, "h_swish": 2}
+ACTIVATIONS = {"none": 0, "relu": 1, "h_swish": 2, "relu6": 3}
 
 
 def interpreted() -> bool:

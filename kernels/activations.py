@@ -12,6 +12,8 @@ def apply_activation(y, ACT: tl.constexpr):
         y = tl.maximum(y, 0.0)
     elif ACT == 2:  # h-swish: x * relu6(x + 3) / 6
         y = y * tl.minimum(tl.maximum(y + 3.0, 0.0), 6.0) / 6.0
+    elif ACT == 3:  # relu6
+        y = tl.minimum(tl.maximum(y, 0.0), 6.0)
     return y
 
 

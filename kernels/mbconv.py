@@ -18,13 +18,15 @@ class _Conv:
 
 
 def _act_name(module: torch.nn.Module) -> str | None:
+    if isinstance(module, torch.nn.ReLU6):
+        return "relu6"
     if isinstance(module, torch.nn.ReLU):
         return "relu"
     if isinstance(module, torch.nn.Hardswish):
         return "h_swish"
     if isinstance(module, torch.nn.Identity):
         return None
-    raise ValueError(f"activation {type(module).__name__} has no kernel; use ReLU, Hardswish or Identity")
+    raise ValueError(f"activation {type(module).__name__} has no kernel; use ReLU, ReLU6, Hardswish or Identity")
 
 
 def fold_conv(layer: torch.nn.Module, dtype: torch.dtype, device: str | torch.device | None = None) -> _Conv:

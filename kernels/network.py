@@ -28,8 +28,9 @@ class NetworkRunner:
         self.dtype = dtype
         self.stem = net.stem.to(device=device, dtype=dtype).to(memory_format=torch.channels_last)
         self.blocks = [MBConvRunner(block, dtype, device) for block in net.blocks]
-        self.final_expand = fold_conv(net.final_expand, dtype, device)
+        self.final_expand = None if net.final_expand is None else fold_conv(net.final_expand, dtype, device)
         self.feature_mix = fold_conv(net.feature_mix, dtype, device)
+        self.feature_mix_before_pool = bool(net.feature_mix_before_pool)
         self.classifier = net.classifier.to(device=device, dtype=dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,11 +41,13 @@ class NetworkRunner:
             y = self.stem(x.to(self.dtype).contiguous(memory_format=torch.channels_last))
             for block in self.blocks:
                 y = block(y)
-            f = self.final_expand
-            y = pointwise_conv(y, f.weight, f.scale, f.shift, f.act)
-            y = y.mean((2, 3), keepdim=True)
-            m = self.feature_mix
-            y = pointwise_conv(y, m.weight, m.scale, m.shift, m.act)
+            f, m = self.final_expand, self.feature_mix
+            if f is not None:
+                y = pointwise_conv(y, f.weight, f.scale, f.shift, f.act)
+            if self.feature_mix_before_pool:
+                y = pointwise_conv(y, m.weight, m.scale, m.shift, m.act).mean((2, 3), keepdim=True)
+            else:
+                y = pointwise_conv(y.mean((2, 3), keepdim=True), m.weight, m.scale, m.shift, m.act)
             return self.classifier(torch.flatten(y, 1))
 
     # ``measure_module`` moves and switches modes; the runner is already placed and in eval.

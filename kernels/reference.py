@@ -13,6 +13,8 @@ def activation(y: torch.Tensor, act: str | None) -> torch.Tensor:
         return F.relu(y)
     if act == "h_swish":
         return F.hardswish(y)
+    if act == "relu6":
+        return F.relu6(y)
     raise ValueError(f"act: unknown activation {act!r}")
 
 

@@ -73,20 +73,34 @@ def add_serve_command(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--jobs", type=int, default=1, help="jobs run at the same time")
     p.add_argument("--token", help="bearer token clients must send (default: $NAS_SERVICE_TOKEN, else a token file)")
-    p.add_argument("--token-file", help="where the token is kept; created (mode 600) with a random token if absent "
-                   "(default: <db>.token beside a SQLite store, else ~/.config/hwnas/service.token)")
+    p.add_argument(
+        "--token-file",
+        help="where the token is kept; created (mode 600) with a random token if absent "
+        "(default: <db>.token beside a SQLite store, else ~/.config/hwnas/service.token)",
+    )
     p.add_argument("--no-auth", action="store_true", help="no token (allowed only on a loopback --host)")
-    p.add_argument("--data-root", action="append", metavar="DIR",
-                   help="folder that files named in submitted specs must lie in (repeatable; default: none, "
-                        "so specs may name no files)")
+    p.add_argument(
+        "--data-root",
+        action="append",
+        metavar="DIR",
+        help="folder that files named in submitted specs must lie in (repeatable; default: none, "
+        "so specs may name no files)",
+    )
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: 1 MiB)")
-    p.add_argument("--allowed-host", action="append", metavar="HOST",
-                   help="Host header values accepted (repeatable; default: the --host, or the loopback names)")
-    p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
-                   help="another origin whose pages may call the API (repeatable; default: none)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST",
+        help="Host header values accepted (repeatable; default: the --host, or the loopback names)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="another origin whose pages may call the API (repeatable; default: none)",
+    )
     p.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile")
     p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     p.add_argument("--max-connections", type=int, default=200, help="concurrent connections before 503s")
     p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
     p.set_defaults(func=cmd_serve)
-

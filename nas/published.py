@@ -144,7 +144,8 @@ def import_supernet(
     Args:
         source: A published name (see :func:`published_names`) or the path of a checkpoint file.
         out: The run folder to write.
-        space_name, space_options: The space of a checkpoint file (by name: from the zoo entry).
+        space_name, space_options: The space of a checkpoint file (by name, or for a file named as a
+            published supernet: from the zoo entry; options given here override the entry's).
         data: The ``data`` section evaluation uses (``nas eval``, the supernet evaluator), as in a
             training config; default: ImageNet-sized synthetic images (replace with real data).
         download_folder: Where downloads are cached (default: :func:`cache_dir`).
@@ -160,8 +161,14 @@ def import_supernet(
         options = {**zoo_options, **(space_options or {})}
         path = fetch(source, url, download_folder)
     elif Path(source).is_file():
-        path, options = Path(source), dict(space_options or {"config": "imagenet"})
-        space_name = space_name or "ofa_mbv3"
+        path = Path(source)
+        # a file named as a published supernet (downloaded by hand) gets that supernet's space
+        zoo_space, _, zoo_options = known.get(path.name, (None, "", {"config": "imagenet"}))
+        if space_name is None or space_name == zoo_space:
+            options = {**zoo_options, **(space_options or {})}
+        else:
+            options = dict(space_options or {})
+        space_name = space_name or zoo_space or "ofa_mbv3"
     else:
         raise PublishedError(
             f"{source}: neither a file nor a published supernet; published: {', '.join(sorted(known)) or 'none'}"

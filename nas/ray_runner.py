@@ -73,8 +73,10 @@ class NASSearcher(TuneSearcher):
 
     # Tune's own annotation omits the FINISHED string its docs tell searchers to return.
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-        if self._recorder.lease_lost or self._recorder.budget.exhausted() or (
-            self.limit is not None and self.suggested >= self.limit
+        if (
+            self._recorder.lease_lost
+            or self._recorder.budget.exhausted()
+            or (self.limit is not None and self.suggested >= self.limit)
         ):
             return TuneSearcher.FINISHED
         trial = self.queue.pop(0) if self.queue else None

@@ -38,6 +38,7 @@ __all__ = ["JobResult", "check_metrics", "evaluate_safely", "reference_point", "
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class JobResult:
     job_id: str

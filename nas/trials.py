@@ -225,5 +225,3 @@ class TrialRecorder:
         hv = self.tracker.hv
         self.bar.set_postfix({**best, "hv": f"{hv:.4g}" if hv is not None else "-", "failed": self.failed})
         self.bar.update(1)
-
-

@@ -75,8 +75,18 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "proxy": MappingProxyType(
             {
                 name: f"predictors.zero_cost:{name}"
-                for name in ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "naswot", "zen",
-                             "params", "flops")
+                for name in (
+                    "grad_norm",
+                    "snip",
+                    "grasp",
+                    "fisher",
+                    "jacob_cov",
+                    "synflow",
+                    "naswot",
+                    "zen",
+                    "params",
+                    "flops",
+                )
             }
         ),
         "predictor": MappingProxyType(

@@ -320,7 +320,6 @@ class SpaceRef:
             raise ConfigError(f"space: {exc}") from exc
 
 
-
 def space_from_id(space_id: str) -> SearchSpace:
     """Re-creates a space from its ``space_id`` (``name/config``)."""
     name, _, config = space_id.partition("/")

@@ -57,9 +57,7 @@ class Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
         for target in range(1, 4):
-            nodes.append(
-                sum(self.edges[k](nodes[source]) for k, (source, t) in enumerate(EDGES) if t == target)
-            )
+            nodes.append(sum(self.edges[k](nodes[source]) for k, (source, t) in enumerate(EDGES) if t == target))
         return nodes[3]
 
 

@@ -1,4 +1,4 @@
-"""The published once-for-all MobileNetV3 supernets: their names, and the mapping between the
+"""The published once-for-all MobileNetV3 and ProxylessNAS supernets: their names, and the mapping between the
 reference implementation's parameter names and ours (both directions).
 
 The reference checkpoints are dicts whose ``state_dict`` maps the reference module names
@@ -32,6 +32,7 @@ PUBLISHED: Mapping[str, PublishedSupernet] = {
     for name, config in (
         ("ofa_mbv3_d234_e346_k357_w1.0", "imagenet"),
         ("ofa_mbv3_d234_e346_k357_w1.2", "imagenet_w1.2"),
+        ("ofa_proxyless_d234_e346_k357_w1.3", "proxyless_w1.3"),
     )
 }
 

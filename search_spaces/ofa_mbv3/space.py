@@ -50,7 +50,7 @@ class OFAMobileNetV3Space(SearchSpace):
         nb, ns = cfg.num_blocks, cfg.num_stages
         genes = [Gene(f"ks_{i}", cfg.ks_choices) for i in range(nb)]
         genes += [Gene(f"e_{i}", cfg.expand_choices) for i in range(nb)]
-        genes += [Gene(f"d_{j}", cfg.depth_choices) for j in range(ns)]
+        genes += [Gene(f"d_{j}", cfg.stage_depth_choices(j)) for j in range(ns)]
         genes.append(Gene("r", cfg.resolutions))
         self._genes = tuple(genes)
 
@@ -65,11 +65,11 @@ class OFAMobileNetV3Space(SearchSpace):
     # ------------------------------------------------------------- encoding
     def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
         cfg = self.config
-        nb, ns = cfg.num_blocks, cfg.num_stages
+        nb = cfg.num_blocks
         return {
             "ks": [cfg.ks_choices[i] for i in vector[:nb]],
             "e": [cfg.expand_choices[i] for i in vector[nb : 2 * nb]],
-            "d": [cfg.depth_choices[i] for i in vector[2 * nb : 2 * nb + ns]],
+            "d": self._depths(vector),
             "r": cfg.resolutions[vector[-1]],
         }
 
@@ -83,15 +83,14 @@ class OFAMobileNetV3Space(SearchSpace):
         missing = [k for k in ARCH_KEYS if k not in data]
         if missing:
             raise ValueError(f"arch lacks keys {missing}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
-        ks = self._int_list(
-            data["ks"],
-            "ks",
-            cfg.num_blocks,
-            f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}",
+        built = cfg.stage_blocks
+        per_block = (
+            f"one per block: {cfg.num_stages} stages x {built[0]}"
+            if len(set(built)) == 1
+            else f"one per block: {' + '.join(map(str, built))} over {cfg.num_stages} stages"
         )
-        es = self._int_list(
-            data["e"], "e", cfg.num_blocks, f"one per block: {cfg.num_stages} stages x {cfg.blocks_per_stage}"
-        )
+        ks = self._int_list(data["ks"], "ks", cfg.num_blocks, per_block)
+        es = self._int_list(data["e"], "e", cfg.num_blocks, per_block)
         ds = self._int_list(data["d"], "d", cfg.num_stages, "one per stage")
         r = data["r"]
         if isinstance(r, (list, tuple)):
@@ -124,12 +123,14 @@ class OFAMobileNetV3Space(SearchSpace):
         return list(value)
 
     def _inactive_blocks(self, depths: Sequence[int]) -> list[int]:
-        per = self.config.blocks_per_stage
-        return [s * per + i for s, d in enumerate(depths) for i in range(d, per)]
+        cfg = self.config
+        return [
+            offset + i for offset, built, d in zip(cfg.stage_offsets, cfg.stage_blocks, depths) for i in range(d, built)
+        ]
 
     def _depths(self, vector: Sequence[int]) -> list[int]:
         nb, ns = self.config.num_blocks, self.config.num_stages
-        return [self.config.depth_choices[i] for i in vector[2 * nb : 2 * nb + ns]]
+        return [self._genes[2 * nb + j].choices[i] for j, i in enumerate(vector[2 * nb : 2 * nb + ns])]
 
     def _canonical_vector(self, vector: list[int]) -> list[int]:
         out = list(vector)
@@ -174,8 +175,10 @@ class OFAMobileNetV3Space(SearchSpace):
     def size(self) -> int:
         cfg = self.config
         per_block = len(cfg.ks_choices) * len(cfg.expand_choices)
-        per_stage = sum(per_block**d for d in cfg.depth_choices)
-        return per_stage**cfg.num_stages * len(cfg.resolutions)
+        total = len(cfg.resolutions)
+        for stage in range(cfg.num_stages):
+            total *= sum(per_block**d for d in cfg.stage_depth_choices(stage))
+        return total
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -205,19 +208,19 @@ class OFAMobileNetV3Space(SearchSpace):
         cfg = self.config
         hw = arch["r"]
         layers: list[dict[str, Any]] = []
-        stem = cfg.stem_channels
+        stem, first = cfg.stem_channels, cfg.first_block_channels
         out_hw = conv_out_size(hw, 3, cfg.stem_stride)
-        layers.append(_conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act="h_swish"))
+        layers.append(_conv("stem", cfg.in_channels, stem, 3, cfg.stem_stride, hw, out_hw, bn=True, act=cfg.stem_act))
         hw = out_hw
-        layers.append(_mbconv("blocks.0", stem, stem, stem, 1, 3, 1, hw, False, 0, "relu"))
-        in_ch = stem
+        layers.append(_mbconv("blocks.0", stem, first, stem, 1, 3, 1, hw, False, 0, cfg.first_block_act))
+        in_ch = first
         ks, es, ds = arch["ks"], arch["e"], arch["d"]
         index = 1
         for s, (width, stride, act, se) in enumerate(
             zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se)
         ):
             for i in range(ds[s]):
-                b = s * cfg.blocks_per_stage + i
+                b = cfg.stage_offsets[s] + i
                 block_stride = stride if i == 0 else 1
                 mid = make_divisible(round(in_ch * es[b]), 8)
                 se_mid = make_divisible(mid // cfg.se_reduction, 8) if se else 0
@@ -227,21 +230,29 @@ class OFAMobileNetV3Space(SearchSpace):
                 hw = layers[-1]["out_hw"]
                 in_ch = width
                 index += 1
-        layers.append(_conv("final_expand", in_ch, cfg.final_expand_channels, 1, 1, hw, hw, bn=True, act="h_swish"))
-        layers.append({"op": "pool", "name": "pool", "in_ch": cfg.final_expand_channels, "in_hw": hw, "out_hw": 1})
-        layers.append(
-            _conv(
-                "feature_mix",
-                cfg.final_expand_channels,
-                cfg.feature_mix_channels,
-                1,
-                1,
-                1,
-                1,
-                bn=False,
-                act="h_swish",
+        if cfg.final_expand_channels:
+            layers.append(
+                _conv("final_expand", in_ch, cfg.final_expand_channels, 1, 1, hw, hw, bn=True, act=cfg.head_act)
             )
+            in_ch = cfg.final_expand_channels
+        mix_hw = hw if cfg.feature_mix_before_pool else 1
+        feature_mix = _conv(
+            "feature_mix",
+            in_ch,
+            cfg.feature_mix_channels,
+            1,
+            1,
+            mix_hw,
+            mix_hw,
+            bn=cfg.feature_mix_bn,
+            act=cfg.head_act,
         )
+        if cfg.feature_mix_before_pool:
+            layers.append(feature_mix)
+            in_ch = cfg.feature_mix_channels
+        layers.append({"op": "pool", "name": "pool", "in_ch": in_ch, "in_hw": hw, "out_hw": 1})
+        if not cfg.feature_mix_before_pool:
+            layers.append(feature_mix)
         layers.append(
             {
                 "op": "linear",
@@ -284,7 +295,7 @@ class OFAMobileNetV3Space(SearchSpace):
         return self.config.to_dict()
 
     def published_supernets(self) -> dict[str, tuple[str, Mapping[str, Any]]]:
-        """Once-for-all's published MobileNetV3 supernets: name -> (URL, space options)."""
+        """Once-for-all's published MobileNetV3 and ProxylessNAS supernets: name -> (URL, space options)."""
         from search_spaces.ofa_mbv3.published import PUBLISHED
 
         return {name: (p.url, {"config": p.config, **p.options}) for name, p in PUBLISHED.items()}
@@ -312,8 +323,8 @@ class OFAMobileNetV3Space(SearchSpace):
         maximal depth cover them all.
         """
         cfg = self.config
-        blocks = len(cfg.stage_widths) * max(cfg.depth_choices)
-        depth = [max(cfg.depth_choices)] * len(cfg.stage_widths)
+        blocks = cfg.num_blocks
+        depth = list(cfg.stage_blocks)
         return [
             self.make({"ks": [k] * blocks, "e": [e] * blocks, "d": depth, "r": r})
             for r in cfg.resolutions

@@ -16,14 +16,16 @@ from torch import nn
 
 
 def make_activation(name: str | None) -> nn.Module:
-    """``relu`` / ``h_swish`` / ``None`` as a module."""
+    """``relu`` / ``relu6`` / ``h_swish`` / ``None`` as a module."""
     if name is None or name == "none":
         return nn.Identity()
     if name == "relu":
         return nn.ReLU()
+    if name == "relu6":
+        return nn.ReLU6()
     if name == "h_swish":
         return nn.Hardswish()
-    raise ValueError(f"act: unknown activation {name!r}; use relu, h_swish or none")
+    raise ValueError(f"act: unknown activation {name!r}; use relu, relu6, h_swish or none")
 
 
 class ConvBNAct(nn.Module):
@@ -127,7 +129,8 @@ def conv_from_config(layer: Mapping[str, Any], bn_momentum: float = 0.1, bn_eps:
 
 
 class StaticOFAMobileNetV3(nn.Module):
-    """A fixed subnet: stem, MBConv blocks, final expand, pool, feature mix, classifier.
+    """A fixed subnet: stem, MBConv blocks, [final expand], pool and feature mix (in the order of
+    the static config), classifier.
 
     Args:
         static_config: Layer list from ``OFAMobileNetV3Space.static_config``.
@@ -141,7 +144,7 @@ class StaticOFAMobileNetV3(nn.Module):
         super().__init__()
         self.static_config = [dict(layer) for layer in static_config]
         by_name = {layer["name"]: layer for layer in self.static_config}
-        for required in ("stem", "final_expand", "feature_mix", "classifier"):
+        for required in ("stem", "feature_mix", "pool", "classifier"):
             if required not in by_name:
                 raise ValueError(f"static config lacks the {required!r} layer")
         bn_kw: dict[str, Any] = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
@@ -149,8 +152,10 @@ class StaticOFAMobileNetV3(nn.Module):
         self.blocks = nn.Sequential(
             *[block_from_config(layer, **bn_kw) for layer in self.static_config if layer["op"] == "mbconv"]
         )
-        self.final_expand = conv_from_config(by_name["final_expand"], **bn_kw)
+        self.final_expand = conv_from_config(by_name["final_expand"], **bn_kw) if "final_expand" in by_name else None
         self.feature_mix = conv_from_config(by_name["feature_mix"], **bn_kw)
+        names = [layer["name"] for layer in self.static_config]
+        self.feature_mix_before_pool = names.index("feature_mix") < names.index("pool")
         head = by_name["classifier"]
         self.classifier = nn.Sequential(
             nn.Dropout(head.get("dropout", 0.0)),
@@ -159,7 +164,10 @@ class StaticOFAMobileNetV3(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))
-        x = self.final_expand(x)
-        x = x.mean((2, 3), keepdim=True)
-        x = self.feature_mix(x)
+        if self.final_expand is not None:
+            x = self.final_expand(x)
+        if self.feature_mix_before_pool:
+            x = self.feature_mix(x).mean((2, 3), keepdim=True)
+        else:
+            x = self.feature_mix(x.mean((2, 3), keepdim=True))
         return self.classifier(torch.flatten(x, 1))

@@ -142,13 +142,17 @@ class OFAMobileNetV3Supernet(nn.Module):
 
     def _build(self, cfg: OFAMobileNetV3Config) -> None:
         bn: dict[str, Any] = {"bn_eps": cfg.bn_eps, "bn_momentum": cfg.bn_momentum}
-        stem = cfg.stem_channels
-        self.stem = ConvBNAct(cfg.in_channels, stem, 3, cfg.stem_stride, act="h_swish", **bn)
-        self.first_block = MBConvBlock(stem, stem, stem, 3, 1, expand=False, act="relu", residual=True, **bn)
+        stem, first = cfg.stem_channels, cfg.first_block_channels
+        self.stem = ConvBNAct(cfg.in_channels, stem, 3, cfg.stem_stride, act=cfg.stem_act, **bn)
+        self.first_block = MBConvBlock(
+            stem, first, stem, 3, 1, expand=False, act=cfg.first_block_act, residual=stem == first, **bn
+        )
         self.blocks = nn.ModuleList()
-        in_ch = stem
-        for width, stride, act, se in zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se):
-            for i in range(cfg.blocks_per_stage):
+        in_ch = first
+        for width, stride, act, se, built in zip(
+            cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se, cfg.stage_blocks
+        ):
+            for i in range(built):
                 self.blocks.append(
                     DynamicMBConvBlock(
                         in_ch,
@@ -162,8 +166,14 @@ class OFAMobileNetV3Supernet(nn.Module):
                     )
                 )
                 in_ch = width
-        self.final_expand = ConvBNAct(in_ch, cfg.final_expand_channels, 1, act="h_swish", **bn)
-        self.feature_mix = ConvBNAct(cfg.final_expand_channels, cfg.feature_mix_channels, 1, bn=False, act="h_swish")
+        self.final_expand = (
+            ConvBNAct(in_ch, cfg.final_expand_channels, 1, act=cfg.head_act, **bn)
+            if cfg.final_expand_channels
+            else None
+        )
+        mix_in = cfg.final_expand_channels or in_ch
+        self.feature_mix = ConvBNAct(mix_in, cfg.feature_mix_channels, 1, bn=cfg.feature_mix_bn, act=cfg.head_act, **bn)
+        self.feature_mix_before_pool = cfg.feature_mix_before_pool
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = DynamicLinear(cfg.feature_mix_channels, cfg.num_classes)
 
@@ -213,16 +223,19 @@ class OFAMobileNetV3Supernet(nn.Module):
 
     def active_blocks(self) -> list[DynamicMBConvBlock]:
         """The elastic blocks the active arch runs, in order."""
-        per = self.space.config.blocks_per_stage
-        return [self.blocks[s * per + i] for s, d in enumerate(self.active_arch["d"]) for i in range(d)]
+        offsets = self.space.config.stage_offsets
+        return [self.blocks[offset + i] for offset, d in zip(offsets, self.active_arch["d"]) for i in range(d)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.first_block(self.stem(x))
         for block in self.active_blocks():
             x = block(x)
-        x = self.final_expand(x)
-        x = x.mean((2, 3), keepdim=True)
-        x = self.feature_mix(x)
+        if self.final_expand is not None:
+            x = self.final_expand(x)
+        if self.feature_mix_before_pool:
+            x = self.feature_mix(x).mean((2, 3), keepdim=True)
+        else:
+            x = self.feature_mix(x.mean((2, 3), keepdim=True))
         return self.classifier(self.dropout(torch.flatten(x, 1)))
 
     # ------------------------------------------------------------ extraction
@@ -245,7 +258,9 @@ class OFAMobileNetV3Supernet(nn.Module):
             net.blocks[0].load_state_dict(self.first_block.state_dict())
             for static_block, block in zip(list(net.blocks)[1:], self.active_blocks()):
                 block.copy_into(static_block)
-        net.final_expand.load_state_dict(self.final_expand.state_dict())
+        if self.final_expand is not None:
+            assert net.final_expand is not None
+            net.final_expand.load_state_dict(self.final_expand.state_dict())
         net.feature_mix.load_state_dict(self.feature_mix.state_dict())
         net.classifier[1].weight.copy_(self.classifier.linear.weight)
         net.classifier[1].bias.copy_(self.classifier.linear.bias)

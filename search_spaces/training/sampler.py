@@ -13,7 +13,8 @@ from nas.core.capabilities import SupernetSpace
 class PhaseSampler:
     """Samples subnets from the choices a phase opens (per elastic dimension of the space).
 
-    Each gene draws, in gene order, from its dimension's open choices.
+    Each gene draws, in gene order, from its dimension's open choices; a gene with none of them
+    (a fixed-depth stage whose only depth the phase has not opened) keeps its own choices.
     """
 
     def __init__(self, space: SupernetSpace, choices: dict[str, tuple[int, ...]]) -> None:
@@ -22,7 +23,8 @@ class PhaseSampler:
         self._options: list[tuple[int, ...]] = []
         for gene in self.space.genes:
             open_values = choices[space.gene_dimension(gene.name)]
-            self._options.append(tuple(i for i, c in enumerate(gene.choices) if c in open_values))
+            options = tuple(i for i, c in enumerate(gene.choices) if c in open_values)
+            self._options.append(options or tuple(range(len(gene.choices))))
 
     def _arch(self, pick: Any) -> Arch:
         return self.space.decode([pick(options) for options in self._options])

@@ -31,7 +31,7 @@ def test_available_and_no_work_at_import() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("act", [None, "relu", "h_swish"])
+@pytest.mark.parametrize("act", [None, "relu", "relu6", "h_swish"])
 def test_pointwise_matches_reference(device, dtype, act) -> None:
     x = rand(2, 24, 5, 7, dtype=dtype, device=device)  # odd spatial size, M = 70 not a block multiple
     w = rand(40, 24, 1, 1, dtype=dtype, device=device, seed=1) * 0.2
@@ -151,7 +151,22 @@ def test_latency_layer_on_triton_backend_runs_and_matches_torch(device) -> None:
             close(fast(x.to(device)).cpu(), module(x), torch.float32)
 
 
-def test_network_runner_matches_static_network(device) -> None:
+# a ProxylessNAS-style head (ReLU6, no final expand, feature mix with BN before pooling) on the mnist preset
+PROXYLESS_HEAD = {
+    "stem_act": "relu6",
+    "first_block_width": 16,
+    "first_block_act": "relu6",
+    "stage_acts": ["relu6"] * 3,
+    "stage_se": [False] * 3,
+    "final_expand_width": 0,
+    "head_act": "relu6",
+    "feature_mix_bn": True,
+    "feature_mix_before_pool": True,
+}
+
+
+@pytest.mark.parametrize("overrides", [{}, PROXYLESS_HEAD], ids=["mbv3", "proxyless"])
+def test_network_runner_matches_static_network(device, overrides) -> None:
     """A whole subnet on the kernels (what CUDA tables are validated against) equals the torch network."""
     import numpy as np
 
@@ -159,9 +174,10 @@ def test_network_runner_matches_static_network(device) -> None:
     from nas.core.space import create_space
     from search_spaces.ofa_mbv3.static import StaticOFAMobileNetV3
 
-    space = create_space("ofa_mbv3", config="mnist")
+    space = create_space("ofa_mbv3", config="mnist", **overrides)
     arch = space.sample(np.random.default_rng(3))
     net = StaticOFAMobileNetV3(space.static_config(arch)).eval()
+    assert (net.final_expand is None) == bool(overrides)
     g = torch.Generator().manual_seed(4)
     for module in net.modules():  # non-trivial BN statistics, so folding is exercised
         if isinstance(module, torch.nn.BatchNorm2d):

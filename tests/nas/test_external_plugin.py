@@ -42,7 +42,7 @@ def weight_norm(model, batch=None, loss_fn=None):
         return float(sum(p.norm() for p in model.parameters()))
 '''
 
-PLUGIN_TESTS = '''
+PLUGIN_TESTS = """
 from nas.core import registry
 from nas.testing import ProxyContract, SearcherContract
 
@@ -59,7 +59,7 @@ class TestWeightNorm(ProxyContract):
 def test_found_through_entry_points():
     assert "neighbour" in registry.plugin_names("searcher")
     assert "weight_norm" in registry.plugin_names("proxy")
-'''
+"""
 
 ENTRY_POINTS = """\
 [hwnas.searchers]

@@ -15,7 +15,7 @@ from nas.core.space import create_space, list_spaces, space_from_id
 from search_spaces.ofa_mbv3.config import make_divisible
 
 
-@pytest.fixture(params=["imagenet", "cifar", "mnist"])
+@pytest.fixture(params=["imagenet", "proxyless_w1.3", "cifar", "mnist"])
 def space(request):
     return create_space("ofa_mbv3", config=request.param)
 
@@ -128,7 +128,8 @@ def test_bounds_min_max(space) -> None:
     assert space.decode(lower) == space.min_arch()
     cfg = space.config
     assert space.max_arch()["ks"] == [max(cfg.ks_choices)] * cfg.num_blocks
-    assert space.min_arch()["d"] == [min(cfg.depth_choices)] * cfg.num_stages
+    assert space.min_arch()["d"] == [min(cfg.stage_depth_choices(s)) for s in range(cfg.num_stages)]
+    assert space.max_arch()["d"] == list(cfg.stage_blocks)
     with pytest.raises(ValueError, match="out of range"):
         space.decode(upper + 1)
     with pytest.raises(ValueError, match="entries"):
@@ -159,7 +160,7 @@ def test_features_one_hot(space) -> None:
     assert f.sum() == 2 * active_blocks + 1
     per_block = len(cfg.ks_choices) + len(cfg.expand_choices)
     d0 = arch["d"][0]
-    assert f[d0 * per_block : cfg.blocks_per_stage * per_block].sum() == 0  # skipped blocks are zero
+    assert f[d0 * per_block : cfg.stage_blocks[0] * per_block].sum() == 0  # skipped blocks are zero
     assert (
         space.features(space.max_arch())[: cfg.num_blocks * per_block]
         .reshape(cfg.num_blocks, per_block)[:, len(cfg.ks_choices) - 1]

@@ -13,7 +13,7 @@ import torch
 
 from nas.cli import main
 from nas.core.space import create_space
-from nas.published import PublishedError, import_supernet
+from nas.published import PublishedError, export_reference, import_supernet
 from search_spaces.ofa_mbv3 import published
 from search_spaces.ofa_mbv3.published import ours_from_reference, reference_from_ours
 from search_spaces.training.checkpoint import load_supernet
@@ -21,10 +21,19 @@ from search_spaces.training.checkpoint import load_supernet
 ofa_networks = pytest.importorskip("ofa.imagenet_classification.elastic_nn.networks")
 
 
-def _reference(width: float = 1.0, seed: int = 0) -> torch.nn.Module:
-    """A reference OFA MobileNetV3 supernet with random weights and BN statistics (so a wrong mapping shows)."""
+# published name -> (reference class, width, our preset)
+NETWORKS = {
+    "ofa_mbv3_d234_e346_k357_w1.0": ("OFAMobileNetV3", 1.0, "imagenet"),
+    "ofa_mbv3_d234_e346_k357_w1.2": ("OFAMobileNetV3", 1.2, "imagenet_w1.2"),
+    "ofa_proxyless_d234_e346_k357_w1.3": ("OFAProxylessNASNets", 1.3, "proxyless_w1.3"),
+}
+
+
+def _reference(width: float = 1.0, seed: int = 0, family: str = "OFAMobileNetV3") -> torch.nn.Module:
+    """A reference OFA MobileNetV3 / ProxylessNAS supernet with random weights and BN statistics
+    (so a wrong mapping shows), built as the reference model zoo builds the published ones."""
     torch.manual_seed(seed)
-    net = ofa_networks.OFAMobileNetV3(
+    net = getattr(ofa_networks, family)(
         dropout_rate=0, width_mult=width, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6], depth_list=[2, 3, 4]
     )
     for m in net.modules():
@@ -138,19 +147,24 @@ def test_download_by_name_caches_and_verifies(reference_file, tmp_path: Path, mo
         import_supernet("ofa_resnet99", tmp_path / "run5")
 
 
-@pytest.mark.parametrize("width", [1.0, 1.2])
-def test_equivalence_with_the_reference_on_20_subnets(width: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_equivalence_with_the_reference_on_20_subnets(name: str, tmp_path: Path) -> None:
     """Logits in eval and train mode, the extracted static subnet, MACs and params, for 20 random subnets."""
     from ofa.utils.pytorch_utils import count_net_flops, count_parameters
 
     from predictors.flops import count_cost
 
-    reference = _reference(width=width, seed=3)
-    path = tmp_path / "ref.pth"
+    family, width, config = NETWORKS[name]
+    reference = _reference(width=width, seed=3, family=family)
+    path = tmp_path / name
     torch.save({"state_dict": reference.state_dict()}, str(path))
-    config = "imagenet" if width == 1.0 else "imagenet_w1.2"
-    import_supernet(str(path), tmp_path / "run", space_options={"config": config})
+    import_supernet(str(path), tmp_path / "run")  # a file named as the published one: that one's preset
     supernet, _ = load_supernet(tmp_path / "run")
+    assert supernet.space.space_id == f"ofa_mbv3/{config}"  # the preset itself, not an override
+    export_reference(tmp_path / "run", tmp_path / "back.pth")  # the round trip gives identical tensors
+    back = torch.load(str(tmp_path / "back.pth"), weights_only=True)["state_dict"]
+    original = reference.state_dict()
+    assert set(back) == set(original) and all(torch.equal(back[k], original[k]) for k in original)
     for module in supernet.modules():  # the reference is built without dropout: compare train mode like for like
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0

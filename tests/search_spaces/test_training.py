@@ -99,6 +99,19 @@ def test_phase_sampler_corners() -> None:
     assert all(a["d"] == [1, 1] for a in (sampler.sample(rng) for _ in range(20)))
 
 
+def test_phase_sampler_keeps_a_fixed_depth_stage() -> None:
+    """ProxylessNAS's last stage has exactly one block: phases that fix or open depth keep it at 1."""
+    from nas.core.space import create_space
+
+    space = create_space("ofa_mbv3", config="proxyless_w1.3")
+    rng = np.random.default_rng(0)
+    for open_dims in ({"ks": "all", "r": "all"}, {"ks": "all", "d": "top2", "r": "all"}, {"d": "all"}):
+        sampler = PhaseSampler(space, resolve_open(open_dims, space))
+        assert sampler.largest()["d"][-1] == sampler.smallest()["d"][-1] == 1
+        assert all(sampler.sample(rng)["d"][-1] == 1 for _ in range(10))
+    assert PhaseSampler(space, resolve_open({"ks": "all"}, space)).largest()["d"] == [4, 4, 4, 4, 4, 1]
+
+
 def test_lr_schedule_warmup_and_cosine() -> None:
     phase = load_train_config(
         {"space": TINY["space"], "phases": [{"name": "p", "epochs": 2, "lr": 0.1, "warmup_epochs": 0.5}]}
