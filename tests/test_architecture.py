@@ -55,12 +55,14 @@ def test_no_module_imports_itself_through_others() -> None:
 
 
 def test_no_code_outside_a_space_folder_compares_a_space_name() -> None:
-    pattern = re.compile(r'(==|!=) *"(ofa_mbv3|nb201)"|"(ofa_mbv3|nb201)" *(==|!=)|\.name *(==|!=|not in|in) *\(?"')
+    pattern = re.compile(
+        r'(==|!=) *"(ofa_mbv3|ofa_resnet50|nb201)"|"(ofa_mbv3|ofa_resnet50|nb201)" *(==|!=)|\.name *(==|!=|not in|in) *\(?"'
+    )
     offending = []
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             relative = path.relative_to(ROOT).as_posix()
-            if relative.startswith(("search_spaces/ofa_mbv3/", "search_spaces/nb201/")):
+            if relative.startswith(("search_spaces/ofa_mbv3/", "search_spaces/ofa_resnet50/", "search_spaces/nb201/")):
                 continue
             for number, line in enumerate(path.read_text().splitlines(), start=1):
                 if pattern.search(line):

@@ -49,6 +49,7 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "space": MappingProxyType(
             {
                 "ofa_mbv3": "search_spaces.ofa_mbv3.space:OFAMobileNetV3Space",
+                "ofa_resnet50": "search_spaces.ofa_resnet50.space:OFAResNetSpace",
                 "nb201": "search_spaces.nb201.space:NB201Space",
             }
         ),
@@ -111,6 +112,9 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "mbconv": "search_spaces.ofa_mbv3.layers:MBConvLayer",
                 "pool": "search_spaces.ofa_mbv3.layers:PoolLayer",
                 "linear": "search_spaces.ofa_mbv3.layers:LinearLayer",
+                "conv_residual": "search_spaces.ofa_resnet50.layers:ResidualConvLayer",
+                "maxpool": "search_spaces.ofa_resnet50.layers:MaxPoolLayer",
+                "bottleneck": "search_spaces.ofa_resnet50.layers:BottleneckLayer",
             }
         ),
     }

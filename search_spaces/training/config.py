@@ -4,11 +4,15 @@ Progressive shrinking is data: a list of phases, each naming the elastic
 dimensions it opens (``ks``, ``e``, ``d``, ``r``) and their choices. A dimension a
 phase does not open is fixed at its largest choice. The default schedule is
 once-for-all's: full network, elastic kernel, elastic depth (two stages),
-elastic expand (two stages), with elastic resolution throughout.
+elastic expand (two stages), with elastic resolution throughout. A space with other
+elastic dimensions (once-for-all ResNet: ``d``, ``e``, ``w``, ``r``) gets the same shape from
+its own dimensions when the config names no phases: full network, then each dimension in the
+space's order, opened in two stages (two largest, then all) when it has more than two choices.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -80,10 +84,12 @@ class PhaseSpec:
             raise ConfigError(f"{key(path, 'warmup_epochs')}: must be >= 0, got {self.warmup_epochs}")
         for dim, choices in self.open.items():  # dimension names are checked against the space (resolve_open)
             if not isinstance(choices, str) and not (
-                isinstance(choices, list) and choices and all(isinstance(c, int) for c in choices)
+                isinstance(choices, list)
+                and choices
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
             ):
                 raise ConfigError(
-                    f"{key(path, 'open')}.{dim}: expected 'all', 'topN' or a list of integers, got {choices!r}"
+                    f"{key(path, 'open')}.{dim}: expected 'all', 'topN' or a list of choices, got {choices!r}"
                 )
 
 
@@ -150,6 +156,26 @@ def default_phases(epochs: tuple[int, ...] = (4, 2, 1, 2, 1, 2), lr: float = 0.0
     ]
 
 
+def space_phases(space: SupernetSpace, epochs: int = 2, lr: float = 0.05) -> list[PhaseSpec]:
+    """A progressive-shrinking schedule from a space's own elastic dimensions (resolution open
+    throughout): once-for-all's MobileNetV3 schedule for a space with ``ks``, ``d`` and ``e``;
+    otherwise the full network, then each dimension in order, in two stages when it has more
+    than two choices (``epochs`` per phase)."""
+    dims = [d for d in space.elastic_choices() if d != "r"]
+    resolution = {"r": "all"} if "r" in space.elastic_choices() else {}
+    if dims == ["ks", "e", "d"] or sorted(dims) == ["d", "e", "ks"]:
+        return default_phases()
+    phases = [PhaseSpec("full", epochs * 2, lr, dict(resolution))]
+    opened: dict[str, Any] = dict(resolution)
+    for dim in dims:
+        stages = ["top2", "all"] if len(space.elastic_choices()[dim]) > 2 else ["all"]
+        for i, value in enumerate(stages):
+            opened = {**opened, dim: value}
+            name = dim if len(stages) == 1 else f"{dim}_{i + 1}"
+            phases.append(PhaseSpec(name, epochs, lr * 0.16, dict(opened), subnets_per_step=2))
+    return phases
+
+
 @dataclass
 class TrainConfig:
     """A whole training run."""
@@ -214,4 +240,8 @@ def resolve_open(open_dims: dict[str, Any], space: Any, path: str = "open") -> d
 def load_train_config(source: str | Path | dict[str, Any]) -> TrainConfig:
     """Loads and validates a training config from a YAML path or a dict."""
     data = source if isinstance(source, dict) else load_yaml(source)
+    if isinstance(data, dict) and "phases" not in data:  # no schedule given: the space's own
+        space = from_dict(SpaceSpec, data.get("space") or {}, "space").build()
+        if isinstance(space, SupernetSpace):
+            data = {**data, "phases": [dataclasses.asdict(p) for p in space_phases(space)]}
     return from_dict(TrainConfig, data)

@@ -21,6 +21,10 @@ class TestOFAMobileNetV3Space(SpaceContract):
         return create_space("ofa_mbv3", config="cifar")
 
 
+class TestOFAResNet50Space(SpaceContract):
+    space_name = "ofa_resnet50"
+
+
 class TestNB201Space(SpaceContract):
     space_name = "nb201"
 
