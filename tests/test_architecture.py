@@ -56,7 +56,8 @@ def test_no_module_imports_itself_through_others() -> None:
 
 def test_no_code_outside_a_space_folder_compares_a_space_name() -> None:
     pattern = re.compile(
-        r'(==|!=) *"(ofa_mbv3|ofa_resnet50|nb201)"|"(ofa_mbv3|ofa_resnet50|nb201)" *(==|!=)|\.name *(==|!=|not in|in) *\(?"'
+        r'(==|!=) *"(ofa_mbv3|ofa_resnet50|nb201)"|"(ofa_mbv3|ofa_resnet50|nb201)" *(==|!=)'
+        r'|\.name *(==|!=|not in|in) *\(?"'
     )
     offending = []
     for package in PACKAGES:
