@@ -20,6 +20,8 @@ def cmd_import(args: argparse.Namespace) -> None:
         data = {"name": args.data, "root": args.data_root}
         if args.image_size:
             data["image_size"] = args.image_size
+        if args.workers:
+            data["workers"] = args.workers
     meta = import_supernet(args.source, args.out, space_name=args.space, space_options=options or None, data=data)
     payload = json.loads(meta.read_text())
     text = (
@@ -39,14 +41,23 @@ def cmd_export_ofa(args: argparse.Namespace) -> None:
 def add_supernet_commands(sub: Any, command_group: Any) -> None:
     group = command_group(sub, "supernet", "published supernets: import them as run folders, export them back")
     p = group.add_parser("import", help="a published once-for-all supernet (by name) or a reference checkpoint file")
-    p.add_argument("source", help="ofa_mbv3_d234_e346_k357_w1.0, ofa_mbv3_d234_e346_k357_w1.2, or a .pth file")
+    p.add_argument(
+        "source",
+        help="ofa_mbv3_d234_e346_k357_w1.0, ..._w1.2, ofa_proxyless_d234_e346_k357_w1.3, ofa_resnet50, "
+        "or a checkpoint file (named as one of those: its space and preset)",
+    )
     p.add_argument("--out", required=True, help="run folder to write (as `nas train` writes)")
-    p.add_argument("--space", help="space of a checkpoint file (default: ofa_mbv3)")
-    p.add_argument("--config", help="space preset of a checkpoint file (default: imagenet; imagenet_w1.2)")
+    p.add_argument("--space", help="space of a checkpoint file (default: from its name, else ofa_mbv3)")
+    p.add_argument("--config", help="space preset of a checkpoint file (default: from its name, else imagenet)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. width_mult=1.2")
-    p.add_argument("--data", help="dataset evaluation uses (e.g. imagefolder; default: synthetic images)")
+    p.add_argument(
+        "--data",
+        help="dataset evaluation uses: imagefolder-stream (ImageNet's train/ and val/ tree, streamed), "
+        "webdataset (train/ and val/ tar shards), or an in-memory one (default: synthetic images)",
+    )
     p.add_argument("--data-root", help="its folder")
-    p.add_argument("--image-size", type=int, help="resize images to this side (e.g. 224 for ImageNet)")
+    p.add_argument("--image-size", type=int, help="image side (in-memory sets are resized to it; default: the space's)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes decoding images (streamed data)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_import)
     p = group.add_parser("export-ofa", help="a run folder's supernet in the reference checkpoint format")

@@ -194,7 +194,6 @@ def export_job(
     from nas.evaluators import SupernetSpec
     from predictors.collect import _dataset
     from search_spaces.bn import resize_batch
-    from search_spaces.datasets import BatchLoader
     from search_spaces.training.checkpoint import load_supernet, versions
     from search_spaces.training.evaluation import accuracy, recalibrated_subnet
 
@@ -223,7 +222,7 @@ def export_job(
     models: dict[str, Any] = {}
     if manifest_path.is_file():
         models = {m["file"]: m for m in json.loads(manifest_path.read_text()).get("models", [])}
-    probe, _ = next(BatchLoader(dataset.test, dataset, 16, train=False).epoch(0))
+    probe, _ = next(dataset.loader("test", 16, train=False, resolutions=[space.input_shape()[-1]]).epoch(0))
     for trial in tqdm(chosen, desc="export", unit="model", disable=not progress):
         arch = space.make(trial.arch)
         net = recalibrated_subnet(supernet, arch, dataset, recal_batches=spec.recal_batches, device=torch.device("cpu"))

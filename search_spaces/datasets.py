@@ -36,6 +36,7 @@ from nas.core.seeding import derive_seed
 logger = logging.getLogger(__name__)
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "imagefolder", "synthetic")
+STREAMING_DATASETS = ("imagefolder-stream", "webdataset")  # search_spaces.streaming
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "~/.cache/hwnas/fashion-mnist")
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_FILES = {
@@ -120,6 +121,25 @@ class Dataset:
     @property
     def image_size(self) -> int:
         return int(self.train.images.shape[-1])
+
+    def loader(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        train: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool | None = None,
+        resolutions: Sequence[int] | None = None,
+    ) -> BatchLoader:
+        """Batches of ``split`` at the images' own size (callers resize to a subnet's resolution;
+        ``resolutions`` is for streaming datasets, which decode at the batch's resolution)."""
+        return BatchLoader(
+            self.split(split), self, batch_size, train=train, seed=seed, rank=rank, world_size=world_size,
+            shuffle=shuffle,
+        )  # fmt: skip
 
     def split(self, name: str) -> ImageSplit:
         if name not in ("train", "holdout", "test"):
@@ -439,7 +459,9 @@ def load_dataset(
         )
         classes = tuple(str(i) for i in range(10))
     else:
-        raise DatasetError(f"data.name: unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise DatasetError(
+            f"data.name: unknown dataset {name!r}; choose one of {', '.join(DATASETS + STREAMING_DATASETS)}"
+        )
     if image_size is not None and name != "imagefolder" and train.images.shape[-1] != image_size:
         train = ImageSplit(_resize_uint8(train.images, image_size), train.labels)
         test = ImageSplit(_resize_uint8(test.images, image_size), test.labels)

@@ -41,8 +41,19 @@ class DataSpec:
     batch_size: int = 128
     eval_batch_size: int = 500
     synthetic_samples: int = 512
+    # streaming datasets (imagefolder-stream, webdataset)
+    workers: int = 0
+    holdout_size: int | None = 10000
+    train_shards: str | None = None
+    val_shards: str | None = None
+    train_samples: int | None = None
 
     def validate(self, path: str) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"{key(path, 'workers')}: must be >= 0, got {self.workers}")
+        for name in ("holdout_size", "train_samples"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{key(path, name)}: must be positive or null, got {getattr(self, name)}")
         for name in ("batch_size", "eval_batch_size", "synthetic_samples"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{key(path, name)}: must be positive, got {getattr(self, name)}")

@@ -12,15 +12,18 @@ from torch import nn
 from nas.core.arch import Arch
 from nas.core.capabilities import Supernet
 from search_spaces.bn import recalibrate_bn, resize_batch
-from search_spaces.datasets import BatchLoader, Dataset, load_dataset
+from search_spaces.datasets import Dataset, load_dataset
+from search_spaces.streaming import STREAMING, StreamingDataset
 from search_spaces.training.config import DataSpec
+
+Data = Dataset | StreamingDataset  # in memory (small bundled sets) or streamed from files
 
 
 @torch.no_grad()
 def evaluate_subnet(
     supernet: Supernet,
     arch: Arch,
-    dataset: Dataset,
+    dataset: Data,
     split: str,
     *,
     recal_batches: int = 10,
@@ -46,7 +49,7 @@ def evaluate_subnet(
 def recalibrated_subnet(
     supernet: Supernet,
     arch: Arch,
-    dataset: Dataset,
+    dataset: Data,
     *,
     recal_batches: int = 10,
     batch_size: int = 256,
@@ -60,16 +63,17 @@ def recalibrated_subnet(
     """
     device = device or next(supernet.parameters()).device
     sub = supernet.extract(arch).to(device)
-    recal = BatchLoader(dataset.train, dataset, batch_size=batch_size, train=False, shuffle=True, seed=seed)
+    resolution = supernet.space.resolution(arch)
+    recal = dataset.loader("train", batch_size, train=False, shuffle=True, seed=seed, resolutions=[resolution])
     batches = (x.to(device) for x, _ in recal.epoch(0))
-    recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=supernet.space.resolution(arch))
+    recalibrate_bn(sub, batches, num_batches=recal_batches, resolution=resolution)
     return sub.eval()
 
 
 @torch.no_grad()
 def accuracy(
     model: Any,
-    dataset: Dataset,
+    dataset: Data,
     split: str,
     resolution: int,
     *,
@@ -78,7 +82,7 @@ def accuracy(
 ) -> dict[str, float]:
     """Top-1 accuracy and mean loss of ``model`` (any callable on a batch) on a split at ``resolution``."""
     correct, total, loss = 0, 0, 0.0
-    for x, y in BatchLoader(dataset.split(split), dataset, batch_size, train=False).epoch(0):
+    for x, y in dataset.loader(split, batch_size, train=False, resolutions=[resolution]).epoch(0):
         x, y = resize_batch(x.to(device) if device else x, resolution), y.to(device) if device else y
         logits = model(x)
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -87,8 +91,21 @@ def accuracy(
     return {"accuracy": correct / total, "loss": loss / total, "samples": total}
 
 
-def load_training_data(data: DataSpec, space: Any) -> Dataset:
+def load_training_data(data: DataSpec, space: Any) -> Data:
     """The dataset a ``data`` section names, shaped for ``space`` (channels, synthetic size)."""
+    if data.name in STREAMING:
+        return StreamingDataset(
+            data.name,
+            data.root,
+            holdout_fraction=data.holdout_fraction,
+            holdout_size=data.holdout_size,
+            workers=data.workers,
+            num_classes=space.num_classes(),
+            train_shards=data.train_shards,
+            val_shards=data.val_shards,
+            train_samples=data.train_samples,
+            image_size=data.image_size or space.input_shape()[-1],
+        )
     return load_dataset(
         data.name,
         data.root,

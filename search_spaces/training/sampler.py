@@ -26,6 +26,16 @@ class PhaseSampler:
             options = tuple(i for i, c in enumerate(gene.choices) if c in open_values)
             self._options.append(options or tuple(range(len(gene.choices))))
 
+    def with_resolution(self, arch: Arch, resolution: int) -> Arch:
+        """``arch`` at ``resolution`` when the phase opens it (resolution genes), else ``arch``."""
+        vector = list(self.space.encode(arch))
+        for i, gene in enumerate(self.space.genes):
+            if self.space.gene_dimension(gene.name) == "r" and resolution in gene.choices:
+                index = gene.choices.index(resolution)
+                if index in self._options[i]:
+                    vector[i] = index
+        return self.space.decode(vector)
+
     def _arch(self, pick: Any) -> Arch:
         return self.space.decode([pick(options) for options in self._options])
 

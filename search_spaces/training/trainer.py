@@ -35,6 +35,7 @@ from nas.core.io import atomic_write_text
 from nas.core.seeding import derive_seed
 from search_spaces.bn import resize_batch
 from search_spaces.datasets import BatchLoader
+from search_spaces.streaming import StreamLoader
 from search_spaces.training import checkpoint as ckpt
 from search_spaces.training.config import PhaseSpec, TrainConfig, resolve_open
 from search_spaces.training.distributed import all_reduce_gradients, amp_dtype, init_distributed, resolve_device
@@ -150,15 +151,17 @@ class SupernetTrainer:
             return torch.optim.AdamW(groups, lr=lr)
         return torch.optim.SGD(groups, lr=lr, momentum=tcfg.momentum, nesterov=tcfg.nesterov)
 
-    def _loader(self) -> BatchLoader:
-        return BatchLoader(
-            self.dataset.train,
-            self.dataset,
+    def _loader(self) -> BatchLoader | StreamLoader:
+        """Training batches; a streaming dataset decodes each batch at one random resolution of the
+        space (once-for-all's elastic resolution), which the step's subnets then take."""
+        return self.dataset.loader(
+            "train",
             self.config.data.batch_size,
             train=True,
             seed=self.config.training.seed,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            resolutions=self.space.elastic_choices().get("r"),
         )
 
     # .............................................................. checkpoints
@@ -350,7 +353,8 @@ class SupernetTrainer:
         if steps_per_epoch == 0:
             raise ConfigError(
                 f"data.batch_size: {self.config.data.batch_size} is larger than the training split "
-                f"({len(self.dataset.train)} images per process); lower it"
+                f"({len(self.dataset.split('train'))} images or shards per process); lower it, or give "
+                "data.train_samples for WebDataset shards"
             )
         for phase_index in range(progress.phase, len(self.phases)):
             phase = self.phases[phase_index]
@@ -388,7 +392,7 @@ class SupernetTrainer:
         phase_index: int,
         epoch: int,
         start_step: int,
-        loader: BatchLoader,
+        loader: BatchLoader | StreamLoader,
         sampler: PhaseSampler,
         sandwich: bool,
         optimizer: torch.optim.Optimizer,
@@ -419,6 +423,8 @@ class SupernetTrainer:
             with self._seeded(derive_seed(tcfg.seed, phase_index, epoch, step, 7)):
                 rng = np.random.default_rng(derive_seed(tcfg.seed, phase_index, epoch, step))
                 archs = self._step_archs(phase, sampler, rng)
+                if isinstance(loader, StreamLoader):  # the batch's resolution, where the phase opens it
+                    archs = [sampler.with_resolution(arch, x.shape[-1]) for arch in archs]
                 loss = self._train_step(x, y, archs, sandwich, optimizer)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at phase {phase.name} epoch {epoch} step {step}")
