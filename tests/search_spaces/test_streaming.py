@@ -128,7 +128,8 @@ def test_bad_trees_name_the_problem(tmp_path: Path) -> None:
         StreamingDataset("imagefolder-stream", tmp_path)
     root = make_tree(tmp_path / "t", per_class=4, val_per_class=1)
     (root / "val" / "class2").rename(root / "val" / "classX")
-    with pytest.raises(DatasetError, match=r"class folders differ from train's \(missing \['class2'\], extra \['classX'\]"):
+    differ = r"class folders differ from train's \(missing \['class2'\], extra \['classX'\]"
+    with pytest.raises(DatasetError, match=differ):
         StreamingDataset("imagefolder-stream", root)
     (root / "val" / "classX").rename(root / "val" / "class2")
     (root / "train" / "class1" / "img000.JPEG").write_bytes(b"not a jpeg")
@@ -159,7 +160,7 @@ def test_webdataset_shards(tmp_path: Path) -> None:
         StreamingDataset("webdataset", root, holdout_fraction=0.4, num_classes=3, workers=2).loader(
             "train", 4, train=True
         )
-    with pytest.raises(DatasetError, match="shard .*missing.tar does not exist"):
+    with pytest.raises(DatasetError, match=r"shard .*missing\.tar does not exist"):
         StreamingDataset("webdataset", None, train_shards=str(tmp_path / "missing.tar"), num_classes=3)
 
 
