@@ -34,8 +34,15 @@ def replay(result: Path, tables: Path) -> dict:
             arch = space.make(row["arch"])
             diff_sum = max(diff_sum, abs(table.lookup(space, arch) - row["table_sum_ms"]))
             diff_pred = max(diff_pred, abs(table.predict(space, arch) - row["predicted_ms"]))
-        out["runs"].append({"batch": run["batch"], "archs": len(run["per_arch"]), "entries": len(table.entries),
-                            "max_abs_diff_table_sum_ms": diff_sum, "max_abs_diff_predicted_ms": diff_pred})
+        out["runs"].append(
+            {
+                "batch": run["batch"],
+                "archs": len(run["per_arch"]),
+                "entries": len(table.entries),
+                "max_abs_diff_table_sum_ms": diff_sum,
+                "max_abs_diff_predicted_ms": diff_pred,
+            }
+        )
     return out
 
 
@@ -49,8 +56,13 @@ def main() -> None:
     report = replay(Path(args.result), Path(args.tables))
     Path(args.out).write_text(json.dumps(report, indent=1))
     for run in report["runs"]:
-        logger.info("batch %d: %d archs, max |diff| table sum %.3g ms, corrected %.3g ms", run["batch"], run["archs"],
-                    run["max_abs_diff_table_sum_ms"], run["max_abs_diff_predicted_ms"])
+        logger.info(
+            "batch %d: %d archs, max |diff| table sum %.3g ms, corrected %.3g ms",
+            run["batch"],
+            run["archs"],
+            run["max_abs_diff_table_sum_ms"],
+            run["max_abs_diff_predicted_ms"],
+        )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nas.cli_output import emit
+from nas.cli_output import CLIError, emit, parse_options
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -30,7 +30,15 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
 
     _check_device(args.device)
     _threads(args)
-    space = create_space(args.space, **({"config": args.config} if args.config else {}))
+    options = parse_options(args.option or [])
+    if args.config:
+        options["config"] = args.config
+    if args.run:
+        if options or args.space:
+            raise CLIError("--run takes the run's own space; drop --space, --config and --option")
+        space = _run_space(args.run)
+    else:
+        space = create_space(args.space or "ofa_mbv3", **options)
     table = build_table(
         space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
         seed=args.seed, backend=args.backend, rounds=args.rounds, progress=not args.json,
@@ -38,6 +46,13 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     table.save(args.out)
     payload = {"out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction}
     emit(args, payload, f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}")
+
+
+def _run_space(run: str) -> Any:
+    """The space of a run folder (``supernet.json``), without loading its weights."""
+    from search_spaces.training.checkpoint import read_supernet_meta, supernet_space
+
+    return supernet_space(*read_supernet_meta(run))
 
 
 def _metrics_line(name: str, m: dict[str, float]) -> str:
@@ -66,8 +81,10 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
 def add_latency_commands(sub: Any, command_group: Any) -> None:
     group = command_group(sub, "latency", "latency lookup tables measured on a device")
     p = group.add_parser("build", help="measure every op signature of a space on a device")
-    p.add_argument("--space", default="ofa_mbv3")
+    p.add_argument("--space", help="space name (default: ofa_mbv3)")
     p.add_argument("--config", help="space configuration preset (e.g. cifar)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. resolutions=[160,224]")
+    p.add_argument("--run", help="the space of this run folder (a trained or imported supernet) instead")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--batch", type=int, default=1)

@@ -258,7 +258,7 @@ def export_job(
                     "scale": 1 / 255,
                     "mean": list(dataset.mean),
                     "std": list(dataset.std),
-                    "resize": f"bilinear to {arch['r']}x{arch['r']}",
+                    "resize": dataset.eval_resize(r),
                 },
             },
             "output": {"name": "y", "classes": dataset.classes},

@@ -122,6 +122,11 @@ class Dataset:
     def image_size(self) -> int:
         return int(self.train.images.shape[-1])
 
+    @staticmethod
+    def eval_resize(resolution: int) -> str:
+        """How evaluation brings an image to ``resolution`` (the export manifest records it)."""
+        return f"bilinear to {resolution}x{resolution}"
+
     def loader(
         self,
         split: str,

@@ -416,6 +416,13 @@ class StreamingDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @staticmethod
+    def eval_resize(resolution: int) -> str:
+        """How evaluation brings an image to ``resolution`` (the export manifest records it)."""
+        return (
+            f"shorter side to {_eval_side(resolution)} (bilinear, antialiased), centre crop {resolution}x{resolution}"
+        )
+
     def split(self, name: str) -> Any:
         if name not in ("train", "holdout", "test"):
             raise DatasetError(f"split: unknown split {name!r}; use train, holdout or test")

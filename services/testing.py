@@ -114,5 +114,3 @@ def serve(store: Store, config: ServiceConfig) -> tuple[str, uvicorn.Server, thr
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url)
     return url, server, thread
-
-

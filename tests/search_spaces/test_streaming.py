@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from nas.testing.images import COLOURS, jpeg, write_image_tree
 from nas.testing.tiny_train import tiny
 from search_spaces.datasets import DatasetError
 from search_spaces.streaming import StreamingDataset
@@ -19,26 +19,13 @@ from search_spaces.training import checkpoint as ckpt
 from search_spaces.training.config import load_train_config
 from search_spaces.training.trainer import SupernetTrainer
 
-COLOURS = ((220, 30, 30), (30, 200, 40), (40, 60, 230))  # one colour per class, so labels can be checked
-
 
 def _jpeg(label: int, index: int, size: tuple[int, int]) -> bytes:
-    rng = np.random.default_rng(index)
-    pixels = np.clip(np.array(COLOURS[label]) + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
+    return jpeg(COLOURS[label], index, size)
 
 
 def make_tree(root: Path, per_class: int = 12, val_per_class: int = 4) -> Path:
-    for split, count in (("train", per_class), ("val", val_per_class)):
-        for label in range(len(COLOURS)):
-            folder = root / split / f"class{label}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                size = (40 + 3 * i, 36 + 2 * (i % 4))  # images of different sizes, as in ImageNet
-                (folder / f"img{i:03d}.JPEG").write_bytes(_jpeg(label, 1000 * label + i, size))
-    return root
+    return write_image_tree(root, per_class, val_per_class)
 
 
 def make_shards(root: Path, shards: int, per_shard: int, split: str = "train") -> Path:

@@ -81,7 +81,10 @@ def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -
     job = wait_for_state(served.url, response.json()["job_id"], {"done", "failed"})
     assert job["state"] == "done" and job["searcher"] == "plugin-random" and job["done"] == 5
     unknown = httpx.post(f"{served.url}/api/jobs", json={**TOY_JOB, "space": {"name": "toy2"}}, headers=AUTH)
-    assert unknown.status_code == 422 and "unknown space 'toy2'; known spaces: ofa_mbv3, nb201, toy" in unknown.text
+    assert (
+        unknown.status_code == 422
+        and "unknown space 'toy2'; known spaces: ofa_mbv3, ofa_resnet50, nb201, toy" in unknown.text
+    )
 
 
 def test_web_page_uses_the_api(served) -> None:
