@@ -91,8 +91,10 @@ class PeakMemory:
 
 
 def measure(root: Path, workers: int, batch: int, batches: int, resolutions: tuple[int, ...]) -> dict[str, Any]:
+    """One measurement; run in a fresh process (see :func:`measure_in_subprocess`)."""
     from search_spaces.streaming import StreamingDataset
 
+    baseline = psutil.Process().memory_info().rss
     with PeakMemory() as memory:
         data = StreamingDataset("imagefolder-stream", root, workers=workers)
         loader = data.loader("train", batch, train=True, seed=0, resolutions=resolutions)
@@ -108,6 +110,7 @@ def measure(root: Path, workers: int, batch: int, batches: int, resolutions: tup
         "workers": workers,
         "images_per_s": images / seconds,
         "batches": batches,
+        "rss_before_mb": baseline / 2**20,  # the interpreter with torch imported, before any loading
         "peak_rss_main_mb": memory.main / 2**20,
         "peak_rss_workers_mb": memory.workers / 2**20,
         # pages only the workers hold (their RSS also counts what they share with the parent)
@@ -115,8 +118,21 @@ def measure(root: Path, workers: int, batch: int, batches: int, resolutions: tup
     }
 
 
+def measure_in_subprocess(root: Path, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    """A measurement in a fresh interpreter, so that no earlier measurement's memory counts."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "benchmarks.loader", "--measure", str(root), "--workers", str(workers)]
+    command += ["--batch", str(args.batch), "--batches", str(args.batches)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one measurement of this tree
     parser.add_argument("--root", default="/tmp/hwnas_loader_bench", help="where the trees are generated")
     parser.add_argument("--images", type=int, default=20_000, help="training images of the first tree")
     parser.add_argument("--scale", type=int, default=4, help="the second tree is this many times larger")
@@ -131,12 +147,18 @@ def main() -> None:
     from search_spaces.ofa_mbv3.config import PRESETS
 
     resolutions = PRESETS["imagenet"].resolutions
+    if args.measure:
+        import json
+        import torch  # noqa: F401  (imported before the baseline, as the trainer has it)
+
+        print(json.dumps(measure(Path(args.measure), args.workers[0], args.batch, args.batches, resolutions)))
+        return
     results = []
     for images in (args.images, args.images * args.scale):
         root = Path(args.root) / f"tree{images}"
         tree = generate_tree(root, images, args.classes, args.size, max(1, (psutil.cpu_count() or 2)))
         for workers in args.workers:
-            row = {"tree": tree, **measure(root, workers, args.batch, args.batches, resolutions)}
+            row = {"tree": tree, **measure_in_subprocess(root, workers, args)}
             print(row)
             results.append(row)
     by = {(r["tree"]["train_images"], r["workers"]): r for r in results}
@@ -156,7 +178,7 @@ def main() -> None:
         {
             "benchmark": "streaming loader (imagefolder-stream), training transforms, elastic resolution 128-224",
             "command": "python -m benchmarks.loader "
-            + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
+            + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("out", "measure") and v is not None),
             "batch": args.batch,
             "results": results,
             "summary": summary,
