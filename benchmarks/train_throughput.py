@@ -59,8 +59,6 @@ def ours(args: argparse.Namespace, channels_last: bool, amp: str) -> tuple[Step,
     with tempfile.TemporaryDirectory() as out:
         trainer = SupernetTrainer(config, out)
     trainer.teacher = trainer._make_teacher()
-    if channels_last:
-        trainer.teacher = trainer.teacher.to(memory_format=torch.channels_last)
     optimizer = trainer._optimizer(0.01)
     trainer.supernet.train()
 

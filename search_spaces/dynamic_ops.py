@@ -41,7 +41,12 @@ class DynamicConv2d(nn.Module):
         self.active_out_channels = max_out_channels
 
     def active_weight(self, in_channels: int, out_channels: int) -> torch.Tensor:
-        return self.conv.weight[:out_channels, :in_channels]
+        weight = self.conv.weight
+        if out_channels == weight.shape[0] and in_channels == weight.shape[1]:
+            return weight
+        # a dense copy of the slice: convolution libraries take a strided view of a larger tensor
+        # through a slower path (the copy's gradient flows back into the slice)
+        return weight[:out_channels, :in_channels].clone(memory_format=torch.preserve_format)
 
     def active_bias(self, out_channels: int) -> torch.Tensor | None:
         return None if self.conv.bias is None else self.conv.bias[:out_channels]

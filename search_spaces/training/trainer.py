@@ -222,6 +222,8 @@ class SupernetTrainer:
 
     def _make_teacher(self) -> nn.Module:
         teacher = self.supernet.extract(self.space.max_arch())
+        if self.config.training.channels_last:  # as the supernet, which the batches are laid out for
+            teacher = teacher.to(memory_format=torch.channels_last)
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
