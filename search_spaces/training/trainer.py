@@ -440,6 +440,14 @@ class SupernetTrainer:
             bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.0f}")
             if tcfg.max_steps is not None and progress.global_step >= tcfg.max_steps:
                 bar.close()
+                # not a metrics record: a resumed run's metrics equal an uninterrupted run's
+                logger.info(
+                    "stopped at max_steps (global step %d, phase %s): %.1f images/s over the last %d steps",
+                    progress.global_step,
+                    phase.name,
+                    images / max(time.perf_counter() - started, 1e-9),
+                    step + 1 - start_step,
+                )
                 self._save(progress, optimizer)
                 return True
             if tcfg.checkpoint_every_steps and progress.global_step % tcfg.checkpoint_every_steps == 0:
