@@ -149,6 +149,7 @@ def main() -> None:
     resolutions = PRESETS["imagenet"].resolutions
     if args.measure:
         import json
+
         import torch  # noqa: F401  (imported before the baseline, as the trainer has it)
 
         print(json.dumps(measure(Path(args.measure), args.workers[0], args.batch, args.batches, resolutions)))
