@@ -172,10 +172,13 @@ def _predictor_report(name: str, metrics: dict[str, Any]) -> str:
     base = metrics.get("macs_baseline")
     line = (
         f"{name}: n={metrics['n']}  kendall {metrics['kendall']:.3f}  spearman {metrics['spearman']:.3f}  "
-        f"rmse {metrics['rmse']:.4f}  mape {metrics['mape']:.2f}%"
+        f"rmse {metrics['rmse']:.4f}  mape {metrics['mape']:.2f}%  within ±10% {metrics['within_10pct'] * 100:.1f}%"
     )
     if base:
-        line += f"\nMACs-only baseline: kendall {base['kendall']:.3f}  spearman {base['spearman']:.3f}"
+        line += (
+            f"\nMACs-only baseline: kendall {base['kendall']:.3f}  spearman {base['spearman']:.3f}  "
+            f"within ±10% {base['within_10pct'] * 100:.1f}% (a line on MACs fitted to the same archs)"
+        )
     return line
 
 
@@ -189,13 +192,20 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
     order = np.random.default_rng(args.seed).permutation(len(archs))
     n_test = round(len(archs) * args.test_fraction)
     test, train = order[:n_test], order[n_test:]
-    predictor = Predictor(space, args.kind, args.seed, encoding=args.encoding)
+    predictor = Predictor(
+        space, args.kind, args.seed, encoding=args.encoding, target=args.target, latency_table=args.latency_table
+    )
     predictor.fit([archs[i] for i in train], [values[i] for i in train])
     path = predictor.save(args.out)
     payload: dict[str, Any] = {
-        "predictor": str(path), "kind": args.kind, "encoding": predictor.encoding, "train": len(train), "test": n_test,
+        "predictor": str(path), "kind": predictor.kind, "target": args.target, "encoding": predictor.encoding,
+        "cost_features": predictor.cost_features, "train": len(train), "test": n_test,
     }  # fmt: skip
-    text = f"fitted {args.kind} predictor ({predictor.encoding} features) on {len(train)} archs -> {path}"
+    costs = " + MACs/params" + (" + table sums" if args.latency_table else "") if predictor.cost_features else ""
+    text = (
+        f"fitted {predictor.kind} predictor of {args.target} ({predictor.encoding} features{costs}) "
+        f"on {len(train)} archs -> {path}"
+    )
     if n_test >= 3:
         payload["test_metrics"] = evaluate_predictor(predictor, [archs[i] for i in test], [values[i] for i in test])
         text += "\n" + _predictor_report("held-out", payload["test_metrics"])
@@ -206,7 +216,7 @@ def cmd_predictor_eval(args: argparse.Namespace) -> None:
     from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
 
     predictor = Predictor.load(args.predictor)
-    archs, values = load_dataset_file(args.data, predictor.space, args.target)
+    archs, values = load_dataset_file(args.data, predictor.space, args.target or predictor.target)
     metrics = evaluate_predictor(predictor, archs, values)
     emit(args, metrics, _predictor_report(Path(args.data).name, metrics))
 
@@ -301,13 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_proxy_score)
 
-    predictor_sub = _command_group(sub, "predictor", "learned accuracy predictors")
+    predictor_sub = _command_group(sub, "predictor", "learned accuracy and latency predictors")
     p = predictor_sub.add_parser("fit", help="fit a predictor on (arch, metric) data")
     p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
     p.add_argument("--space", required=True, help="space name (ofa_mbv3, ofa_resnet50, nb201; `nas spaces` lists them)")
     p.add_argument("--config", help="space configuration preset")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space config override (repeatable)")
-    p.add_argument("--kind", default="mlp", help="predictor kind: mlp, gp, ridge, gbm or a registered plug-in")
+    p.add_argument(
+        "--kind",
+        help="predictor kind: mlp, gp, ridge, gbm, latency or a registered plug-in "
+        "(default: latency for a latency_ms target, else mlp)",
+    )
+    p.add_argument("--latency-table", help="a latency table of the space: its sums join a latency predictor's features")
     p.add_argument("--encoding", help="the space's feature encoding (default: its first; nb201: summary, path, onehot)")
     p.add_argument("--target", default="accuracy", help="metric column to predict")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
@@ -328,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = predictor_sub.add_parser("eval", help="rank metrics of a saved predictor on data")
     p.add_argument("predictor", help="predictor file from `nas predictor fit`")
     p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
-    p.add_argument("--target", default="accuracy")
+    p.add_argument("--target", help="metric column (default: the one the predictor was fitted on)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predictor_eval)
 

@@ -1,4 +1,13 @@
-"""Learned accuracy predictors behind one interface: MLP ensemble, Gaussian process, ridge, GBM.
+"""Learned accuracy and latency predictors behind one interface: MLP ensemble, Gaussian process,
+ridge, GBM, and the ``latency`` kind.
+
+A predictor knows its target metric. One of a latency (``latency_ms@...``) gets cost features
+next to the arch encoding: MACs and parameters (their values and logarithms) from the space's
+static config, and, with a latency table, the table's sum and its sums per op kind and width
+(stage). Latency adds up over the layers a network runs, so the ``latency`` kind (the default
+for latency targets) is a family of linear models on those features — least squares, least
+relative squares, Huber, log-linear — of which a 5-fold cross-validation on the training archs
+picks the one with the most predictions within ±10%.
 
 Features are the space's ``features(arch, encoding)``: its default encoding
 (once-for-all style one-hot for ``ofa_mbv3``, the cell summary for ``nb201``) or
@@ -81,6 +90,87 @@ def gaussian_process(params: Mapping[str, Any], seed: int) -> list[Any]:
 gaussian_process.returns_std = True  # type: ignore[attr-defined]
 
 
+class SelectedLinear:
+    """The linear latency model that cross-validates best on the training archs (scikit-learn API).
+
+    Candidates (``y`` is the raw, positive latency): ridge least squares, ridge on squared relative
+    errors (weights ``1/y^2``), Huber (robust to single bad measurements), and ridge on
+    ``log y``. 5-fold cross-validation on the training archs scores each by its share of
+    predictions within ±10% (ties: lower mean relative error); the best is refitted on all.
+    """
+
+    CANDIDATES = ("least_squares", "relative", "huber", "log_linear")
+
+    def __init__(self, seed: int = 0, folds: int = 5) -> None:
+        self.seed, self.folds = seed, folds
+        self.chosen_: str | None = None
+        self.scores_: dict[str, float] = {}
+
+    @staticmethod
+    def _fit(name: str, x: np.ndarray, y: np.ndarray) -> Any:
+        from sklearn.linear_model import HuberRegressor, RidgeCV
+
+        alphas = np.logspace(-3, 3, 13)
+        if name == "least_squares":
+            return RidgeCV(alphas=alphas).fit(x, y)
+        if name == "relative":
+            return RidgeCV(alphas=alphas).fit(x, y, sample_weight=1.0 / y**2)
+        if name == "huber":
+            scale = float(np.median(y))
+            model = HuberRegressor(alpha=1e-3, max_iter=2000).fit(x, y / scale)
+            model.output_scale_ = scale
+            return model
+        return RidgeCV(alphas=alphas).fit(x, np.log(y))
+
+    @staticmethod
+    def _predict(name: str, model: Any, x: np.ndarray) -> np.ndarray:
+        if name == "huber":
+            return np.asarray(model.predict(x) * model.output_scale_)
+        if name == "log_linear":
+            return np.asarray(np.exp(model.predict(x)))
+        return np.asarray(model.predict(x))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SelectedLinear:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.model_selection import KFold
+
+        y = np.asarray(y, dtype=np.float64)
+        if np.any(y <= 0):
+            raise ValueError("fit: the latency kind needs positive targets (latencies)")
+        # features in their own units, not standardised: the ridge penalty then bears on the 0/1
+        # encoding columns and hardly on MACs/params (millions), a prior that latency follows cost
+        folds = min(self.folds, len(y))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for name in self.CANDIDATES:
+                predicted = np.zeros_like(y)
+                for train, test in KFold(folds, shuffle=True, random_state=self.seed).split(x):
+                    predicted[test] = self._predict(name, self._fit(name, x[train], y[train]), x[test])
+                error = np.abs(predicted - y) / y
+                self.scores_[name] = float(np.mean(error <= 0.10)) - 1e-3 * float(np.mean(np.minimum(error, 10.0)))
+            self.chosen_ = max(self.CANDIDATES, key=lambda n: self.scores_[n])
+            self.model_ = self._fit(self.chosen_, x, y)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        assert self.chosen_ is not None, "fit first"
+        return self._predict(self.chosen_, self.model_, x)
+
+
+def latency_linear(params: Mapping[str, Any], seed: int) -> list[Any]:
+    return [SelectedLinear(seed=seed, folds=params.get("folds", 5))]
+
+
+latency_linear.raw_target = True  # type: ignore[attr-defined]  # fitted on latencies, not standardised ones
+
+
+def is_latency(metric: str) -> bool:
+    """Whether a metric is a latency (``latency_ms`` or ``latency_ms@DEVICE``)."""
+    return metric.startswith("latency")
+
+
 def mlp_ensemble(params: Mapping[str, Any], seed: int) -> list[Any]:
     from sklearn.neural_network import MLPRegressor
 
@@ -94,6 +184,51 @@ def mlp_ensemble(params: Mapping[str, Any], seed: int) -> list[Any]:
     ]  # fmt: skip
 
 
+class CostFeatures:
+    """Cost columns for one space: MACs and params (millions, and their logs) from the static
+    config; with a latency table also its sum and its sums per op kind and output width (for the
+    elastic spaces, a stage), in the order the largest arch runs them."""
+
+    def __init__(self, space: SearchSpace, latency_table: str | None = None) -> None:
+        self.space = space
+        self.table: Any = None
+        self.names = ["macs_m", "params_m", "log_macs", "log_params"]
+        if latency_table is not None:
+            from predictors.latency.table import LatencyTable
+
+            self.table = LatencyTable.load(latency_table, space_id=space.space_id)
+            self.groups = list(dict.fromkeys(self._group(layer) for layer in space.static_config(space.max_arch())))
+            self.names += ["table_ms", *(f"table_ms[{g}]" for g in self.groups), "table_ms[other]"]
+
+    @staticmethod
+    def _group(layer: Mapping[str, Any]) -> str:
+        return f"{layer['op']}:{layer.get('out_ch', layer.get('out_features', ''))}"
+
+    def __call__(self, arch: Arch) -> np.ndarray:
+        from predictors.flops import count_cost
+        from predictors.latency.ops import signature
+
+        try:
+            layers = self.space.static_config(arch)
+        except NotImplementedError:
+            raise ValueError(
+                f"cost features: space {self.space.space_id} has no static config to count MACs in; "
+                "fit with cost_features off"
+            ) from None
+        cost = count_cost(layers)
+        row = [cost.macs / 1e6, cost.params / 1e6, np.log1p(cost.macs), np.log1p(cost.params)]
+        if self.table is not None:
+            sums = dict.fromkeys([*self.groups, "other"], 0.0)
+            for layer in layers:
+                entry = self.table.entries.get(signature(layer))
+                if entry is None:
+                    raise ValueError(f"op {signature(layer)} is not in the latency table; rebuild it for this space")
+                group = self._group(layer)
+                sums[group if group in sums else "other"] += entry["mean_ms"]
+            row += [sum(sums.values()), *sums.values()]
+        return np.asarray(row, dtype=np.float64)
+
+
 @dataclass
 class Predictor:
     """An accuracy (or any scalar metric) predictor over one space.
@@ -101,21 +236,40 @@ class Predictor:
     Args:
         space: The search space of the archs.
         kind: ``mlp`` (ensemble of 5 MLPs; mean and std), ``gp`` (Gaussian process; mean and
-            std), ``ridge`` or ``gbm`` (gradient-boosted trees).
+            std), ``ridge``, ``gbm`` (gradient-boosted trees) or ``latency`` (cross-validated
+            linear latency models); ``None``: ``latency`` for a latency target, else ``mlp``.
         seed: Seed of every random choice of the fit.
         params: Settings passed to the underlying scikit-learn estimator(s).
-        encoding: The space's feature encoding (``None``: its default).
+        encoding: The space's feature encoding, or several joined by ``+`` (``None``: its default;
+            for a latency target ``onehot`` plus the default).
+        target: The metric it predicts (``accuracy``, ``latency_ms@pixel3``, ...).
+        cost_features: MACs/params (and table sums) next to the encoding; ``None``: for latency targets.
+        latency_table: A latency table of the space (path) whose sums join the cost features.
     """
 
     space: SearchSpace
-    kind: str = "mlp"
+    kind: str | None = "mlp"
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     encoding: str | None = None
+    target: str = "accuracy"
+    cost_features: bool | None = None
+    latency_table: str | None = None
 
     def __post_init__(self) -> None:
+        if self.kind is None:
+            self.kind = "latency" if is_latency(self.target) else "mlp"
         predictor_kind(self.kind)  # a clear error for an unknown kind
-        self.encoding = self.space.resolve_encoding(self.encoding)
+        if self.encoding is None and is_latency(self.target) and "onehot" in self.space.encodings:
+            # every op a network builds runs (latency follows the one-hot), unless a runtime prunes
+            # what no path uses (then the default encoding's live-op summary): both
+            default = self.space.encodings[0]
+            self.encoding = "onehot" if default == "onehot" else f"onehot+{default}"
+        parts: list[str | None] = [part for part in (self.encoding or "").split("+") if part] or [None]
+        self.encoding = "+".join(self.space.resolve_encoding(part) for part in parts)
+        if self.cost_features is None:
+            self.cost_features = is_latency(self.target) or self.latency_table is not None
+        self._costs = CostFeatures(self.space, self.latency_table) if self.cost_features else None
         self._models: list[Any] = []
         self._train_archs: list[dict[str, Any]] = []
         self._train_y: list[float] = []
@@ -126,9 +280,13 @@ class Predictor:
 
     def features(self, arch: Arch | Mapping[str, Any]) -> np.ndarray:
         """The predictor's input row for one arch (for callers of :meth:`predict_features`)."""
-        return self.space.features(self.space.make(arch), self.encoding).astype(np.float64)
+        arch = self.space.make(arch)
+        assert self.encoding is not None
+        row = np.concatenate([self.space.features(arch, part) for part in self.encoding.split("+")]).astype(np.float64)
+        return row if self._costs is None else np.concatenate([row, self._costs(arch)])
 
     def _estimators(self) -> list[Any]:
+        assert self.kind is not None
         return list(predictor_kind(self.kind)(self.params, self.seed))
 
     def fit(self, archs: Sequence[Arch | Mapping[str, Any]], y: Sequence[float]) -> Predictor:
@@ -142,6 +300,8 @@ class Predictor:
         if not np.all(np.isfinite(target)):
             raise ValueError("fit: targets contain NaN or infinity")
         self._mean, self._scale = float(target.mean()), float(target.std() or 1.0)
+        if getattr(predictor_kind(self.kind or ""), "raw_target", False):
+            self._mean, self._scale = 0.0, 1.0
         self._models = []
         for model in self._estimators():
             model.fit(x, (target - self._mean) / self._scale)
@@ -160,7 +320,7 @@ class Predictor:
         """:meth:`predict` on precomputed ``space.features`` rows (callers that cache features)."""
         if not self._models:
             raise ValueError("predict: the predictor is not fitted")
-        if getattr(predictor_kind(self.kind), "returns_std", False):
+        if getattr(predictor_kind(self.kind or ""), "returns_std", False):
             mean, std = self._models[0].predict(x, return_std=True)
             return mean * self._scale + self._mean, std * self._scale
         outputs = np.stack([m.predict(x) for m in self._models]) * self._scale + self._mean
@@ -180,6 +340,10 @@ class Predictor:
             "seed": self.seed,
             "params": self.params,
             "encoding": self.encoding,
+            "target": self.target,
+            "cost_features": self.cost_features,
+            "cost_feature_names": None if self._costs is None else self._costs.names,
+            "latency_table": self.latency_table,
             "versions": _versions(),
             "archs": self._train_archs,
             "targets": self._train_y,
@@ -208,7 +372,10 @@ class Predictor:
         elif space.space_id != data["space_id"]:
             raise ValueError(f"{path}: predictor was fitted on another space than {space.space_id!r}")
         encoding = data["encoding"] if data["format"] >= 2 else getattr(space, "format1_encoding", None)
-        predictor = cls(space, data["kind"], data["seed"], data["params"], encoding)
+        predictor = cls(
+            space, data["kind"], data["seed"], data["params"], encoding, data.get("target", "accuracy"),
+            data.get("cost_features", False), data.get("latency_table"),
+        )  # fmt: skip
         predictor.fit(data["archs"], data["targets"])
         probe = data["archs"][: len(data["fingerprint"])]
         again = predictor.predict(probe)[0]
@@ -223,7 +390,9 @@ class Predictor:
 def evaluate_predictor(
     predictor: Predictor, archs: Sequence[Arch | Mapping[str, Any]], y: Sequence[float]
 ) -> dict[str, Any]:
-    """Kendall tau, Spearman rho, RMSE and MAPE on held-out data, next to the MACs-only baseline."""
+    """Kendall tau, Spearman rho, RMSE, MAPE and the share within ±10% on held-out data, next to
+    the MACs-only baseline (its ranks, and a least-squares line on MACs fitted to the predictor's
+    own training archs)."""
     from scipy.stats import kendalltau, spearmanr
 
     truth = np.asarray(y, dtype=np.float64)
@@ -234,18 +403,35 @@ def evaluate_predictor(
         "spearman": float(spearmanr(mean, truth).statistic),
         "rmse": float(np.sqrt(np.mean((mean - truth) ** 2))),
         "mape": float(np.mean(np.abs((mean - truth) / np.where(truth == 0, np.nan, truth))) * 100),
+        "within_10pct": within_share(mean, truth),
     }
     try:
-        from predictors.flops import count_cost
-
-        macs = [count_cost(predictor.space.static_config(predictor.space.make(a))).macs for a in archs]
-        out["macs_baseline"] = {
-            "kendall": float(kendalltau(macs, truth).statistic),
-            "spearman": float(spearmanr(macs, truth).statistic),
-        }
+        macs = macs_of(predictor.space, archs)
+        train_macs = macs_of(predictor.space, predictor._train_archs)
     except NotImplementedError:
         out["macs_baseline"] = None
+        return out
+    slope, intercept = np.polyfit(train_macs, np.asarray(predictor._train_y), 1)
+    out["macs_baseline"] = {
+        "kendall": float(kendalltau(macs, truth).statistic),
+        "spearman": float(spearmanr(macs, truth).statistic),
+        "within_10pct": within_share(slope * macs + intercept, truth),
+    }
     return out
+
+
+def within_share(predicted: np.ndarray, truth: np.ndarray, tolerance: float = 0.10) -> float:
+    """Share of predictions within ``tolerance`` relative error of the truth."""
+    truth = np.asarray(truth, dtype=np.float64)
+    safe = np.where(truth == 0, np.nan, np.abs(truth))
+    return float(np.mean(np.abs(np.asarray(predicted) - truth) / safe <= tolerance))
+
+
+def macs_of(space: SearchSpace, archs: Sequence[Arch | Mapping[str, Any]]) -> np.ndarray:
+    """MACs of each arch (``NotImplementedError`` for a space without static configs)."""
+    from predictors.flops import count_cost
+
+    return np.array([count_cost(space.static_config(space.make(a))).macs for a in archs], dtype=np.float64)
 
 
 def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accuracy") -> tuple[list[Arch], list[float]]:

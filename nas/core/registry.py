@@ -96,6 +96,7 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "gp": "predictors.learned:gaussian_process",
                 "ridge": "predictors.learned:ridge",
                 "gbm": "predictors.learned:gradient_boosting",
+                "latency": "predictors.learned:latency_linear",
             }
         ),
         "latency_backend": MappingProxyType(
@@ -115,6 +116,9 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "conv_residual": "search_spaces.ofa_resnet50.layers:ResidualConvLayer",
                 "maxpool": "search_spaces.ofa_resnet50.layers:MaxPoolLayer",
                 "bottleneck": "search_spaces.ofa_resnet50.layers:BottleneckLayer",
+                "nb201_cell": "search_spaces.nb201.layers:CellLayer",
+                "nb201_reduction": "search_spaces.nb201.layers:ReductionLayer",
+                "nb201_lastact": "search_spaces.nb201.layers:LastActLayer",
             }
         ),
     }

@@ -67,15 +67,26 @@ class LatencyTable:
         return float(np.dot(self.correction["coef"], self.features(space, arch)))
 
     def fit_correction(self, space: SearchSpace, archs: Sequence[Arch], measured: Sequence[float]) -> None:
-        """Least-squares correction of the sums on relative error (ridge-regularised)."""
+        """Least-squares correction of the sums on relative error (ridge-regularised).
+
+        With fewer than 6 calibration archs (two per coefficient), or when the linear correction
+        would predict a non-positive latency for a calibration arch or the space's smallest or
+        largest arch, the correction is a single scale factor of the sum instead.
+        """
         x = np.array([self.features(space, a) for a in archs])
         y = np.asarray(measured, dtype=float)
         w = 1.0 / y  # weight rows by 1/latency: minimises relative, not absolute, error
         xw, yw = x * w[:, None], y * w
-        alpha = 1e-10 * np.trace(xw.T @ xw) / x.shape[1]
-        coef = np.linalg.solve(xw.T @ xw + alpha * np.eye(x.shape[1]), xw.T @ yw)
+        kind = "scale"
+        coef = np.array([float(np.median(y / x[:, 0])), 0.0, 0.0])
+        if len(archs) >= 2 * x.shape[1]:
+            alpha = 1e-10 * np.trace(xw.T @ xw) / x.shape[1]
+            linear = np.linalg.solve(xw.T @ xw + alpha * np.eye(x.shape[1]), xw.T @ yw)
+            corners = np.array([self.features(space, a) for a in (space.min_arch(), space.max_arch())])
+            if np.all(np.concatenate([x, corners]) @ linear > 0):
+                kind, coef = "linear", linear
         self.correction = {
-            "kind": "linear",
+            "kind": kind,
             "features": ["table_sum_ms", "mbconv_blocks", "bias"],
             "coef": coef.tolist(),
             "calibration_archs": len(archs),

@@ -139,6 +139,34 @@ class NB201Space(SearchSpace):
         paths[-1] = float(not paths[:-1].any())
         return paths
 
+    # ------------------------------------------------------------ static config
+    def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Layer list of the benchmark network (C=16, N=5, 32x32 inputs, 10 classes): the stem,
+        15 cells with a reduction block between stages, BN + ReLU, pooling and the classifier
+        (for MACs/params and latency tables)."""
+        ops = list(self.make(arch)["ops"])
+        c, hw = 16, 32
+        layers: list[dict[str, Any]] = [
+            {"op": "conv", "name": "stem", "in_ch": 3, "out_ch": c, "kernel": 3, "stride": 1, "groups": 1,
+             "in_hw": hw, "out_hw": hw, "bias": False, "bn": True, "act": None},
+        ]  # fmt: skip
+        index = 0
+        for stage in range(3):
+            if stage > 0:
+                layers.append(
+                    {"op": "nb201_reduction", "name": f"cells.{index}", "in_ch": c, "out_ch": 2 * c,
+                     "in_hw": hw, "out_hw": hw // 2},
+                )  # fmt: skip
+                c, hw, index = 2 * c, hw // 2, index + 1
+            for _ in range(5):
+                layers.append({"op": "nb201_cell", "name": f"cells.{index}", "in_ch": c, "in_hw": hw, "out_hw": hw,
+                               "ops": ops})  # fmt: skip
+                index += 1
+        layers.append({"op": "nb201_lastact", "name": "lastact", "in_ch": c, "in_hw": hw, "out_hw": hw})
+        layers.append({"op": "pool", "name": "pool", "in_ch": c, "in_hw": hw, "out_hw": 1})
+        layers.append({"op": "linear", "name": "classifier", "in_features": c, "out_features": 10, "bias": True})
+        return layers
+
     # ------------------------------------------------------------ string form
     # --------------------------------------------------------- capabilities (nas.core.capabilities)
     def tabular_evaluator(

@@ -2,7 +2,9 @@
 
 Arch JSON is once-for-all's own: ``{"ks": [k per block], "e": [e per block],
 "d": [d per stage], "r": resolution}``. ``r`` may also be given as a one-element
-list (``[224]``, as once-for-all's ``ArchManager`` writes it); it is stored as an int.
+list (``[224]``, as once-for-all's ``ArchManager`` writes it); it is stored as an int. Without
+``r`` (as the reference's ``sample_active_subnet`` prints a config) the arch is at the largest
+resolution.
 A ``"wid": null`` entry (once-for-all's placeholder for elastic width) is accepted
 and dropped.
 """
@@ -80,7 +82,7 @@ class OFAMobileNetV3Space(SearchSpace):
             raise ValueError(f"unknown arch keys {extra}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
         if data.get("wid") is not None:
             raise ValueError("wid: elastic width is not part of this space; remove 'wid' or set it to null")
-        missing = [k for k in ARCH_KEYS if k not in data]
+        missing = [k for k in ARCH_KEYS if k not in data and k != "r"]  # no r: the largest resolution
         if missing:
             raise ValueError(f"arch lacks keys {missing}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
         built = cfg.stage_blocks
@@ -92,7 +94,7 @@ class OFAMobileNetV3Space(SearchSpace):
         ks = self._int_list(data["ks"], "ks", cfg.num_blocks, per_block)
         es = self._int_list(data["e"], "e", cfg.num_blocks, per_block)
         ds = self._int_list(data["d"], "d", cfg.num_stages, "one per stage")
-        r = data["r"]
+        r = data.get("r", cfg.resolutions[-1])
         if isinstance(r, (list, tuple)):
             if len(r) != 1:
                 raise ValueError(f"r: expected one resolution, got {list(r)}")

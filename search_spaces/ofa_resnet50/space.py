@@ -5,7 +5,8 @@ block], "w": [width index: stem's first two convs, stem's last conv, stage 1..4]
 resolution}``. ``d[0]`` is 0 (the stem's residual middle conv skipped) or the largest depth
 choice (kept), as once-for-all samples it; ``d[1:]`` are the extra blocks of each stage; ``w``
 holds indices into the width multipliers, as the reference prints them. ``r`` may be given as a
-one-element list.
+one-element list; without it (as the reference's ``sample_active_subnet`` prints a config) the
+arch is at the largest resolution.
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ class OFAResNetSpace(SearchSpace):
         extra = sorted(set(data) - set(ARCH_KEYS))
         if extra:
             raise ValueError(f"unknown arch keys {extra}; an ofa_resnet50 arch has keys {list(ARCH_KEYS)}")
-        missing = [k for k in ARCH_KEYS if k not in data]
+        missing = [k for k in ARCH_KEYS if k not in data and k != "r"]  # no r: the largest resolution
         if missing:
             raise ValueError(f"arch lacks keys {missing}; an ofa_resnet50 arch has keys {list(ARCH_KEYS)}")
         ds = _number_list(data["d"], "d", cfg.num_stages + 1, "the stem, then one per stage", integer=True)
         es = _number_list(data["e"], "e", cfg.num_blocks, f"one per block: {' + '.join(map(str, cfg.stage_blocks))}")
         ws = _number_list(data["w"], "w", cfg.num_widths, "width indices: stem x2, then one per stage", integer=True)
-        r = data["r"]
+        r = data.get("r", cfg.resolutions[-1])
         if isinstance(r, (list, tuple)):
             if len(r) != 1:
                 raise ValueError(f"r: expected one resolution, got {list(r)}")

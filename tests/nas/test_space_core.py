@@ -85,6 +85,10 @@ def test_ofa_native_formats_are_accepted() -> None:
     arch = space.max_arch().to_dict()
     as_ofa = {**arch, "r": [224], "wid": None}
     assert space.make(as_ofa) == space.max_arch()
+    # as the reference's sample_active_subnet prints it: no resolution, so the largest
+    printed = {"ks": [3] * 20, "e": [4] * 20, "d": [2, 3, 4, 2, 3]}
+    made = space.make(printed)
+    assert made["r"] == 224 and made["d"] == printed["d"] and made["e"][:2] == [4, 4]
     with pytest.raises(ValueError, match="wid: elastic width"):
         space.make({**arch, "wid": [1] * 20})
 
@@ -213,7 +217,7 @@ def test_imagenet_space_size_matches_once_for_all() -> None:
         (lambda d: d.update(r=300), r"r: resolution 300 is not supported; allowed: 128..224"),
         (lambda d: d.update(r=130), r"r: resolution 130 is not supported"),
         (lambda d: d.update(r="224"), r"r: resolution must be an integer"),
-        (lambda d: d.pop("r"), r"arch lacks keys \['r'\]"),
+        (lambda d: d.pop("ks"), r"arch lacks keys \['ks'\]"),
         (lambda d: d.update(depth=[2]), r"unknown arch keys \['depth'\]"),
         (lambda d: d["ks"].__setitem__(0, 3.0), r"ks\[0\]: expected an integer"),
         (lambda d: d.update(ks=7), r"ks: expected a list of 20 integers"),

@@ -70,6 +70,21 @@ def test_fake_clock_gives_exact_sums_and_correction(space, tmp_path) -> None:
     assert again.lookup(space, arch) == table.lookup(space, arch) and again.correction == table.correction
 
 
+def test_few_or_wild_calibrations_give_a_scale_never_a_negative_latency(space) -> None:
+    """Two noisy calibration archs cannot determine three coefficients: a scale factor instead."""
+    table = build_table(
+        space, calibration_archs=2, layer_timer=fake_layer_timer, arch_timer=lambda a: {"mean_ms": 1.0}, progress=False
+    )
+    assert table.correction["kind"] == "scale"
+    assert all(table.predict(space, a) > 0 for a in (space.min_arch(), space.max_arch()))
+    # measurements that would make the linear correction negative somewhere also fall back
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(8)]
+    wild = [100.0 / table.lookup(space, a) for a in archs]  # latency falling as the sum grows
+    table.fit_correction(space, archs, wild)
+    assert table.correction["kind"] == "scale" and table.predict(space, space.max_arch()) > 0
+
+
 def _scaled(timing: dict, factor: float) -> dict:
     return {k: v * factor if k.endswith("_ms") else v for k, v in timing.items()}
 
@@ -242,3 +257,30 @@ def test_real_onnxruntime_measurement_of_a_subnet_is_positive(space) -> None:
     arch = space.sample(np.random.default_rng(0))
     timing = measure_arch(space, arch, 1, "cpu", "float32", backend="onnxruntime")
     assert timing["mean_ms"] > 0 and timing["p20_ms"] <= timing["p80_ms"]
+
+
+def test_latency_predictors_get_cost_and_table_features(space, tmp_path) -> None:
+    """A latency target's predictor sees MACs/params and the table's sums; saved and reloaded alike."""
+    from predictors.learned import Predictor, evaluate_predictor
+
+    table = build_table(space, calibration_archs=6, layer_timer=fake_layer_timer,
+                        arch_timer=fake_arch_timer_for(space, 0.5, 0.02), progress=False)  # fmt: skip
+    table_path = table.save(tmp_path / "table.json")
+    timer = fake_arch_timer_for(space, overhead_ms=0.8, per_layer_ms=0.03)  # another device's overheads
+    rng = np.random.default_rng(1)
+    archs = space.sample_unique(120, rng)
+    latency = [timer(a)["mean_ms"] for a in archs]
+    predictor = Predictor(space, None, target="latency_ms@edge", latency_table=str(table_path))
+    assert predictor.kind == "latency" and predictor.cost_features
+    predictor.fit(archs[:30], latency[:30])
+    metrics = evaluate_predictor(predictor, archs[30:], latency[30:])
+    assert metrics["within_10pct"] == 1.0 and metrics["kendall"] > metrics["macs_baseline"]["kendall"]
+    assert 0.0 <= metrics["macs_baseline"]["within_10pct"] <= 1.0
+    saved = json.loads(predictor.save(tmp_path / "p.json").read_text())
+    assert saved["target"] == "latency_ms@edge" and saved["cost_features"] is True
+    assert {"macs_m", "params_m", "table_ms"} <= set(saved["cost_feature_names"])
+    again = Predictor.load(tmp_path / "p.json")
+    assert again.target == "latency_ms@edge"
+    assert np.allclose(again.predict(archs[30:40])[0], predictor.predict(archs[30:40])[0])
+    # an accuracy predictor has no cost features unless asked
+    assert not Predictor(space, "ridge").cost_features

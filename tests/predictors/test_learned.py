@@ -132,3 +132,21 @@ def test_cli_fit_and_eval(tmp_path: Path, synthetic) -> None:
     )  # fmt: skip
     assert ev.returncode == 0, ev.stderr
     assert "MACs-only baseline" in ev.stdout and "kendall" in ev.stdout
+
+
+def test_latency_kind_on_nb201_additive_latencies() -> None:
+    """Latency that adds up over the ops a cell runs (dead or not) is learned from 50 archs."""
+    from predictors.learned import Predictor, evaluate_predictor
+
+    space = create_space("nb201")
+    rng = np.random.default_rng(0)
+    archs = space.sample_unique(400, rng)
+    per_op = {"none": 0.2, "skip_connect": 0.05, "nor_conv_1x1": 0.5, "nor_conv_3x3": 1.1, "avg_pool_3x3": 0.4}
+    noise = 1 + 0.02 * rng.standard_normal(len(archs))
+    latency = [(3 + sum(per_op[o] for o in a["ops"])) * n for a, n in zip(archs, noise)]
+    predictor = Predictor(space, None, target="latency_ms@phone").fit(archs[:50], latency[:50])
+    assert predictor.encoding == "onehot+summary" and predictor._models[0].chosen_ in predictor._models[0].CANDIDATES
+    metrics = evaluate_predictor(predictor, archs[50:], latency[50:])
+    assert metrics["within_10pct"] > 0.95 and metrics["kendall"] > metrics["macs_baseline"]["kendall"]
+    with pytest.raises(ValueError, match="positive targets"):
+        Predictor(space, None, target="latency_ms@phone").fit(archs[:10], [0.0] * 10)

@@ -152,3 +152,24 @@ def test_naslib_coding_matches_zero_cost_file(shared_data: Path, space: NB201Spa
         arch = space.from_naslib(coding)
         assert space.to_string(arch) == row["arch_str"]
         assert space.index(arch) == int(row["nb201_index"])
+
+
+def test_static_config_costs_equal_the_network() -> None:
+    """MACs/params of the static config equal the benchmark network's (FLOP counter, parameter count)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nas.core.space import create_space
+    from predictors.flops import count_cost
+    from search_spaces.nb201.network import NB201Network
+
+    space = create_space("nb201")
+    rng = np.random.default_rng(4)
+    empty = space.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    for arch in [empty, *(space.sample(rng) for _ in range(4))]:
+        cost = count_cost(space.static_config(arch))
+        net = NB201Network(arch)
+        with FlopCounterMode(display=False) as counter:
+            net(torch.randn(1, 3, 32, 32))
+        assert cost.macs == counter.get_total_flops() // 2
+        assert cost.params == sum(p.numel() for p in net.parameters())

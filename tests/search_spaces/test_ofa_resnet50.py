@@ -39,6 +39,11 @@ def test_arch_json_is_the_references_and_bad_archs_name_the_key() -> None:
     assert space.space_id == "ofa_resnet50/imagenet" and len(space.genes) == 5 + 18 + 6 + 1
     arch = space.make({"d": [2, 0, 1, 2, 0], "e": [0.25] * 18, "w": [0, 1, 2, 2, 1, 0], "r": [224]})
     assert arch["d"] == [2, 0, 1, 2, 0] and arch["r"] == 224
+    # as the reference's sample_active_subnet prints it (no resolution: the largest)
+    printed = {"d": [0, 2, 1, 0, 1], "e": [0.2, 0.35] * 9, "w": [2, 1, 0, 0, 1, 2]}
+    made = space.make(printed)
+    assert made["r"] == 224 and made["d"] == printed["d"] and made["w"] == printed["w"]
+    assert made["e"][:4] == printed["e"][:4]  # stage 1 runs all four blocks (base 2 + 2 extra)
     # blocks beyond a stage's depth do not make a different arch
     other = space.make({**arch.to_dict(), "e": [0.25] * 2 + [0.35] * 2 + [0.25] * 14})
     assert other == arch
