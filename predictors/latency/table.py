@@ -123,8 +123,9 @@ class LatencyTable:
         device: str | None = None,
         dtype: str | None = None,
         batch: int | None = None,
+        backend: str | None = None,
     ) -> LatencyTable:
-        """Reads a table; refuses one built for another space, device, dtype or batch size."""
+        """Reads a table; refuses one built for another space, device, dtype, batch size or backend."""
         data = read_json(path, "a latency table", "build one with `nas latency build`")
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
             raise ValueError(
@@ -140,7 +141,13 @@ class LatencyTable:
                     f"{path}: table built for {key} {data[key]!r}, not {value!r}; build one with "
                     f"`nas latency build` for this {key.replace('_id', '')}"
                 )
-        return cls(
+        table = cls(
             data["space_id"], data["device"], data["dtype"], int(data["batch"]), data["entries"],
             data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
         )  # fmt: skip
+        if backend is not None and table.backend != backend:
+            raise ValueError(
+                f"{path}: table measured on the {table.backend} backend ({table.source}), not {backend}; "
+                f"build one with `nas latency build --backend {backend}`"
+            )
+        return table
