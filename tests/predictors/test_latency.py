@@ -136,7 +136,7 @@ def test_mismatched_tables_are_refused(space, tmp_path) -> None:
         LatencyTable.load(path, device="cuda")
     with pytest.raises(ValueError, match="built for batch 1, not 64"):
         LatencyTable.load(path, batch=64)
-    with pytest.raises(ValueError, match="measured on the torch backend .*not triton; .*--backend triton"):
+    with pytest.raises(ValueError, match=r"measured on the torch backend .*not triton; .*--backend triton"):
         LatencyTable.load(path, backend="triton")
     assert LatencyTable.load(path, backend="torch").backend == "torch"
     with pytest.raises(ValueError, match="built for space_id 'ofa_mbv3/cifar', not 'ofa_mbv3/mnist'"):
