@@ -2,7 +2,7 @@
 
 For each column of ``../shared/data/nb201/nb201_latency_help.csv`` (GPUs at batch 1/32/256, Xeon
 CPUs, phones, Raspberry Pi 4, Eyeriss, FPGA): our ``Predictor`` for the latency target (kind
-``latency``: the one-hot arch encoding plus MACs/params, cross-validated linear models) fitted on 20, 50
+``latency``: op counts and the live-cell summary plus MACs/params, cross-validated linear models) fitted on 20, 50
 and 100 random measured archs and scored on all the others — share within ±10%, Kendall τ —
 next to the MACs-only baseline (τ of MACs; a line on MACs fitted to the same archs) and the
 column's noise ceiling: a plain gradient-boosted model on the one-hot encoding fitted on 5,000
@@ -113,7 +113,7 @@ def main() -> None:
         {
             "benchmark": "few-shot latency predictors on NAS-Bench-201 (HELP / HW-NAS-Bench columns)",
             "command": "python -m benchmarks.latency_predictors_nb201 --seeds " + str(args.seeds),
-            "predictor": "Predictor(kind='latency'): one-hot encoding + MACs/params, cross-validated linear models",
+            "predictor": "Predictor(kind='latency'): the space's latency encoding (NB201: op counts + live summary) + MACs/params, cross-validated linear models",
             "seconds": time.perf_counter() - started,
             "columns": results,
             "targets_met": met,

@@ -323,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: latency for a latency_ms target, else mlp)",
     )
     p.add_argument("--latency-table", help="a latency table of the space: its sums join a latency predictor's features")
-    p.add_argument("--encoding", help="the space's feature encoding (default: its first; nb201: summary, path, onehot)")
+    p.add_argument(
+        "--encoding",
+        help="the space's feature encoding (default: its first, for latency its latency_encoding; nb201: summary, path, onehot, counts; join with +)",
+    )
     p.add_argument("--target", default="accuracy", help="metric column to predict")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
     p.add_argument("--seed", type=int, default=0)

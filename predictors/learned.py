@@ -241,7 +241,7 @@ class Predictor:
         seed: Seed of every random choice of the fit.
         params: Settings passed to the underlying scikit-learn estimator(s).
         encoding: The space's feature encoding, or several joined by ``+`` (``None``: its default;
-            for a latency target ``onehot`` plus the default).
+            for a latency target the space's ``latency_encoding``, else ``onehot``).
         target: The metric it predicts (``accuracy``, ``latency_ms@pixel3``, ...).
         cost_features: MACs/params (and table sums) next to the encoding; ``None``: for latency targets.
         latency_table: A latency table of the space (path) whose sums join the cost features.
@@ -260,11 +260,10 @@ class Predictor:
         if self.kind is None:
             self.kind = "latency" if is_latency(self.target) else "mlp"
         predictor_kind(self.kind)  # a clear error for an unknown kind
-        if self.encoding is None and is_latency(self.target) and "onehot" in self.space.encodings:
-            # every op a network builds runs (latency follows the one-hot), unless a runtime prunes
-            # what no path uses (then the default encoding's live-op summary): both
-            default = self.space.encodings[0]
-            self.encoding = "onehot" if default == "onehot" else f"onehot+{default}"
+        if self.encoding is None and is_latency(self.target):
+            # the space's own choice for latency (NB201: op counts and the live summary), else one-hot
+            default = "onehot" if "onehot" in self.space.encodings else None
+            self.encoding = getattr(self.space, "latency_encoding", default)
         parts: list[str | None] = [part for part in (self.encoding or "").split("+") if part] or [None]
         self.encoding = "+".join(self.space.resolve_encoding(part) for part in parts)
         if self.cost_features is None:

@@ -86,7 +86,11 @@ class NB201Space(SearchSpace):
 
     @property
     def encodings(self) -> tuple[str, ...]:
-        return ("summary", "path", "onehot")
+        return ("summary", "path", "onehot", "counts")
+
+    # what latency predictors use: every edge has the same shape, so an op costs the same on any
+    # edge (the counts), and a runtime may skip what no path uses (the live summary)
+    latency_encoding = "counts+summary"
 
     def _features(self, arch: Arch, encoding: str) -> np.ndarray:
         ops = self.make(arch)["ops"]
@@ -94,6 +98,8 @@ class NB201Space(SearchSpace):
             return self._summary(ops)
         if encoding == "path":
             return self._path_encoding(ops)
+        if encoding == "counts":
+            return np.array([sum(op == name for op in ops) for name in OPS], dtype=np.float32)
         return self.onehot(arch)
 
     @staticmethod

@@ -145,7 +145,7 @@ def test_latency_kind_on_nb201_additive_latencies() -> None:
     noise = 1 + 0.02 * rng.standard_normal(len(archs))
     latency = [(3 + sum(per_op[o] for o in a["ops"])) * n for a, n in zip(archs, noise)]
     predictor = Predictor(space, None, target="latency_ms@phone").fit(archs[:50], latency[:50])
-    assert predictor.encoding == "onehot+summary" and predictor._models[0].chosen_ in predictor._models[0].CANDIDATES
+    assert predictor.encoding == "counts+summary" and predictor._models[0].chosen_ in predictor._models[0].CANDIDATES
     metrics = evaluate_predictor(predictor, archs[50:], latency[50:])
     assert metrics["within_10pct"] > 0.95 and metrics["kendall"] > metrics["macs_baseline"]["kendall"]
     with pytest.raises(ValueError, match="positive targets"):
