@@ -113,7 +113,10 @@ def main() -> None:
         {
             "benchmark": "few-shot latency predictors on NAS-Bench-201 (HELP / HW-NAS-Bench columns)",
             "command": "python -m benchmarks.latency_predictors_nb201 --seeds " + str(args.seeds),
-            "predictor": "Predictor(kind='latency'): the space's latency encoding (NB201: op counts + live summary) + MACs/params, cross-validated linear models",
+            "predictor": (
+                "Predictor(kind='latency'): the space's latency encoding (NB201: op counts + live summary) "
+                "+ MACs/params, cross-validated linear models"
+            ),
             "seconds": time.perf_counter() - started,
             "columns": results,
             "targets_met": met,

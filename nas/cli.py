@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-table", help="a latency table of the space: its sums join a latency predictor's features")
     p.add_argument(
         "--encoding",
-        help="the space's feature encoding (default: its first, for latency its latency_encoding; nb201: summary, path, onehot, counts; join with +)",
+        help="the space's feature encoding, several joined with + (default: its first, for a latency its "
+        "latency_encoding; nb201: summary, path, onehot, counts)",
     )
     p.add_argument("--target", default="accuracy", help="metric column to predict")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
