@@ -259,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hardware-aware neural architecture search: supernets, search, latency, export.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s (hwnas) {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -373,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_space_args(p)
     p.set_defaults(func=cmd_space_info)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hwnas")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

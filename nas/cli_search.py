@@ -13,10 +13,20 @@ from nas.cli_output import emit
 DEFAULT_STORE_ENV = "NAS_STORE"
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, *, create: bool = True) -> Any:
+    """The store the command names (``--store``, ``$NAS_STORE``, the default); commands that only
+    read pass ``create=False`` and get an error naming a missing store instead of an empty one."""
     from nas.store import DEFAULT_URL, Store
 
-    return Store(args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL)
+    return Store(args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL, create=create)
+
+
+def _store_option(args: argparse.Namespace) -> str:
+    """`` --store URL`` for hints when the store is not the default one, else empty."""
+    from nas.store import DEFAULT_URL
+
+    url = args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL
+    return "" if url == DEFAULT_URL or (not args.store and os.environ.get(DEFAULT_STORE_ENV)) else f" --store {url}"
 
 
 def _fmt(value: Any) -> str:
@@ -53,7 +63,7 @@ def _report(args: argparse.Namespace, store: Any, result: Any) -> None:
         f"job {result.job_id}: {result.state}, {result.evaluations} evaluations ({result.failed} failed), "
         f"hypervolume {_fmt(result.hypervolume)}\n"
         + _front_table(payload["front"], payload["objectives"])
-        + f"\nmore: nas pareto {result.job_id} --plot front.png"
+        + f"\nmore: nas pareto {result.job_id}{_store_option(args)} --plot front.png"
     )
     emit(args, payload, text)
 
@@ -73,7 +83,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         result = run_job(spec, store, ray_address=args.ray_address, progress=not args.json, on_created=created.append)
     except KeyboardInterrupt:
         if created:
-            print(f"interrupted; continue with: nas resume {created[0]}", file=sys.stderr)
+            print(f"interrupted; continue with: nas resume {created[0]}{_store_option(args)}", file=sys.stderr)
         raise
     _report(args, store, result)
 
@@ -81,7 +91,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_resume(args: argparse.Namespace) -> None:
     from nas.runner import run_job
 
-    store = _store(args)
+    store = _store(args, create=False)
     store.job(args.job_id)  # clear error for an unknown id
     result = run_job(
         None, store, job_id=args.job_id, ray_address=args.ray_address, executor=args.executor,
@@ -93,7 +103,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
 def cmd_jobs(args: argparse.Namespace) -> None:
     from nas.queries import job_summaries
 
-    rows = job_summaries(_store(args))
+    rows = job_summaries(_store(args, create=False))
     lines = [f"{'job':<24} {'name':<16} {'state':<12} {'searcher':<12} {'progress':>10}  best"]
     for r in rows:
         progress = f"{r['done']}/{r['budget'] if r['budget'] is not None else '-'}"
@@ -108,7 +118,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     from nas.queries import front_query
 
     payload = front_query(
-        _store(args), args.job_id, max_latency=args.max_latency, min_accuracy=args.min_accuracy,
+        _store(args, create=False), args.job_id, max_latency=args.max_latency, min_accuracy=args.min_accuracy,
         latency=args.latency_metric, accuracy_metric=args.accuracy_metric, plot=args.plot,
     )  # fmt: skip
     payload["plot"] = args.plot
@@ -125,7 +135,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from nas.export import export_job
 
-    store = _store(args)
+    store = _store(args, create=False)
     manifest = export_job(
         store, args.job_id, args.device, args.format, args.out, max_latency=args.max_latency, trial_id=args.trial,
         tolerance=args.tolerance, progress=not args.json,

@@ -80,6 +80,12 @@ def front_query(
     job = store.job(job_id)
     objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]
     constraints = [Constraint(c["metric"], c.get("min"), c.get("max")) for c in job.spec.get("constraints", [])]
+    known = [o.metric for o in objectives] + [c.metric for c in constraints]
+    for option, name in (("--latency-metric", latency), ("--accuracy-metric", accuracy_metric)):
+        if name is not None and name not in known and (option == "--latency-metric" or min_accuracy is not None):
+            raise ValueError(
+                f"{option}: job {job.id} has no metric {name!r}; its metrics are {', '.join(dict.fromkeys(known))}"
+            )
     latency = latency_metric(job.spec["objectives"], latency)
     if max_latency is not None:
         if latency is None:

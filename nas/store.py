@@ -33,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
+    inspect,
     select,
     update,
 )
@@ -316,6 +317,8 @@ class Store:
 
     Args:
         url: SQLAlchemy URL (see :func:`database_url`); for SQLite the parent folder is created.
+        create: Create the database and its tables when missing; ``False`` (read-only commands)
+            refuses a store that does not exist instead, creating nothing.
         lock_timeout_s: How long one SQLite statement waits for a lock (default 30 s, or
             ``$NAS_STORE_LOCK_TIMEOUT``).
         lock_retry_s: How long a transaction is retried while the database stays locked
@@ -323,21 +326,33 @@ class Store:
     """
 
     def __init__(self, url: str = DEFAULT_URL, lock_timeout_s: float | None = None,
-                 lock_retry_s: float | None = None) -> None:  # fmt: skip
+                 lock_retry_s: float | None = None, *, create: bool = True) -> None:  # fmt: skip
         url = database_url(url)
         parsed = make_url(url)
         self.lock_timeout_s = float(lock_timeout_s or os.environ.get("NAS_STORE_LOCK_TIMEOUT") or 30)
         self.lock_retry_s = float(lock_retry_s or os.environ.get("NAS_STORE_LOCK_RETRY") or 600)
         self.safe_url = parsed.render_as_string(hide_password=True)
         kwargs: dict[str, Any] = {}
+        missing = (
+            f"store: no database at {self.safe_url} (nothing was created); a search creates one "
+            "(`nas search SPEC.yaml --store URL`), or give the store you used with --store / $NAS_STORE"
+        )
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                if not create and not Path(parsed.database).is_file():
+                    raise StoreError(missing)
+                if create:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": self.lock_timeout_s}
         self.url = url
         try:
             self.engine: Engine = create_engine(url, **kwargs)
-            _Base.metadata.create_all(self.engine)
+            if create:
+                _Base.metadata.create_all(self.engine)
+            elif not inspect(self.engine).has_table(_Job.__tablename__):
+                raise StoreError(missing.replace("no database", "no hwnas tables in the database"))
+        except StoreError:
+            raise
         except Exception as exc:  # driver missing, server unreachable, ...
             raise StoreError(f"store: cannot open {self.safe_url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -1,0 +1,65 @@
+"""The CLI never misleads about stores and metrics: read-only commands create nothing, hints carry
+the store in use, an unknown metric name is an error listing the job's metrics; --version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.core.space import create_space
+from nas.testing.nb201 import write_nb201_tables
+
+
+def _spec(tmp_path: Path) -> Path:
+    acc, lat = write_nb201_tables(tmp_path, create_space("nb201"))
+    spec = {
+        "name": "tabular",
+        "space": {"name": "nb201"},
+        "evaluator": {"kind": "tabular", "accuracy_csv": str(acc), "latency_csv": str(lat), "devices": ["cpu"]},
+        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "latency_ms@cpu", "direction": "min"}],
+        "searcher": {"kind": "random"},
+        "budget": {"evaluations": 6},
+        "seed": 0,
+        "executor": "local",
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("nas (hwnas) ")
+
+
+@pytest.mark.parametrize("command", [["jobs"], ["pareto", "20260101-000000-abcdef"], ["resume", "x"]])
+def test_read_only_commands_create_nothing(command: list[str], tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'missing' / 'nas.dbb'}"
+    assert main([*command, "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert f"no database at {url} (nothing was created)" in err and "nas search" in err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_hints_carry_the_store_and_wrong_metrics_are_errors(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["search", str(_spec(tmp_path)), "--store", url]) == 0
+    out = capsys.readouterr().out
+    job_id = out.split("job ", 1)[1].split(":", 1)[0]
+    assert f"more: nas pareto {job_id} --store {url} --plot front.png" in out
+    # the hint works as printed
+    assert main(["pareto", job_id, "--store", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["evaluated"] == 6
+    # a metric the job does not have is an error naming the ones it has
+    assert main(["pareto", job_id, "--store", url, "--latency-metric", "latency_ms@gpu", "--max-latency", "3"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--latency-metric: job" in err and "no metric 'latency_ms@gpu'; its metrics are accuracy, latency_ms@cpu" in err
+    )
+    assert main(["pareto", job_id, "--store", url, "--accuracy-metric", "acc", "--min-accuracy", "0.5"]) == 2
+    assert "--accuracy-metric: job" in capsys.readouterr().err
