@@ -438,7 +438,8 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
 
     JSONL rows: ``{"arch": {...}, "<target>": v}`` or the arch keys at top level (OFA's
     ``ks``/``e``/``d``/``r``). CSV: an ``arch`` column holding JSON, or NB201's
-    ``arch_str`` / ``ArchitectureString``, plus the target column.
+    ``arch_str`` / ``ArchitectureString``, plus the target column. A row may carry any number of
+    other metrics (one column per device, say): only the target is read.
 
     Raises:
         ValueError: naming the file, line and what is wrong.
@@ -449,6 +450,7 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
     if not path.is_file():
         raise ValueError(f"data: file {path} not found")
     archs, values = [], []
+    arch_keys = set(space.max_arch().to_dict())
 
     def add(row: Mapping[str, Any], where: str) -> None:
         if target not in row:
@@ -463,7 +465,7 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
                     raise ValueError(f"space {space.space_id} has no string form")
                 arch = space.from_string(text)
             else:
-                arch = space.make({k: v for k, v in row.items() if k != target})
+                arch = space.make({k: v for k, v in row.items() if k in arch_keys})
             value = float(row[target])
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{where}: {exc}") from exc

@@ -111,6 +111,16 @@ def test_bad_inputs(tmp_path: Path, synthetic) -> None:
     csv_file = tmp_path / "data.csv"
     csv_file.write_text('arch,accuracy\n"' + json.dumps(archs[0].to_dict()).replace('"', '""') + '",0.7\n')
     assert load_dataset_file(csv_file, space)[1] == [0.7]
+    # rows with several metric columns (one per device): each is a target of its own
+    several = tmp_path / "devices.jsonl"
+    several.write_text(
+        "\n".join(
+            json.dumps({**a.to_dict(), "latency_ms@v100_1": i + 1.0, "latency_ms@cpu": 2.0 * i + 1})
+            for i, a in enumerate(archs[:4])
+        )
+    )
+    assert load_dataset_file(several, space, "latency_ms@cpu") == (archs[:4], [1.0, 3.0, 5.0, 7.0])
+    assert load_dataset_file(several, space, "latency_ms@v100_1")[1] == [1.0, 2.0, 3.0, 4.0]
 
 
 def test_cli_fit_and_eval(tmp_path: Path, synthetic) -> None:
