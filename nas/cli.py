@@ -54,11 +54,41 @@ def cmd_spaces(args: argparse.Namespace) -> None:
 
 def cmd_space_info(args: argparse.Namespace) -> None:
     space = _space_from_args(args)
+    if args.arch:
+        _arch_info(args, space)
+        return
+    if args.table:
+        raise CLIError("--table needs --arch: the latency of which arch?", "add --arch '{...}' (an arch as JSON)")
     info = space.describe()
     for label, arch in (("max_arch", space.max_arch()), ("min_arch", space.min_arch())):
         info[label] = {"arch": arch.to_dict(), "arch_id": arch.arch_id, **(_cost(space, arch) or {})}
     lines = [f"{k}: {v}" for k, v in info.items() if k != "config"]
     emit(args, info, "\n".join(lines))
+
+
+def _arch_info(args: argparse.Namespace, space: SearchSpace) -> None:
+    """One arch (``--arch`` JSON, or a space's own string form) in canonical form, with its MACs,
+    params and, given ``--table``, its latency on the table's device."""
+    text = args.arch.strip()
+    try:
+        arch = space.make(json.loads(text)) if text.startswith(("{", "[")) else None
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--arch is not valid JSON: {exc}", "for example --arch '{\"ks\": [...], ...}'") from exc
+    if arch is None:
+        if not hasattr(space, "from_string"):
+            raise CLIError(f"--arch: {space.space_id} archs are JSON objects", "give the arch as JSON")
+        arch = space.from_string(text)
+    payload: dict[str, Any] = {"space_id": space.space_id, "arch_id": arch.arch_id, "arch": arch.to_dict()}
+    payload.update(_cost(space, arch) or {})
+    if args.table:
+        from predictors.latency import LatencyTable
+
+        table = LatencyTable.load(args.table, space_id=space.space_id)
+        payload[f"latency_ms@{table.device}"] = table.predict(space, arch)
+    lines = [
+        f"{k}: {json.dumps(v, separators=(',', ':')) if isinstance(v, (dict, list)) else v}" for k, v in payload.items()
+    ]
+    emit(args, payload, "\n".join(lines))
 
 
 def cmd_space_sample(args: argparse.Namespace) -> None:
@@ -370,8 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_space_sample)
 
-    p = space_sub.add_parser("info", help="describe a space: genes, size, smallest and largest arch")
+    p = space_sub.add_parser("info", help="describe a space (genes, size, corner archs), or one arch with --arch")
     add_space_args(p)
+    p.add_argument("--arch", help="one arch (JSON, or the space's string form) to show with its MACs and params")
+    p.add_argument("--table", help="a latency table of the space: the arch's latency too (needs --arch)")
     p.set_defaults(func=cmd_space_info)
     return parser
 

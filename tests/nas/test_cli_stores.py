@@ -63,3 +63,25 @@ def test_hints_carry_the_store_and_wrong_metrics_are_errors(tmp_path: Path, caps
     )
     assert main(["pareto", job_id, "--store", url, "--accuracy-metric", "acc", "--min-accuracy", "0.5"]) == 2
     assert "--accuracy-metric: job" in capsys.readouterr().err
+
+
+def test_space_info_of_one_arch(tmp_path: Path, capsys) -> None:
+    from predictors.flops import count_cost
+    from predictors.latency import LatencyTable, signature
+
+    nb201 = create_space("nb201")
+    text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert main(["space", "info", "nb201", "--arch", text, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    arch = nb201.from_string(text)
+    assert payload["arch_id"] == arch.arch_id and payload["macs"] == count_cost(nb201.static_config(arch)).macs
+    # with a table: its latency too (a table of one arch's layers, 1 ms each)
+    space = create_space("ofa_mbv3", config="cifar")
+    arch = space.max_arch()
+    entries = {signature(layer): {"mean_ms": 1.0} for layer in space.static_config(arch)}
+    table = LatencyTable(space.space_id, "cpu", "float32", 1, entries).save(tmp_path / "t.json")
+    argv = ["space", "info", "ofa_mbv3", "--config", "cifar", "--arch", json.dumps(arch.to_dict())]
+    assert main([*argv, "--table", str(table), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["latency_ms@cpu"] == len(space.static_config(arch))
+    assert main(["space", "info", "ofa_mbv3", "--table", str(table)]) == 2
+    assert "--table needs --arch" in capsys.readouterr().err
