@@ -457,7 +457,7 @@ class StreamingDataset:
                 batch_sampler=sampler,
                 num_workers=self.workers,
                 pin_memory=torch.cuda.is_available(),
-                persistent_workers=self.workers > 0,
+                persistent_workers=train and self.workers > 0,  # epochs reuse them; an evaluation loader is one pass
                 prefetch_factor=4 if self.workers > 0 else None,
             )
         else:
@@ -478,7 +478,7 @@ class StreamingDataset:
                 batch_size=None,
                 num_workers=min(self.workers, len(shards)),
                 pin_memory=torch.cuda.is_available(),
-                persistent_workers=self.workers > 0,
+                persistent_workers=train and self.workers > 0,
             )
         return StreamLoader(loader, source, self.mean, self.std)
 
