@@ -35,11 +35,29 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _front_table(rows: list[dict[str, Any]], metrics: list[str]) -> str:
+def _arch_text(space_id: str) -> Any:
+    """How the table prints an arch: the space's own string form where it has one (NB201's
+    ``|op~0|+...|``), else compact JSON — both paste back into ``--arch`` and specs."""
+    from nas.core.space import space_from_id
+
+    def compact(arch: dict[str, Any]) -> str:
+        return json.dumps(arch, separators=(",", ":"))
+
+    try:
+        space = space_from_id(space_id)
+    except (ValueError, TypeError, KeyError):
+        return compact
+    if not hasattr(space, "to_string"):
+        return compact
+    return lambda arch: space.to_string(space.make(arch))
+
+
+def _front_table(rows: list[dict[str, Any]], metrics: list[str], space_id: str = "") -> str:
     header = ["trial", *metrics, "arch"]
     lines = ["  ".join(f"{h:>12}" if i < len(header) - 1 else h for i, h in enumerate(header))]
+    text = _arch_text(space_id)
     for r in rows:
-        cells = [str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), json.dumps(r["arch"])]
+        cells = [str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), text(r["arch"])]
         lines.append("  ".join(f"{c:>12}" if i < len(cells) - 1 else c for i, c in enumerate(cells)))
     return "\n".join(lines)
 
@@ -53,6 +71,7 @@ def _result_payload(store: Any, result: Any) -> dict[str, Any]:
         "failed": result.failed,
         "hypervolume": result.hypervolume,
         "objectives": [o["metric"] for o in job.spec["objectives"]],
+        "space_id": job.space_id,
         "front": [t.to_dict() for t in result.front],
     }
 
@@ -62,7 +81,7 @@ def _report(args: argparse.Namespace, store: Any, result: Any) -> None:
     text = (
         f"job {result.job_id}: {result.state}, {result.evaluations} evaluations ({result.failed} failed), "
         f"hypervolume {_fmt(result.hypervolume)}\n"
-        + _front_table(payload["front"], payload["objectives"])
+        + _front_table(payload["front"], payload["objectives"], payload["space_id"])
         + f"\nmore: nas pareto {result.job_id}{_store_option(args)} --plot front.png"
     )
     emit(args, payload, text)
@@ -126,7 +145,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     text = (
         f"job {payload['job_id']} ({payload['state']}): {len(rows)} Pareto-optimal of {payload['evaluated']} "
         f"evaluated, hypervolume {_fmt(hv)}\n"
-        + _front_table(rows, payload["objectives"])
+        + _front_table(rows, payload["objectives"], payload.get("space_id", ""))
         + (f"\nplot: {args.plot}" if args.plot else "")
     )
     emit(args, payload, text)

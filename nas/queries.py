@@ -105,6 +105,7 @@ def front_query(
         plot_front(points, front, objectives, constraints, plot, title=f"{job.name} ({job.id})")
     return {
         "job_id": job.id,
+        "space_id": job.space_id,
         "state": effective_state(job, store.lease(job.id)),
         "objectives": [o.metric for o in objectives],
         "constraints": [c.__dict__ for c in constraints],

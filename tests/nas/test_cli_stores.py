@@ -51,6 +51,7 @@ def test_hints_carry_the_store_and_wrong_metrics_are_errors(tmp_path: Path, caps
     assert main(["search", str(_spec(tmp_path)), "--store", url]) == 0
     out = capsys.readouterr().out
     job_id = out.split("job ", 1)[1].split(":", 1)[0]
+    assert "|+|" in out and '"ops"' not in out  # NB201 archs in their usual notation
     assert f"more: nas pareto {job_id} --store {url} --plot front.png" in out
     # the hint works as printed
     assert main(["pareto", job_id, "--store", url, "--json"]) == 0
