@@ -155,8 +155,40 @@ def test_latency_kind_on_nb201_additive_latencies() -> None:
     noise = 1 + 0.02 * rng.standard_normal(len(archs))
     latency = [(3 + sum(per_op[o] for o in a["ops"])) * n for a, n in zip(archs, noise)]
     predictor = Predictor(space, None, target="latency_ms@phone").fit(archs[:50], latency[:50])
-    assert predictor.encoding == "counts+summary" and predictor._models[0].chosen_ in predictor._models[0].CANDIDATES
+    assert (
+        predictor.encoding == "counts+summary+pruned"
+        and predictor._models[0].chosen_ in predictor._models[0].CANDIDATES
+    )
     metrics = evaluate_predictor(predictor, archs[50:], latency[50:])
     assert metrics["within_10pct"] > 0.95 and metrics["kendall"] > metrics["macs_baseline"]["kendall"]
     with pytest.raises(ValueError, match="positive targets"):
         Predictor(space, None, target="latency_ms@phone").fit(archs[:10], [0.0] * 10)
+
+
+def test_pruned_counts_follow_dead_node_elimination() -> None:
+    space = create_space("nb201")
+    # node 2 feeds the output only through a "none" edge, node 1 only into node 2 or through
+    # "none": both are dead, so only the three edges into the output node are kept
+    dead = {"ops": ["nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect", "none", "none"]}
+    assert space.features(space.make(dead), "pruned").tolist() == [2, 1, 0, 0, 0, 0]
+    alive = {"ops": ["nor_conv_3x3"] * 6}
+    assert space.features(space.make(alive), "pruned").tolist() == [0, 0, 0, 0, 6, 2]
+
+
+def test_latency_kind_picks_the_pruned_view_for_a_pruning_runtime() -> None:
+    """A runtime that skips dead nodes: the pruned view explains it, and the fit chooses it."""
+    from predictors.learned import Predictor, evaluate_predictor
+
+    space = create_space("nb201")
+    rng = np.random.default_rng(1)
+    archs = space.sample_unique(400, rng)
+    per_op = [0.05, 0.1, 0.4, 0.5, 1.6, 0.3]  # none, skip, pool, 1x1, 3x3, per used node
+    latency = [
+        (2 + float(np.dot(per_op, space.features(a, "pruned")))) * (1 + 0.01 * rng.standard_normal()) for a in archs
+    ]
+    predictor = Predictor(space, None, target="latency_ms@phone").fit(archs[:50], latency[:50])
+    model = predictor._models[0]
+    assert model.view_ in ("pruned", "all"), model.scores_
+    assert set(predictor.views(archs[0])) == {"counts+summary", "pruned", "cost", "all"}
+    metrics = evaluate_predictor(predictor, archs[50:], latency[50:])
+    assert metrics["within_10pct"] > 0.97 and metrics["kendall"] > metrics["macs_baseline"]["kendall"]
