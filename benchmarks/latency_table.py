@@ -30,12 +30,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cifar")
+    parser.add_argument("--resolutions", help="comma-separated subset of the preset's resolutions (e.g. 160,192,224)")
     parser.add_argument("--batches", default="1,64")
     parser.add_argument("--archs", type=int, default=100)
     parser.add_argument("--calibration", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="rounds each measurement is spread over")
     parser.add_argument("--devices", help="comma-separated (default: cpu, and cuda when available)")
-    parser.add_argument("--backends", default="", help="CUDA backends to build, e.g. triton,torch (default: triton)")
+    parser.add_argument(
+        "--backends", default="",
+        help="CUDA backends to build, e.g. cuda-graph,torch,triton,torch-compile (default: triton)",
+    )  # fmt: skip
     parser.add_argument("--cpu-backends", default="torch", help="CPU backends to build, e.g. torch,onnxruntime")
     parser.add_argument("--dtype", default="float32", help="dtype of the CUDA tables (CPU tables use float32)")
     parser.add_argument("--out", default="benchmarks/results/latency_table.json")
@@ -45,7 +49,8 @@ def main() -> None:
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     out = Path(args.out)
     tables_dir = out.with_suffix("")
-    space = create_space("ofa_mbv3", config=args.config)
+    options = {"resolutions": [int(r) for r in args.resolutions.split(",")]} if args.resolutions else {}
+    space = create_space("ofa_mbv3", config=args.config, **options)
     runs = []
     for device in devices:
         cuda = device.startswith("cuda")

@@ -75,6 +75,10 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     lines.append(_metrics_line("table sum", report["table_sum"]))
     if "corrected" in report:
         lines.append(_metrics_line("corrected", report["corrected"]))
+    curve = report.get("calibration_curve") or {}
+    if curve.get("points"):
+        shares = ", ".join(f"{k}: {p['within_10pct'] * 100:.0f}%" for k, p in curve["points"].items())
+        lines.append(f"correction refitted on k measured subnets (within ±10%): {shares}; needed {curve['needed']}")
     emit(args, report, "\n".join(lines))
 
 
@@ -90,9 +94,14 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--calibration", type=int, default=20, help="subnets measured end to end for the correction")
     p.add_argument(
-        "--backend", choices=["torch", "triton", "onnxruntime"],
-        help="runtime the ops are timed on (default: our Triton kernels on CUDA, torch eager on CPU; "
-        "onnxruntime: CPU float32, for models deployed as ONNX)",
+        "--backend", metavar="NAME",
+        help="runtime the ops are timed on, as the model will be deployed (default: our Triton kernels on "
+        "CUDA, torch eager on CPU). torch: eager; on CUDA each op's GPU time and kernel count are stored and "
+        "the table replays the launch queue with the measured launch cost (the launch-bound regime). "
+        "cuda-graph: the subnet captured in one CUDA graph (inference servers); ops timed back to back in a "
+        "graph, warm L2. torch-compile: Inductor-compiled ops and networks (CPU or CUDA). triton: our Triton "
+        "kernels (CUDA). onnxruntime: ONNX Runtime, CPU float32. Plug-ins add more "
+        "(entry-point group hwnas.latency_backends)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument(
@@ -104,7 +113,12 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("--out", required=True, help="table JSON")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_latency_build)
-    p = group.add_parser("validate", help="compare a table with end-to-end latency of random subnets")
+    p = group.add_parser(
+        "validate",
+        help="compare a table with end-to-end latency of random subnets on the table's own backend "
+        "(share within ±10%%, Spearman, MAPE; plain sum and corrected; how many calibration subnets the "
+        "correction needed)",
+    )  # fmt: skip
     p.add_argument("table")
     p.add_argument("--archs", type=int, default=100)
     p.add_argument("--threads", type=int, help="CPU threads (use the table's)")

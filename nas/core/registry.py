@@ -104,6 +104,8 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "torch": "predictors.latency.backends:TorchBackend",
                 "triton": "predictors.latency.backends:TritonBackend",
                 "onnxruntime": "predictors.latency.backends:OnnxRuntimeBackend",
+                "cuda-graph": "predictors.latency.backends:CudaGraphBackend",
+                "torch-compile": "predictors.latency.backends:TorchCompileBackend",
             }
         ),
         # Kinds of static-config layers ({"op": KIND, ...}): their MACs/params and their module.

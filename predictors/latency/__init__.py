@@ -9,18 +9,25 @@ measures a few whole subnets and fits a small correction (ridge on the table sum
 and layer counts); ``predict`` applies it, ``lookup`` does not, and validation
 reports both.
 
-On CPU the entries are measured with the runtime the model is deployed with:
-torch eager (inference mode) by default, or ONNX Runtime (``backend="onnxruntime"``)
-for models deployed as ONNX, each layer exported and run in its own session; on
-CUDA, MBConv blocks and 1x1 convolutions run on our Triton kernels
-(``backend="triton"``), the stem's full convolution and pooling on torch. The table
-records its ``source``.
+Entries are measured with the runtime the model is deployed with (the table records
+its ``source``): torch eager (inference mode; the CPU default), ONNX Runtime
+(``onnxruntime``, CPU float32, each layer exported and run in its own session),
+``torch-compile`` (Inductor, CPU or CUDA), and on CUDA our Triton kernels (``triton``,
+the CUDA default: MBConv blocks and 1x1 convolutions; torch for the rest) and
+``cuda-graph`` (the subnet captured in one CUDA graph, ops timed back to back in a graph
+with warm L2). Eager torch on CUDA is launch-bound for small ops: its table stores each
+op's GPU time and kernel count and replays the launch queue with the host's measured
+launch cost (:mod:`predictors.latency.stream`) instead of summing. The correction is
+chosen among a scale, ``linear`` and ``physics`` features (sum, MACs, kernel launches)
+by leave-one-out on the calibration subnets; validation reports how many it needed.
 """
 
 from predictors.latency.backends import (
+    CudaGraphBackend,
     LatencyBackend,
     OnnxRuntimeBackend,
     TorchBackend,
+    TorchCompileBackend,
     TritonBackend,
     backend_names,
     check_backend,
@@ -30,8 +37,9 @@ from predictors.latency.backends import (
     measure_layer,
     triton_module,
 )
-from predictors.latency.build import build_table, latency_metrics, validate_table
+from predictors.latency.build import build_table, calibration_curve, latency_metrics, validate_table
 from predictors.latency.ops import DTYPES, FORMAT_VERSION, cover_archs, layer_module, op_signatures, signature
+from predictors.latency.stream import count_kernels, launch_cost_ms, stream_latency
 from predictors.latency.table import ArchTimer, LatencyTable, LayerTimer
 from predictors.latency.timers import combine_rounds, measure_module, measure_onnx
 
@@ -39,20 +47,25 @@ __all__ = [
     "DTYPES",
     "FORMAT_VERSION",
     "ArchTimer",
+    "CudaGraphBackend",
     "LatencyBackend",
     "LatencyTable",
     "LayerTimer",
     "OnnxRuntimeBackend",
     "TorchBackend",
+    "TorchCompileBackend",
     "TritonBackend",
     "backend_names",
     "build_table",
+    "calibration_curve",
     "check_backend",
     "combine_rounds",
+    "count_kernels",
     "cover_archs",
     "default_backend",
     "latency_backend",
     "latency_metrics",
+    "launch_cost_ms",
     "layer_module",
     "measure_arch",
     "measure_layer",
@@ -60,6 +73,7 @@ __all__ = [
     "measure_onnx",
     "op_signatures",
     "signature",
+    "stream_latency",
     "triton_module",
     "validate_table",
 ]

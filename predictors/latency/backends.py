@@ -45,6 +45,12 @@ class LatencyBackend:
     def check(self, device: str, dtype: str) -> None:
         """Raises ValueError when this runtime cannot run on ``device``/``dtype``."""
 
+    def launch_bound(self, device: str) -> bool:
+        """Whether the host's kernel launches can hold the GPU back on ``device``: the table then
+        stores GPU time and kernel count per op and replays the launch queue
+        (:mod:`predictors.latency.stream`) instead of summing."""
+        return False
+
     def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
                       dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
         return measure_module(module, shape, batch, device, dtype, rounds)
@@ -55,7 +61,65 @@ class LatencyBackend:
 
 
 class TorchBackend(LatencyBackend):
-    """torch eager, the modules as they are."""
+    """torch eager, the modules as they are. On CUDA the launch-bound model applies: each op's
+    GPU time (graph replay, warm L2) and kernel count are stored, and the table replays the
+    launch queue with the host's measured launch cost."""
+
+    def launch_bound(self, device: str) -> bool:
+        return device.startswith("cuda")
+
+    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
+                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(module, shape, batch, device, dtype, rounds, kernels=self.launch_bound(device))
+
+
+def _require_cuda(name: str, device: str) -> None:
+    if not device.startswith("cuda"):
+        raise ValueError(f"backend {name} runs on CUDA, not {device}; use --device cuda or another backend")
+
+
+class CudaGraphBackend(LatencyBackend):
+    """The whole subnet captured in one CUDA graph and replayed (what inference servers do):
+    no launch gaps, so each op is timed as it runs inside the network — replayed back to back
+    in a graph with warm L2 — and the table sums them."""
+
+    source = "torch-cudagraph"
+
+    def check(self, device: str, dtype: str) -> None:
+        _require_cuda("cuda-graph", device)
+
+    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
+                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(module, shape, batch, device, dtype, rounds, graph=True)
+
+    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
+                        rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(net, shape, batch, device, dtype, rounds, graph=True)
+
+
+def compiled(module: Any) -> Any:
+    """``torch.compile`` of a module for inference: static shapes (one kernel set per
+    signature, as a deployed model with a fixed input has), Inductor's default mode."""
+    import torch
+
+    return torch.compile(module, dynamic=False)
+
+
+class TorchCompileBackend(LatencyBackend):
+    """``torch.compile`` (Inductor: generated Triton kernels on CUDA, C++ on CPU): each op
+    compiled on its own, the network compiled whole, the table's correction bridging the
+    fusions across op boundaries that a whole-network compile finds. Compiled graphs are
+    cached by Inductor across ops of the same shapes."""
+
+    source = "torch-compile"
+
+    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
+                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(module, shape, batch, device, dtype, rounds, wrap=compiled)
+
+    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
+                        rounds: int) -> dict[str, float]:  # fmt: skip
+        return measure_module(net, shape, batch, device, dtype, rounds, wrap=compiled)
 
 
 class TritonBackend(LatencyBackend):

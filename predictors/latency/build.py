@@ -32,6 +32,7 @@ def build_table(
     backend: str | None = None,
     rounds: int = 1,
     progress: bool = True,
+    launch_ms: float | None = None,
 ) -> LatencyTable:
     """Measures every op signature of the space, then fits the correction on random subnets.
 
@@ -41,8 +42,12 @@ def build_table(
     round after round, and the median kept: a shared machine's speed drifts over minutes,
     and spreading each measurement over the whole build keeps the drift out of the ratios
     between entries.
+    ``launch_ms``: the host's cost per kernel launch for the launch-bound model; ``None``:
+    measured when the backend is launch-bound on ``device`` (torch eager on CUDA), else unused.
+    A table with a launch cost replays the launch queue (:mod:`predictors.latency.stream`).
     """
     from kernels.bench import environment
+    from predictors.latency.stream import launch_cost_ms
 
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
@@ -54,9 +59,13 @@ def build_table(
     signatures = op_signatures(space)
     timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
     entries = dict(zip(signatures, timings))
+    runtime = latency_backend(backend)
+    if launch_ms is None and runtime.launch_bound(device):
+        launch_ms = launch_cost_ms(device)
+        logger.info("launch cost on %s: %.4f ms per kernel", device, launch_ms)
     table = LatencyTable(
-        space.space_id, device, dtype, batch, entries, environment(device),
-        source=latency_backend(backend).source,
+        space.space_id, device, dtype, batch, entries, environment(device), source=runtime.source,
+        launch_ms=launch_ms,
     )  # fmt: skip
     if calibration_archs > 0:
         archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
@@ -109,6 +118,7 @@ def validate_table(
     }  # fmt: skip
     if table.correction:
         out["corrected"] = latency_metrics([table.predict(space, a) for a in archs], measured)
+    out["calibration_curve"] = calibration_curve(table, space, archs, measured)
     out["measured_ms"] = {"min": float(min(measured)), "max": float(max(measured))}
     out["rounds"] = rounds
     out["per_arch"] = [
@@ -122,3 +132,28 @@ def validate_table(
         for a, t in zip(archs, timings)
     ]
     return out
+
+
+def calibration_curve(
+    table: LatencyTable, space: SearchSpace, archs: Sequence[Any], measured: Sequence[float],
+    sizes: Sequence[int] = (3, 5, 10, 20, 40),
+) -> dict[str, Any]:  # fmt: skip
+    """How many measured subnets the correction needs: refitted on the first ``k`` of the
+    validation subnets and scored on the rest, for each ``k`` that leaves at least 10 to score.
+    ``needed``: the smallest ``k`` within 2 points (share within ±10%) of the largest ``k``'s.
+    The table itself is left as it was."""
+    import copy
+
+    points: dict[str, dict[str, Any]] = {}
+    for k in sizes:
+        if len(archs) - k < 10:
+            break
+        trial = copy.copy(table)
+        trial.fit_correction(space, list(archs[:k]), list(measured[:k]))
+        predicted = [trial.predict(space, a) for a in archs[k:]]
+        points[str(k)] = {**latency_metrics(predicted, measured[k:]), "kind": (trial.correction or {}).get("kind")}
+    needed = None
+    if points:
+        best = points[list(points)[-1]]["within_10pct"]
+        needed = next(int(k) for k, p in points.items() if p["within_10pct"] >= best - 0.02)
+    return {"points": points, "needed": needed}

@@ -31,6 +31,8 @@ class LatencyTable:
     environment: dict[str, Any] = field(default_factory=dict)
     correction: dict[str, Any] | None = None
     source: str = "torch-eager"
+    # host time per kernel launch (ms) for a launch-bound runtime; None: entries simply add up
+    launch_ms: float | None = None
 
     @property
     def backend(self) -> str:
@@ -43,22 +45,62 @@ class LatencyTable:
             raise ValueError(f"latency table is for space {self.space_id}, not {space.space_id}")
         return space.static_config(space.make(arch))
 
-    def lookup(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> float:
-        """Sum of the table entries over the arch's layers (ms)."""
-        total = 0.0
+    def _entries(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[dict[str, float]]:
+        out = []
         for layer in self._layers(space, arch):
             entry = self.entries.get(signature(layer))
             if entry is None:
                 raise KeyError(
                     f"op {signature(layer)} is not in the table; rebuild it with `nas latency build` for this space"
                 )
-            total += entry["mean_ms"]
-        return total
+            out.append(entry)
+        return out
 
-    def features(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> list[float]:
-        """Inputs of the correction: table sum, number of MBConv blocks (the other layers are fixed), 1."""
+    def lookup(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> float:
+        """The arch's latency from its ops' entries (ms): their sum, or for a launch-bound runtime
+        (``launch_ms`` set) the launch queue replayed over their GPU times and kernel counts."""
+        entries = self._entries(space, arch)
+        if self.launch_ms is None:
+            return float(sum(e["mean_ms"] for e in entries))
+        from predictors.latency.stream import stream_latency
+
+        return stream_latency(
+            [e.get("gpu_ms", e["mean_ms"]) for e in entries], [int(e.get("kernels", 1)) for e in entries],
+            self.launch_ms,
+        )  # fmt: skip
+
+    def kernels(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> int:
+        """Kernels the arch launches in eager mode (entries without a count count as one)."""
+        return int(sum(e.get("kernels", 1) for e in self._entries(space, arch)))
+
+    # the correction's feature sets, tried in turn by leave-one-out cross-validation on the
+    # calibration subnets; each needs two subnets per coefficient
+    CORRECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("linear", ("table_sum_ms", "mbconv_blocks", "bias")),
+        ("physics", ("table_sum_ms", "macs_m", "kernels", "bias")),
+    )
+
+    def features(
+        self, space: SearchSpace, arch: Arch | Mapping[str, Any], names: Sequence[str] | None = None
+    ) -> list[float]:
+        """Inputs of the correction (default: those of the fitted one, else the ``linear`` set):
+        ``table_sum_ms`` (what :meth:`lookup` gives), ``mbconv_blocks`` (the other layers are
+        fixed), ``macs_m`` (millions), ``kernels`` (eager launches), ``layers``, ``bias``."""
+        if names is None:
+            names = (self.correction or {}).get("features") or self.CORRECTIONS[0][1]
         layers = self._layers(space, arch)
-        return [self.lookup(space, arch), float(sum(ly["op"] == "mbconv" for ly in layers)), 1.0]
+        values: dict[str, Callable[[], float]] = {
+            "table_sum_ms": lambda: self.lookup(space, arch),
+            "mbconv_blocks": lambda: float(sum(ly["op"] == "mbconv" for ly in layers)),
+            "macs_m": lambda: _macs_m(layers),
+            "kernels": lambda: float(self.kernels(space, arch)),
+            "layers": lambda: float(len(layers)),
+            "bias": lambda: 1.0,
+        }
+        unknown = [n for n in names if n not in values]
+        if unknown:
+            raise ValueError(f"latency table correction: unknown features {unknown}; rebuild the table")
+        return [values[n]() for n in names]
 
     def predict(self, space: SearchSpace, arch: Arch | Mapping[str, Any]) -> float:
         """Corrected latency (ms) when the table has a correction, else the plain sum."""
@@ -67,29 +109,44 @@ class LatencyTable:
         return float(np.dot(self.correction["coef"], self.features(space, arch)))
 
     def fit_correction(self, space: SearchSpace, archs: Sequence[Arch], measured: Sequence[float]) -> None:
-        """Least-squares correction of the sums on relative error (ridge-regularised).
+        """Few-shot correction of the lookup from subnets measured end to end.
 
-        With fewer than 6 calibration archs (two per coefficient), or when the linear correction
-        would predict a non-positive latency for a calibration arch or the space's smallest or
-        largest arch, the correction is a single scale factor of the sum instead.
+        Candidates: a scale factor of the sum; ``linear`` (sum, MBConv blocks, bias) and
+        ``physics`` (sum, MACs, kernel launches, bias), each least squares on relative error,
+        kept only with two calibration subnets per coefficient and when it predicts a positive
+        latency for every calibration subnet and the space's smallest and largest arch. The
+        candidate with the lowest leave-one-out median relative error wins (the scale factor
+        when nothing else qualifies). ``loo_median_rel_error`` records each candidate's score.
         """
-        x = np.array([self.features(space, a) for a in archs])
         y = np.asarray(measured, dtype=float)
-        w = 1.0 / y  # weight rows by 1/latency: minimises relative, not absolute, error
-        xw, yw = x * w[:, None], y * w
-        kind = "scale"
-        coef = np.array([float(np.median(y / x[:, 0])), 0.0, 0.0])
-        if len(archs) >= 2 * x.shape[1]:
-            alpha = 1e-10 * np.trace(xw.T @ xw) / x.shape[1]
-            linear = np.linalg.solve(xw.T @ xw + alpha * np.eye(x.shape[1]), xw.T @ yw)
-            corners = np.array([self.features(space, a) for a in (space.min_arch(), space.max_arch())])
-            if np.all(np.concatenate([x, corners]) @ linear > 0):
-                kind, coef = "linear", linear
+        corners = (space.min_arch(), space.max_arch())
+        candidates: dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
+        sums = np.array([[self.lookup(space, a)] for a in archs])
+        candidates["scale"] = (("table_sum_ms",), sums, np.array([[self.lookup(space, a)] for a in corners]))
+        for kind, names in self.CORRECTIONS:
+            if len(archs) >= 2 * len(names):
+                x = np.array([self.features(space, a, names) for a in archs])
+                candidates[kind] = (names, x, np.array([self.features(space, a, names) for a in corners]))
+        scores: dict[str, float] = {}
+        coefs: dict[str, np.ndarray] = {}
+        for kind, (_, x, corner_x) in candidates.items():
+            coef = _relative_lstsq(x, y, kind)
+            if kind != "scale" and not np.all(np.concatenate([x, corner_x]) @ coef > 0):
+                continue
+            coefs[kind] = coef
+            if len(y) >= 3:
+                errors = [
+                    abs(float(x[i] @ _relative_lstsq(np.delete(x, i, 0), np.delete(y, i), kind)) - y[i]) / y[i]
+                    for i in range(len(y))
+                ]
+                scores[kind] = float(np.median(errors))
+        kind = min(scores, key=lambda k: scores[k]) if scores else "scale"
         self.correction = {
             "kind": kind,
-            "features": ["table_sum_ms", "mbconv_blocks", "bias"],
-            "coef": coef.tolist(),
+            "features": list(candidates[kind][0]),
+            "coef": coefs[kind].tolist(),
             "calibration_archs": len(archs),
+            "loo_median_rel_error": scores,
         }
 
     # -------------------------------------------------------------- persistence
@@ -103,6 +160,7 @@ class LatencyTable:
             "source": self.source,
             "environment": self.environment,
             "correction": self.correction,
+            "launch_ms": self.launch_ms,
             "entries": self.entries,
         }
 
@@ -144,6 +202,7 @@ class LatencyTable:
         table = cls(
             data["space_id"], data["device"], data["dtype"], int(data["batch"]), data["entries"],
             data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
+            data.get("launch_ms"),
         )  # fmt: skip
         if backend is not None and table.backend != backend:
             raise ValueError(
@@ -151,3 +210,20 @@ class LatencyTable:
                 f"build one with `nas latency build --backend {backend}`"
             )
         return table
+
+
+def _macs_m(layers: Sequence[Mapping[str, Any]]) -> float:
+    from predictors.flops import count_cost
+
+    return count_cost(layers).macs / 1e6
+
+
+def _relative_lstsq(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
+    """Coefficients minimising the squared relative error (rows weighted by 1/latency); a
+    median ratio for the one-column scale."""
+    if kind == "scale":
+        return np.array([float(np.median(y / x[:, 0]))])
+    w = 1.0 / y
+    xw, yw = x * w[:, None], y * w
+    alpha = 1e-10 * np.trace(xw.T @ xw) / x.shape[1]
+    return np.asarray(np.linalg.solve(xw.T @ xw + alpha * np.eye(x.shape[1]), xw.T @ yw))

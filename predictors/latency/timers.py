@@ -12,11 +12,11 @@ from predictors.latency.ops import _torch_dtype
 CPU_REPEATS = 30  # samples per CPU measurement, split over the rounds of a build or validation
 
 
-def _timer(device: str, rounds: int = 1) -> Callable[[Callable[[], Any]], Any]:
+def _timer(device: str, rounds: int = 1, graph: bool = False) -> Callable[[Callable[[], Any]], Any]:
     from kernels.bench import measure_cpu, measure_cuda
 
     if device.startswith("cuda"):
-        return measure_cuda
+        return lambda fn: measure_cuda(fn, graph=graph)
     repeats = max(5, CPU_REPEATS // max(1, rounds))
     return lambda fn: measure_cpu(fn, repeats=repeats)
 
@@ -56,12 +56,25 @@ def _in_rounds(
 
 
 def measure_module(
-    module: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str, rounds: int = 1
+    module: Any,
+    shape: tuple[int, ...],
+    batch: int,
+    device: str,
+    dtype: str,
+    rounds: int = 1,
+    *,
+    graph: bool = False,
+    wrap: Callable[[Any], Any] | None = None,
+    kernels: bool = False,
 ) -> dict[str, float]:
     """Times ``module`` on a random input of ``(batch, *shape)`` (inference mode).
 
     ``rounds``: how many rounds the caller spreads the measurement over; on CPU each
-    round takes ``CPU_REPEATS / rounds`` samples (at least 5).
+    round takes ``CPU_REPEATS / rounds`` samples (at least 5). ``graph``: on CUDA, replay the
+    call captured in a CUDA graph, back to back with warm L2 (GPU time, no launch gaps).
+    ``wrap``: what runs instead of the module once it is on the device (``torch.compile``).
+    ``kernels``: also count the kernels one eager call launches (:func:`count_kernels`) and,
+    on CUDA, time it in a graph (``gpu_ms``), for the launch-bound model.
     """
     import torch
 
@@ -73,11 +86,20 @@ def measure_module(
         if hasattr(module, "parameters"):
             module = module.to(memory_format=torch.channels_last)
 
+    runner = wrap(module) if wrap is not None else module
+
     def run() -> Any:
         with torch.inference_mode():
-            return module(x)
+            return runner(x)
 
-    return _timer(device, rounds)(run).to_dict()
+    run()  # compilation, autotuning and lazy initialisation happen outside the timed calls
+    out: dict[str, float] = _timer(device, rounds, graph)(run).to_dict()
+    if kernels:
+        from predictors.latency.stream import count_kernels
+
+        out["kernels"] = float(count_kernels(module, x))
+        out["gpu_ms"] = _timer(device, rounds, True)(run).mean_ms if device.startswith("cuda") else out["mean_ms"]
+    return out
 
 
 def measure_onnx(module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1) -> dict[str, float]:
