@@ -19,6 +19,12 @@ Example::
     seed: 0
     parallelism: 2
 
+Optional keys: ``name``, ``constraints``, ``searcher``, ``budget``, ``seed``, ``parallelism``,
+``executor`` (``ray`` or ``local``), ``reference`` (the hypervolume's reference point; default a
+robust nadir of the evaluated archs, see :func:`nas.trials.reference_point`), ``allow_invalid``
+(also propose archs the space marks invalid, e.g. NB201 cells with no input-to-output path;
+default false) and ``cpus_per_trial``.
+
 Every error names the key path and what was expected. No torch import.
 """
 
@@ -105,6 +111,8 @@ class JobSpec:
     parallelism: int = 1
     executor: Literal["ray", "local"] = "ray"
     reference: dict[str, float] | None = None
+    # propose archs the space marks invalid too (NB201 cells with no input-to-output path)
+    allow_invalid: bool = False
     # Ray workers: CPUs per trial (a trial is one evaluation).
     cpus_per_trial: float = 1.0
 

@@ -144,7 +144,8 @@ def _run_leased(
         evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code)
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
-            storage=store.url if not store.url.endswith(":memory:") else None, study_name=f"nas-{job_id}",
+            allow_invalid=spec.allow_invalid, study_name=f"nas-{job_id}",
+            storage=store.url if not store.url.endswith(":memory:") else None,
             cheap=getattr(evaluator, "evaluate_cheap", None), cheap_metrics=getattr(evaluator, "cheap_metrics", ()),
         )  # fmt: skip
     except Exception as exc:

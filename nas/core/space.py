@@ -245,6 +245,14 @@ class SearchSpace(ABC):
             total *= len(gene.choices)
         return total
 
+    def invalid_reason(self, arch: Arch) -> str | None:
+        """Why ``arch`` is not a usable network (searchers skip it), or None. Default: None.
+
+        Spaces whose encoding admits degenerate archs override this (NB201: a cell with no
+        input-to-output path outputs zeros, ~10% accuracy and near-zero latency, and would
+        otherwise sit on every accuracy/latency front)."""
+        return None
+
     def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
         """Layer list of a subnet (for FLOPs and latency tables); spaces with a network define it."""
         raise NotImplementedError(f"space {self.space_id} has no static layer description")

@@ -34,17 +34,20 @@ def create_searcher(
     constraints: Sequence[Constraint] = (),
     seed: int = 0,
     settings: Mapping[str, Any] | None = None,
+    allow_invalid: bool = False,
     **context: Any,
 ) -> Searcher:
     """A searcher by kind with its settings.
 
+    ``allow_invalid``: also propose archs the space marks invalid (``invalid_reason``).
     ``context`` holds what the runner can offer (``storage``, ``study_name``, ``cheap``,
     ``cheap_metrics``); each searcher gets the entries its constructor names.
     """
     cls = searcher_class(kind)
     accepted, _, _ = registry.accepted_settings(cls)
     offered = {k: v for k, v in context.items() if k in accepted}
-    return cls(space, objectives, constraints, seed, **offered, **dict(settings or {}))
+    extra = {"allow_invalid": True} if allow_invalid else {}  # the default needs nothing of plug-ins
+    return cls(space, objectives, constraints, seed, **extra, **offered, **dict(settings or {}))
 
 
 __all__ = ["Observation", "Searcher", "Trial", "create_searcher", "searcher_class", "searcher_kinds"]

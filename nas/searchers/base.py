@@ -106,6 +106,7 @@ class Searcher(ABC):
         objectives: Sequence[Objective],
         constraints: Sequence[Constraint] = (),
         seed: int = 0,
+        allow_invalid: bool = False,
         **settings: Any,
     ) -> None:
         if not objectives:
@@ -114,6 +115,7 @@ class Searcher(ABC):
         self.objectives = tuple(objectives)
         self.constraints = tuple(constraints)
         self.seed = int(seed)
+        self.allow_invalid = bool(allow_invalid)
         self.settings = self._check_settings(settings)
         self.history: dict[int, Observation] = {}
         self.next_id = 0
@@ -156,13 +158,19 @@ class Searcher(ABC):
         self._on_ask(trials)
         return trials
 
+    def usable(self, arch: Arch) -> bool:
+        """Whether the searcher may propose ``arch``: not one the space marks invalid
+        (:meth:`SearchSpace.invalid_reason`), unless the spec allows invalid archs."""
+        return self.allow_invalid or self.space.invalid_reason(arch) is None
+
     def _unique(self, proposals: Sequence[Arch], n: int) -> list[Arch]:
-        """Drops archs seen before, then tops up with random unseen ones (bounded draws)."""
+        """Drops archs seen before and invalid ones, then tops up with random unseen valid
+        ones (bounded draws)."""
         out: list[Arch] = []
         ids = set(self._seen)
         for arch in proposals:
             arch = self.space.make(arch)
-            if arch.arch_id not in ids and len(out) < n:
+            if arch.arch_id not in ids and len(out) < n and self.usable(arch):
                 out.append(arch)
                 ids.add(arch.arch_id)
         if len(out) < n:
@@ -172,7 +180,7 @@ class Searcher(ABC):
             while len(out) < n and draws < limit:
                 arch = self.space.sample(rng)
                 draws += 1
-                if arch.arch_id not in ids:
+                if arch.arch_id not in ids and self.usable(arch):
                     out.append(arch)
                     ids.add(arch.arch_id)
             if len(out) < n:

@@ -122,7 +122,7 @@ class OptunaSearcher(Searcher):
         while len(out) < n and redraws <= self.max_redraws * n:
             otrial = self.study.ask(fixed_distributions=distributions)
             arch = self.space.from_params(otrial.params)
-            if arch.arch_id in by_id or arch.arch_id in self._proposed:
+            if arch.arch_id in by_id or arch.arch_id in self._proposed or not self.usable(arch):
                 redraws += 1
                 otrial.set_user_attr("nas_duplicate", True)
                 self._tell_optuna(otrial, by_id.get(arch.arch_id))

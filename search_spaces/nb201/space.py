@@ -213,6 +213,12 @@ class NB201Space(SearchSpace):
     def input_shape(self) -> tuple[int, int, int]:
         return (3, 32, 32)
 
+    def invalid_reason(self, arch: Arch) -> str | None:
+        ops = self.make(arch)["ops"]
+        if all(any(ops[e] == "none" for e in path) for path in PATHS):
+            return "the cell has no input-to-output path (its output is all zeros)"
+        return None
+
     def from_string(self, text: str) -> Arch:
         """Parses ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``."""
         nodes = text.strip().strip("|").split("|+|") if isinstance(text, str) else []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nas.core.pareto import Constraint, Objective, hypervolume, pareto_front
@@ -52,3 +53,24 @@ def test_bad_input() -> None:
 def test_pareto_module_imports_nothing_heavy() -> None:
     code = "import sys, nas.core.pareto; assert not {'torch', 'pymoo', 'ray'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_reference_sets_one_degenerate_arch_aside() -> None:
+    """An NB201 cell with no path (10% accuracy, ~0 latency) must not set the reference alone."""
+    from nas.trials import reference_point
+
+    rng = np.random.default_rng(0)
+    real = [
+        {"accuracy": float(a), "latency": float(t)} for a, t in zip(rng.uniform(0.86, 0.93, 39), rng.uniform(5, 20, 39))
+    ]
+    degenerate = {"accuracy": 0.10, "latency": 0.0034}
+    ref = reference_point([*real, degenerate], [ACC, LAT], None)
+    assert ref["accuracy"] >= min(p["accuracy"] for p in real)  # the 10% arch is set aside
+    hv_real = hypervolume(real, [ACC, LAT], ref)
+    assert hypervolume([*real, degenerate], [ACC, LAT], ref) == pytest.approx(hv_real)  # it adds nothing
+    # the plain nadir would let it take over: far more hypervolume than all real archs together
+    nadir = {"accuracy": 0.10, "latency": max(p["latency"] for p in real)}
+    assert hypervolume([*real, degenerate], [ACC, LAT], nadir) > 10 * hv_real
+    # two points: nothing set aside; the spec's reference wins
+    assert reference_point(real[:2], [ACC, LAT], None)["accuracy"] == min(p["accuracy"] for p in real[:2])
+    assert reference_point(real, [ACC, LAT], {"accuracy": 0.5, "latency": 30.0}) == {"accuracy": 0.5, "latency": 30.0}

@@ -185,3 +185,29 @@ def test_predictor_local_picks_are_one_gene_neighbours_of_the_observed_front() -
             assert any(sum(a != b for a, b in zip(v, f)) == 1 for f in front), (v, front)
             s.tell(t.trial_id, toy_metrics(t.arch))
             told.append(t.arch)
+
+
+@pytest.mark.parametrize("kind", [*sorted(FAST), "random"])
+def test_searchers_never_propose_invalid_nb201_cells_unless_allowed(kind: str) -> None:
+    """NB201 cells with no input-to-output path are skipped by every searcher by default."""
+    from nas.core.space import create_space
+
+    space = create_space("nb201")
+    objectives = [Objective("accuracy", "max"), Objective("latency_ms", "min")]
+    dead = space.make({"ops": ["nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "none", "none", "none"]})
+    assert "no input-to-output path" in space.invalid_reason(dead)
+    assert space.invalid_reason(space.max_arch()) is None
+    invalid = sum(space.invalid_reason(space.decode(np.unravel_index(i, [5] * 6))) is not None for i in range(5**6))
+    assert 300 < invalid < 400  # of the 15,625 gene vectors, about 2%
+    searcher = create_searcher(kind, space, objectives, seed=0, settings=FAST.get(kind, {}))
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        for trial in searcher.ask(8):
+            assert space.invalid_reason(trial.arch) is None, trial.arch
+            features = space.features(trial.arch, "summary")
+            searcher.tell(
+                trial.trial_id, {"accuracy": float(features[0] + rng.random()), "latency_ms": 1 + features[0]}
+            )
+    allowed = create_searcher("random", space, objectives, seed=0, allow_invalid=True)
+    proposals = [t.arch for _ in range(10) for t in allowed.ask(40)]
+    assert sum(space.invalid_reason(a) is not None for a in proposals) > 0  # allowed: proposed like any other
