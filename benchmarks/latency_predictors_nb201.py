@@ -57,9 +57,9 @@ def main() -> None:
     parser.add_argument("--columns", nargs="*", help="default: all 27")
     parser.add_argument(
         "--selection",
-        default="median",
+        default="within",
         choices=["median", "within"],
-        help="how the latency model picks its view and model (default: median)",
+        help="how the latency model picks its view and model (default: within)",
     )
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds of the selection")
     parser.add_argument("--repeats", type=int, default=3, help="shuffled repeats of the cross-validation")
