@@ -164,7 +164,9 @@ def job_from_dict(data: Any, limits: InputLimits = DEFAULT_LIMITS) -> JobSpec:
 
 
 def load_job(path: str | Path) -> JobSpec:
-    """Reads and validates a job YAML; relative file paths in the evaluator resolve against the file."""
+    """Reads and validates a job YAML. Relative file paths in the evaluator resolve against the
+    file's folder (then, for older specs, the working directory); a path found in neither is an
+    error before any job is created."""
     data = load_yaml(path)
     try:
         spec = job_from_dict(data)
@@ -173,8 +175,14 @@ def load_job(path: str | Path) -> JobSpec:
     base = Path(path).resolve().parent
     for name in PATH_KEYS:
         value = spec.evaluator.get(name)
-        if isinstance(value, str) and not Path(value).is_absolute():
-            candidate = base / value
-            if candidate.exists() and not Path(value).exists():
-                spec.evaluator[name] = str(candidate)
+        if not isinstance(value, str):
+            continue
+        candidate = Path(value) if Path(value).is_absolute() else base / value
+        if candidate.exists():
+            spec.evaluator[name] = str(candidate)
+        elif not Path(value).exists():  # (a path relative to the working directory still works)
+            raise ConfigError(
+                f"{path}: evaluator.{name}: no file or folder {value!r}; relative paths resolve against the "
+                f"spec's folder ({base}), so {candidate} was looked for"
+            )
     return spec
