@@ -1,4 +1,4 @@
-"""``nas search``, ``nas resume``, ``nas jobs`` and ``nas pareto``: search jobs over the SQL store."""
+"""``nas search``, ``resume``, ``jobs``, ``trials``, ``pareto`` and ``export``: search jobs over the SQL store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from nas.cli_output import emit
@@ -151,6 +152,43 @@ def cmd_pareto(args: argparse.Namespace) -> None:
     emit(args, payload, text)
 
 
+def cmd_trials(args: argparse.Namespace) -> None:
+    import csv
+    import io
+
+    store = _store(args, create=False)
+    job = store.job(args.job_id)
+    states = [args.state] if args.state else None
+    trials = store.trials(job.id, states)
+    metrics = list(dict.fromkeys(m for t in trials for m in t.metrics))
+    text = _arch_text(job.space_id)
+    rows = [{**t.to_dict(), "arch_text": text(t.arch)} for t in trials]
+    if args.csv is not None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["trial_id", "state", *metrics, "arch", "error"])
+        for t, row in zip(trials, rows):
+            writer.writerow(
+                [t.trial_id, t.state, *(t.metrics.get(m, "") for m in metrics), row["arch_text"], t.error or ""]
+            )
+        if args.csv == "-":
+            print(buffer.getvalue(), end="")
+        else:
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.csv).write_text(buffer.getvalue())
+            print(f"wrote {len(trials)} trials of job {job.id} to {args.csv}")
+        return
+    header = ["trial", "state", *metrics, "arch"]
+    lines = ["  ".join(f"{h:>12}" if i < len(header) - 1 else h for i, h in enumerate(header))]
+    for t, row in zip(trials, rows):
+        cells = [str(t.trial_id), t.state, *(_fmt(t.metrics.get(m)) for m in metrics), row["arch_text"]]
+        if t.error:
+            cells[-1] += f"  ({t.error[:80]})"
+        lines.append("  ".join(f"{c:>12}" if i < len(cells) - 1 else c for i, c in enumerate(cells)))
+    summary = f"job {job.id} ({job.state}): {len(trials)} trials" + (f" {args.state}" if args.state else "")
+    emit(args, {"job_id": job.id, "space_id": job.space_id, "trials": rows}, summary + "\n" + "\n".join(lines))
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from nas.export import export_job
 
@@ -203,6 +241,17 @@ def add_search_commands(sub: Any) -> None:
     p.add_argument("--plot", help="write a PNG of the front (dominated points grey, bounds as lines)")
     store_args(p)
     p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("trials", help="every trial of a job: state, metrics, arch (table, --csv or --json)")
+    p.add_argument("job_id")
+    p.add_argument(
+        "--state", choices=["complete", "failed", "running"], help="only trials in this state (default: all)"
+    )
+    p.add_argument(
+        "--csv", metavar="FILE", help="write CSV (trial_id, state, metrics, arch, error) to FILE, - for stdout"
+    )
+    store_args(p)
+    p.set_defaults(func=cmd_trials)
 
     p = sub.add_parser("export", help="a supernet job's subnets as deployable files (ONNX, TorchScript, safetensors)")
     p.add_argument("job_id")

@@ -37,7 +37,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0 and capsys.readouterr().out.startswith("nas (hwnas) ")
 
 
-@pytest.mark.parametrize("command", [["jobs"], ["pareto", "20260101-000000-abcdef"], ["resume", "x"]])
+@pytest.mark.parametrize(
+    "command", [["jobs"], ["pareto", "20260101-000000-abcdef"], ["resume", "x"], ["trials", "20260101-000000-abcdef"]]
+)
 def test_read_only_commands_create_nothing(command: list[str], tmp_path: Path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'missing' / 'nas.dbb'}"
     assert main([*command, "--store", url]) == 2
@@ -86,3 +88,27 @@ def test_space_info_of_one_arch(tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["latency_ms@cpu"] == len(space.static_config(arch))
     assert main(["space", "info", "ofa_mbv3", "--table", str(table)]) == 2
     assert "--table needs --arch" in capsys.readouterr().err
+
+
+def test_trials_as_table_csv_and_json(tmp_path: Path, capsys) -> None:
+    import csv
+    import io
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    assert main(["search", str(_spec(tmp_path)), "--store", url]) == 0
+    job_id = capsys.readouterr().out.split("job ", 1)[1].split(":", 1)[0]
+    assert main(["trials", job_id, "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert f"job {job_id} (done): 6 trials" in out and out.count("|+|") == 12  # two per NB201 arch string
+    assert main(["trials", job_id, "--store", url, "--csv", "-"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 6 and {r["state"] for r in rows} == {"complete"}
+    assert list(rows[0]) == ["trial_id", "state", "accuracy", "latency_ms@cpu", "arch", "error"]
+    space = create_space("nb201")
+    assert all(space.from_string(r["arch"]) for r in rows)  # pasteable
+    assert float(rows[0]["latency_ms@cpu"]) > 0
+    assert main(["trials", job_id, "--store", url, "--csv", str(tmp_path / "out" / "t.csv")]) == 0
+    assert (tmp_path / "out" / "t.csv").read_text().count("\n") == 7
+    capsys.readouterr()
+    assert main(["trials", job_id, "--store", url, "--state", "failed", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == []
