@@ -217,14 +217,20 @@ def add_search_commands(sub: Any) -> None:
     p = sub.add_parser("search", help="run a search job (YAML spec) and store its trials and Pareto front")
     p.add_argument("job", help="job spec YAML")
     p.add_argument("--ray-address", help="existing Ray cluster (default: local Ray)")
-    p.add_argument("--executor", choices=["ray", "local"], help="override the spec's executor")
+    p.add_argument(
+        "--executor", choices=["auto", "ray", "local"],
+        help="override the spec's executor (auto: Ray for parallel or --ray-address jobs that do real work)",
+    )  # fmt: skip
     store_args(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("resume", help="continue an interrupted job without re-evaluating stored trials")
     p.add_argument("job_id")
     p.add_argument("--ray-address", help="existing Ray cluster (default: local Ray)")
-    p.add_argument("--executor", choices=["ray", "local"], help="override the spec's executor")
+    p.add_argument(
+        "--executor", choices=["auto", "ray", "local"],
+        help="override the spec's executor (auto: Ray for parallel or --ray-address jobs that do real work)",
+    )  # fmt: skip
     store_args(p)
     p.set_defaults(func=cmd_resume)
 

@@ -20,7 +20,8 @@ Example::
     parallelism: 2
 
 Optional keys: ``name``, ``constraints``, ``searcher``, ``budget``, ``seed``, ``parallelism``,
-``executor`` (``ray`` or ``local``), ``reference`` (the hypervolume's reference point; default a
+``executor`` (``auto``, the default: Ray for parallel or cluster jobs that do real work, else
+in-process; or ``ray`` or ``local``), ``reference`` (the hypervolume's reference point; default a
 robust nadir of the evaluated archs, see :func:`nas.trials.reference_point`), ``allow_invalid``
 (also propose archs the space marks invalid, e.g. NB201 cells with no input-to-output path;
 default false) and ``cpus_per_trial``.
@@ -109,7 +110,7 @@ class JobSpec:
     budget: BudgetSpec = field(default_factory=BudgetSpec)
     seed: int = 0
     parallelism: int = 1
-    executor: Literal["ray", "local"] = "ray"
+    executor: Literal["auto", "ray", "local"] = "auto"
     reference: dict[str, float] | None = None
     # propose archs the space marks invalid too (NB201 cells with no input-to-output path)
     allow_invalid: bool = False

@@ -34,7 +34,7 @@ from nas.trials import (
     reference_point,
 )
 
-__all__ = ["JobResult", "check_metrics", "evaluate_safely", "reference_point", "run_job"]
+__all__ = ["JobResult", "check_metrics", "evaluate_safely", "reference_point", "resolve_executor", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,22 @@ def _run_local(evaluator: Evaluator, searcher: Searcher, recorder: TrialRecorder
         started += len(trials)
 
 
+LOOKUP_EVALUATORS = ("tabular", "predictor")  # evaluations that are table or model lookups
+
+
+def resolve_executor(spec: JobSpec, override: str | None = None, ray_address: str | None = None) -> str:
+    """``ray`` or ``local`` for a job. ``auto`` (the default) picks Ray when it can help: a Ray
+    cluster address is given, or several trials run at once (``parallelism`` > 1) on an
+    evaluator that does real work; lookups (``tabular``, ``predictor``) always run locally, where
+    Ray's start-up would cost more than the whole search (17 s for 10 table lookups)."""
+    choice = override or spec.executor
+    if choice != "auto":
+        return choice
+    if spec.evaluator.get("kind") in LOOKUP_EVALUATORS:
+        return "local"
+    return "ray" if ray_address is not None or spec.parallelism > 1 else "local"
+
+
 def run_job(
     spec: JobSpec | None,
     store: Store,
@@ -93,7 +109,7 @@ def run_job(
         store: Where jobs and trials live.
         job_id: Resume this stored job instead of creating one.
         ray_address: Ray cluster address (default: start a local Ray).
-        executor: Override the spec's executor (``ray`` or ``local``).
+        executor: Override the spec's executor (``ray``, ``local`` or ``auto``: :func:`resolve_executor`).
         progress: Show a progress bar.
         stop_after: Stop after this many new trials (for tests and stepwise runs).
         evaluator: Use this evaluator instead of building the spec's (tests, services).
@@ -166,7 +182,7 @@ def _run_leased(
     recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease)
     store.update_job(job_id, state="running", error=None)
     try:
-        if (executor or spec.executor) == "ray":
+        if resolve_executor(spec, executor, ray_address) == "ray":
             require_extra("ray", "executor: ray")
             from nas.ray_runner import run_with_ray  # loads Ray: only when a job asks for it
 

@@ -162,3 +162,24 @@ def test_killed_search_resumes_without_lost_or_repeated_trials(tmp_path) -> None
         if before.get(t.trial_id) is not None and before[t.trial_id].state == "complete":
             assert t.finished_at == before[t.trial_id].finished_at and t.metrics == before[t.trial_id].metrics
     assert store.job(job_id).state == "done"
+
+
+def test_auto_executor_keeps_lookups_local_and_parallel_work_on_ray() -> None:
+    from nas.runner import resolve_executor
+
+    def spec(kind: str, parallelism: int = 1, executor: str = "auto"):
+        return job_from_dict({
+            "space": {"name": "nb201"}, "evaluator": {"kind": kind, "accuracy_csv": "a.csv", "path": "p.json",
+                                                     "checkpoint": "run"},
+            "objectives": [{"metric": "accuracy", "direction": "max"}], "parallelism": parallelism,
+            "executor": executor,
+        })  # fmt: skip
+
+    assert spec("tabular").executor == "auto"
+    assert resolve_executor(spec("tabular", 8)) == "local"
+    assert resolve_executor(spec("tabular", 8), ray_address="ray://head:10001") == "local"
+    assert resolve_executor(spec("supernet")) == "local"
+    assert resolve_executor(spec("supernet", 4)) == "ray"
+    assert resolve_executor(spec("supernet"), ray_address="ray://head:10001") == "ray"
+    assert resolve_executor(spec("tabular", executor="ray")) == "ray"
+    assert resolve_executor(spec("supernet", 4), override="local") == "local"
