@@ -49,7 +49,8 @@ class TabularNB201Evaluator(Evaluator):
     """Looks archs up in benchmark tables.
 
     Args:
-        accuracy_csv: CSV with an arch-string column and per-dataset accuracy columns.
+        accuracy_csv: CSV with an arch-string column and per-dataset accuracy columns, in percent
+            (NAS-Bench-201's own) or as fractions; reported as a fraction either way.
         dataset: ``cifar10``, ``cifar100`` or ``imagenet16-120`` (or a column name).
         latency_csv: Optional CSV with an arch-string column and one column per device (ms).
         devices: Devices to report (default: every device column of ``latency_csv``).
@@ -72,6 +73,11 @@ class TabularNB201Evaluator(Evaluator):
                 "(or a column of the file's header line)"
             )
         self.accuracy = self._table(accuracy_csv, columns, rows, [column])
+        # accuracy is a fraction everywhere in this project: NAS-Bench-201's tables give percent
+        values = [row[column] for row in self.accuracy.values()]
+        self.accuracy_scale = 0.01 if max(values) > 1.0 else 1.0
+        if min(values) < 0 or max(values) * self.accuracy_scale > 1.0:
+            raise ValueError(f"{accuracy_csv}: column {column} is neither a fraction nor a percentage")
         self.devices: tuple[str, ...] = ()
         self.latency: dict[str, dict[str, float]] = {}
         if latency_csv is not None:
@@ -116,7 +122,7 @@ class TabularNB201Evaluator(Evaluator):
         out = []
         for arch in archs:
             arch = self.space.make(arch)
-            result = {"accuracy": self.accuracy[arch.arch_id][self._accuracy_column]}
+            result = {"accuracy": self.accuracy[arch.arch_id][self._accuracy_column] * self.accuracy_scale}
             if self.devices:
                 row = self.latency[arch.arch_id]
                 result.update({f"latency_ms@{d}": row[d] for d in self.devices})
