@@ -124,14 +124,15 @@ def cmd_jobs(args: argparse.Namespace) -> None:
     from nas.queries import job_summaries
 
     rows = job_summaries(_store(args, create=False))
-    lines = [f"{'job':<24} {'name':<16} {'state':<12} {'searcher':<12} {'progress':>10}  best"]
+    lines = [f"{'job':<24} {'name':<16} {'state':<12} {'searcher':<12} {'progress':>10}  best of each objective"]
     for r in rows:
         progress = f"{r['done']}/{r['budget'] if r['budget'] is not None else '-'}"
         best = ", ".join(f"{k}={_fmt(v)}" for k, v in r["best"].items())
         lines.append(
             f"{r['job_id']:<24} {r['name'][:16]:<16} {r['state']:<12} {r['searcher']:<12} {progress:>10}  {best}"
         )
-    emit(args, rows, "\n".join(lines) if rows else "no jobs yet; start one with `nas search JOB.yaml`")
+    note = "\n(each objective's best on the front, usually from different archs: `nas pareto JOB` shows the archs)"
+    emit(args, rows, "\n".join(lines) + note if rows else "no jobs yet; start one with `nas search JOB.yaml`")
 
 
 def cmd_pareto(args: argparse.Namespace) -> None:
@@ -234,7 +235,7 @@ def add_search_commands(sub: Any) -> None:
     store_args(p)
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("jobs", help="list jobs with state, progress and best values")
+    p = sub.add_parser("jobs", help="list jobs with state, progress and each objective's best value on the front")
     store_args(p)
     p.set_defaults(func=cmd_jobs)
 

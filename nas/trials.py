@@ -231,7 +231,7 @@ class TrialRecorder:
         self.budget.done += 1
         self.failed += metrics is None
         self.store.update_job(self.job_id, elapsed_s=self.budget.elapsed)
-        best = {k: round(v, 4) for k, v in self.tracker.best().items()}
+        best = {f"best {k}": round(v, 4) for k, v in self.tracker.best().items()}  # per objective
         hv = self.tracker.hv
         self.bar.set_postfix({**best, "hv": f"{hv:.4g}" if hv is not None else "-", "failed": self.failed})
         self.bar.update(1)
