@@ -90,9 +90,15 @@ def test_budget_and_spec_errors_are_clear(tmp_path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(spec_dict(evaluator={"kind": "tabular", "accuracy_csv": "missing.csv"})))
     store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    # a spec file naming a missing file is refused on reading, before any job row exists
+    with pytest.raises(ConfigError, match=r"evaluator\.accuracy_csv: no file or folder 'missing\.csv'.*spec's folder"):
+        load_job(path)
+    assert store.jobs() == []
+    # a spec built in code reaches the runner: the failed start is recorded
+    spec = job_from_dict(spec_dict(evaluator={"kind": "tabular", "accuracy_csv": "missing.csv"}))
     with pytest.raises(ConfigError, match=r"evaluator\.accuracy_csv: missing\.csv not found"):
-        run_job(load_job(path), store, progress=False)
-    assert store.jobs()[-1].state == "failed"  # the failed start is recorded too
+        run_job(spec, store, progress=False)
+    assert store.jobs()[-1].state == "failed"
 
 
 def _env() -> dict[str, str]:
