@@ -158,8 +158,8 @@ def score_nb201(
     done = {row["index"]: row for row in read_score_records(path) if set(proxies) <= set(row["scores"])}
     rows = []
     for index in tqdm(indices, desc="zero-cost proxies", disable=not progress):
-        if index in done:
-            rows.append(done[index])
+        if index in done:  # scores from the file; accuracy looked up again (its unit may have changed)
+            rows.append({**done[index], "accuracy": evaluator.evaluate([space.from_index(index)])[0]["accuracy"]})
             continue
         arch = space.from_index(index)
         with torch.random.fork_rng(devices=[]):

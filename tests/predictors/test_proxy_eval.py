@@ -31,16 +31,18 @@ def test_rank_metrics() -> None:
 
 def test_score_nb201_resumes_from_its_jsonl(tmp_path: Path) -> None:
     space = NB201Space()
-    acc, _ = write_nb201_tables(tmp_path, space)  # accuracy = index / 1000
+    acc, _ = write_nb201_tables(tmp_path, space)  # accuracy = index / 1000 percent
     batch = (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
     results = tmp_path / "scores.jsonl"
     first = score_nb201(["params", "flops"], 5, acc, batch, seed=3, results_path=results, progress=False)
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == 5 and first["archs"] == 5
     for row in rows:
-        assert row["accuracy"] == pytest.approx(row["index"] / 1000)
+        assert row["accuracy"] == pytest.approx(row["index"] / 100_000)  # as a fraction
         net = NB201Network(row["arch"])
         assert row["scores"]["params"] == sum(p.numel() for p in net.parameters())
+    # a file written when accuracy was stored in percent resumes with the accuracy looked up again
+    results.write_text("".join(json.dumps({**r, "accuracy": r["accuracy"] * 100}) + "\n" for r in rows))
     again = score_nb201(["params", "flops"], 5, acc, batch, seed=3, results_path=results, progress=False)
     assert len(results.read_text().splitlines()) == 5  # nothing recomputed
     for name, metrics in first["proxies"].items():
