@@ -87,6 +87,7 @@ def front_query(
                 f"{option}: job {job.id} has no metric {name!r}; its metrics are {', '.join(dict.fromkeys(known))}"
             )
     latency = latency_metric(job.spec["objectives"], latency)
+    spec_constraints = len(constraints)
     if max_latency is not None:
         if latency is None:
             raise ValueError("max_latency: the job has no latency objective; name the metric (--latency-metric)")
@@ -102,7 +103,10 @@ def front_query(
     order = objectives[-1]
     rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
     if plot is not None:
-        plot_front(points, front, objectives, constraints, plot, title=f"{job.name} ({job.id})")
+        plot_front(
+            points, front, objectives, constraints[:spec_constraints], plot, title=f"{job.name} ({job.id})",
+            bounds=constraints[spec_constraints:],
+        )  # fmt: skip
     return {
         "job_id": job.id,
         "space_id": job.space_id,
@@ -116,8 +120,10 @@ def front_query(
 
 
 def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any, out: Any,
-               title: str = "") -> None:  # fmt: skip
-    """Scatter of every evaluated arch (grey), the front highlighted, constraint bounds as lines."""
+               title: str = "", bounds: Any = ()) -> None:  # fmt: skip
+    """Every evaluated arch (grey; hollow where it breaks a constraint or bound), the front as
+    the staircase it dominates, the job's constraints (blue) and the query's extra bounds
+    (orange) as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,28 +133,39 @@ def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any
         raise ValueError("--plot: needs at least two objectives")
     # Job names and metric names are user text: never parsed as mathtext ("$...$").
     with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
-        _draw_front(plt, points, front, objectives, constraints, out, title)
+        _draw_front(plt, points, front, objectives, list(constraints), list(bounds), out, title)
 
 
-def _draw_front(plt: Any, points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any,
-                out: Any, title: str) -> None:  # fmt: skip
+def _draw_front(plt: Any, points: list[dict[str, float]], front: list[int], objectives: Any, constraints: list[Any],
+                bounds: list[Any], out: Any, title: str) -> None:  # fmt: skip
+    from nas.core.pareto import feasible
+
     y_obj, x_obj = objectives[0], objectives[1]
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     xs = [p.get(x_obj.metric, math.nan) for p in points]
     ys = [p.get(y_obj.metric, math.nan) for p in points]
-    ax.scatter(xs, ys, s=12, c="0.75", label="evaluated")
-    fx = [xs[i] for i in front]
-    fy = [ys[i] for i in front]
-    order = sorted(range(len(fx)), key=lambda i: fx[i])
-    ax.plot([fx[i] for i in order], [fy[i] for i in order], "-o", c="tab:red", ms=5, label="Pareto front")
-    for c in constraints:
-        for bound, sign in ((c.min, ">="), (c.max, "<=")):
-            if bound is None:
-                continue
-            if c.metric == x_obj.metric:
-                ax.axvline(bound, ls="--", c="tab:blue", lw=1, label=f"{c.metric} {sign} {bound:g}")
-            elif c.metric == y_obj.metric:
-                ax.axhline(bound, ls="--", c="tab:green", lw=1, label=f"{c.metric} {sign} {bound:g}")
+    ok = set(feasible(points, [*constraints, *bounds]))
+    inside = [i for i in range(len(points)) if i in ok]
+    outside = [i for i in range(len(points)) if i not in ok]
+    ax.scatter([xs[i] for i in inside], [ys[i] for i in inside], s=12, c="0.6", label="evaluated")
+    if outside:
+        ax.scatter([xs[i] for i in outside], [ys[i] for i in outside], s=12, facecolors="none", edgecolors="0.7",
+                   label="breaks a constraint or bound")  # fmt: skip
+    order = sorted(front, key=lambda i: xs[i])
+    fx, fy = [xs[i] for i in order], [ys[i] for i in order]
+    # the attainment staircase: a front member covers every worse x at its own y
+    ax.step(fx, fy, where="post" if x_obj.direction == "min" else "pre", c="tab:red", lw=1.2)
+    ax.plot(fx, fy, "o", c="tab:red", ms=5, label="Pareto front")
+    for group, colour, what in ((constraints, "tab:blue", "constraint"), (bounds, "tab:orange", "bound")):
+        for c in group:
+            for bound, sign in ((c.min, ">="), (c.max, "<=")):
+                if bound is None:
+                    continue
+                label = f"{what}: {c.metric} {sign} {bound:g}"
+                if c.metric == x_obj.metric:
+                    ax.axvline(bound, ls="--", c=colour, lw=1, label=label)
+                elif c.metric == y_obj.metric:
+                    ax.axhline(bound, ls="--", c=colour, lw=1, label=label)
     ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
     ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})")
     ax.set_title(title)

@@ -74,3 +74,29 @@ def test_default_reference_sets_one_degenerate_arch_aside() -> None:
     # two points: nothing set aside; the spec's reference wins
     assert reference_point(real[:2], [ACC, LAT], None)["accuracy"] == min(p["accuracy"] for p in real[:2])
     assert reference_point(real, [ACC, LAT], {"accuracy": 0.5, "latency": 30.0}) == {"accuracy": 0.5, "latency": 30.0}
+
+
+def test_front_plot_draws_the_staircase_and_tells_constraints_from_bounds(monkeypatch) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from nas.queries import plot_front
+
+    kept = []
+    monkeypatch.setattr(plt, "close", lambda fig: kept.append(fig))
+    points = [{"accuracy": 0.9, "latency": 5.0}, {"accuracy": 0.8, "latency": 2.0}, {"accuracy": 0.95, "latency": 9.0},
+              {"accuracy": 0.7, "latency": 4.0}]  # fmt: skip
+    buf = io.BytesIO()
+    plot_front(points, [1, 0], [ACC, LAT], [Constraint("latency", max=8.0)], buf, "t",
+               bounds=[Constraint("latency", max=6.0)])  # fmt: skip
+    assert buf.getvalue().startswith(b"\x89PNG")
+    ax = kept[0].axes[0]
+    steps = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    assert len(steps) == 1 and list(steps[0].get_xdata()) == [2.0, 5.0]  # sorted by latency, a staircase
+    colours = {line.get_label().split(":")[0]: line.get_color() for line in ax.lines if ":" in line.get_label()}
+    assert colours["constraint"] != colours["bound"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "breaks a constraint or bound" in legend  # the 9 ms arch is drawn apart (hollow)
+    hollow = ax.collections[1]
+    assert len(hollow.get_offsets()) == 1 and hollow.get_facecolors().size == 0
