@@ -60,10 +60,21 @@ def cmd_space_info(args: argparse.Namespace) -> None:
     if args.table:
         raise CLIError("--table needs --arch: the latency of which arch?", "add --arch '{...}' (an arch as JSON)")
     info = space.describe()
+    lines = [f"{k}: {_json_text(v)}" for k, v in info.items() if k != "config"]
     for label, arch in (("max_arch", space.max_arch()), ("min_arch", space.min_arch())):
         info[label] = {"arch": arch.to_dict(), "arch_id": arch.arch_id, **(_cost(space, arch) or {})}
-    lines = [f"{k}: {v}" for k, v in info.items() if k != "config"]
+        if (reason := space.invalid_reason(arch)) is not None:
+            info[label]["invalid"] = reason
+        # pasteable: the space's own notation where it has one (NB201's |op~0|+...|), else JSON
+        shown = space.to_string(arch) if hasattr(space, "to_string") else _json_text(arch.to_dict())
+        extra = "  ".join(f"{k}={_json_text(v)}" for k, v in info[label].items() if k != "arch")
+        lines.append(f"{label}: {shown}  {extra}")
     emit(args, info, "\n".join(lines))
+
+
+def _json_text(value: Any) -> str:
+    """Values printed so they paste back: JSON for lists and dicts, as they are otherwise."""
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list, tuple)) else str(value)
 
 
 def _arch_info(args: argparse.Namespace, space: SearchSpace) -> None:
@@ -85,9 +96,7 @@ def _arch_info(args: argparse.Namespace, space: SearchSpace) -> None:
 
         table = LatencyTable.load(args.table, space_id=space.space_id)
         payload[f"latency_ms@{table.device}"] = table.predict(space, arch)
-    lines = [
-        f"{k}: {json.dumps(v, separators=(',', ':')) if isinstance(v, (dict, list)) else v}" for k, v in payload.items()
-    ]
+    lines = [f"{k}: {_json_text(v)}" for k, v in payload.items()]
     emit(args, payload, "\n".join(lines))
 
 

@@ -112,3 +112,17 @@ def test_trials_as_table_csv_and_json(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["trials", job_id, "--store", url, "--state", "failed", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"] == []
+
+
+def test_space_info_prints_corner_archs_that_paste_back(capsys) -> None:
+    assert main(["space", "info", "nb201"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in out.splitlines()}
+    space = create_space("nb201")
+    assert space.from_string(lines["max_arch"].split("  ")[0]) == space.max_arch()
+    assert "invalid=the cell has no input-to-output path" in lines["min_arch"] and lines["arch_keys"] == '["ops"]'
+    assert main(["space", "info", "ofa_mbv3", "--config", "cifar"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("max_arch: "))
+    mbv3 = create_space("ofa_mbv3", config="cifar")
+    assert mbv3.make(json.loads(line.split(": ", 1)[1].split("  ")[0])) == mbv3.max_arch()
