@@ -8,6 +8,7 @@ live ORM objects, so callers can keep them after the session closes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -400,6 +401,37 @@ class Store:
                 raise StoreError(f"job {job_id!r} not found")
             for key, value in fields.items():
                 setattr(row, key, value)
+
+    def delete_job(self, job_id: str) -> None:
+        """Deletes a job with its trials, fronts, artifact rows and lease (files an artifact names
+        stay on disk), and its Optuna study if it has one in this database.
+
+        Raises:
+            StoreError: the job does not exist.
+            JobBusy: a runner is running it (stop it first; a lease left by a dead runner is
+                taken over and the job deleted).
+        """
+        self.job(job_id)  # a clear "not found"
+        runner = f"delete-{secrets.token_hex(4)}"
+        self.acquire_lease(job_id, runner, ttl_s=60.0)  # no runner can start it while it goes
+        with self._session() as s:
+            for table in (_Trial, _Front, _Artifact):
+                s.execute(delete(table).where(table.job_id == job_id))
+            s.execute(delete(_Job).where(_Job.id == job_id))
+            s.execute(delete(_Lease).where(_Lease.job_id == job_id))
+        self._delete_study(f"nas-{job_id}")
+
+    def _delete_study(self, name: str) -> None:
+        from sqlalchemy import inspect
+
+        if not inspect(self.engine).has_table("studies"):  # no Optuna job ever used this database
+            return
+        try:
+            import optuna
+        except ImportError:
+            return
+        with contextlib.suppress(KeyError):  # KeyError: the job had no Optuna searcher
+            optuna.delete_study(study_name=name, storage=self.url)
 
     # ------------------------------------------------------------ leases (one runner per job)
     @_retry_locked

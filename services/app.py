@@ -165,7 +165,9 @@ def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable
     async def guard(request: Request, call_next: Any) -> Response:
         if request.method in SAFE_METHODS:
             return await call_next(request)
-        if _media_type(request) not in SPEC_TYPES:
+        # a DELETE carries no body; other sites cannot send one without a CORS preflight we refuse
+        bodiless = request.method == "DELETE" and request.headers.get("content-length", "0") == "0"
+        if not bodiless and _media_type(request) not in SPEC_TYPES:
             return JSONResponse(
                 {"detail": "send the request body as application/json or application/yaml"}, status_code=415
             )
@@ -201,7 +203,7 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     app.middleware("http")(_write_guard(config.cors_origins))
     if config.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+            CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )  # fmt: skip
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
@@ -269,6 +271,12 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     def job(job_id: JobId) -> dict[str, Any]:
         record = store.job(job_id)
         return {**job_summary(store, record), "spec": record.spec}
+
+    @api.delete("/jobs/{job_id}")
+    def delete_job(job_id: JobId) -> dict[str, Any]:
+        """Deletes a job that is not running, with its trials and fronts (409 while it runs)."""
+        store.delete_job(job_id)
+        return {"job_id": job_id, "deleted": True}
 
     @api.get("/jobs/{job_id}/trials")
     def trials(job_id: JobId, state: Literal["running", "complete", "failed"] | None = None) -> list[dict[str, Any]]:

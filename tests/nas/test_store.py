@@ -83,3 +83,23 @@ def test_bad_urls_and_requests_are_clear_errors(tmp_path) -> None:
     with pytest.raises(StoreError, match="state must be one of"):
         job = store.create_job("j", {}, "toy", None)
         store.update_job(job, state="paused")
+
+
+def test_delete_job_removes_its_rows_and_optuna_study(tmp_path) -> None:
+    import optuna
+
+    from nas.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    keep, gone = store.create_job("keep", {"a": 1}, "toy"), store.create_job("gone", {"a": 1}, "toy")
+    arch = ToySpace().sample(np.random.default_rng(0))
+    for job in (keep, gone):
+        store.add_trial(job, 0, arch)
+        store.save_front(job, 1, [0], 1.0)
+    optuna.create_study(study_name=f"nas-{gone}", storage=store.url)
+    store.delete_job(gone)
+    assert [j.id for j in store.jobs()] == [keep] and store.trials(gone) == [] and store.fronts(gone) == []
+    assert len(store.trials(keep)) == 1 and store.lease(gone) is None
+    assert f"nas-{gone}" not in {s.study_name for s in optuna.get_all_study_summaries(storage=store.url)}
+    with pytest.raises(StoreError, match="not found"):
+        store.delete_job(gone)

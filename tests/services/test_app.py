@@ -181,3 +181,24 @@ def test_web_page_in_a_real_browser(served) -> None:
         assert browser.find_element(By.ID, "error").text == ""
     finally:
         browser.quit()
+
+
+def test_delete_removes_a_finished_job_and_refuses_a_running_one(served) -> None:
+    url, store = served.url, served.store
+    job_id = httpx.post(f"{url}/api/jobs", json=TOY_JOB, headers=AUTH).json()["job_id"]
+    wait_for_state(url, job_id, {"done", "failed"})
+    assert httpx.delete(f"{url}/api/jobs/{job_id}").status_code == 401  # credentials first
+    evil = httpx.delete(f"{url}/api/jobs/{job_id}", headers={**AUTH, "Origin": "https://evil.example"})
+    assert evil.status_code == 403 and store.job(job_id)
+    # a job another runner holds (live lease) is not deleted under it
+    busy = store.create_job("busy", TOY_JOB, "toy")
+    store.acquire_lease(busy, "someone-else", ttl_s=300)
+    refused = httpx.delete(f"{url}/api/jobs/{busy}", headers=AUTH)
+    assert refused.status_code == 409 and "being run by someone-else" in refused.json()["detail"]
+    done = httpx.delete(f"{url}/api/jobs/{job_id}", headers=AUTH)
+    assert done.status_code == 200 and done.json() == {"job_id": job_id, "deleted": True}
+    assert httpx.get(f"{url}/api/jobs/{job_id}", headers=AUTH).status_code == 404
+    assert httpx.get(f"{url}/api/jobs/{job_id}/trials", headers=AUTH).status_code == 404
+    assert store.trials(job_id) == [] and store.fronts(job_id) == []
+    assert [j["job_id"] for j in httpx.get(f"{url}/api/jobs", headers=AUTH).json()] == [busy]
+    assert httpx.delete(f"{url}/api/jobs/{job_id}", headers=AUTH).status_code == 404
