@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -170,7 +171,12 @@ def test_web_page_in_a_real_browser(served) -> None:
         spec = browser.find_element(By.NAME, "spec")
         spec.send_keys(yaml.safe_dump({**TOY_JOB, "searcher": {"kind": "bayes"}}))
         browser.find_element(By.CSS_SELECTOR, "#submit button").click()
-        wait.until(lambda b: "unknown searcher 'bayes'" in b.find_element(By.ID, "error").text)
+        wait.until(lambda b: "unknown searcher 'bayes'" in b.find_element(By.ID, "submit-error").text)
+        time.sleep(4)  # longer than the page's 3-second refresh, which must leave the message alone
+        assert "unknown searcher 'bayes'" in browser.find_element(By.ID, "submit-error").text
+        src = browser.find_element(By.ID, "plot").get_attribute("src")
+        time.sleep(3.5)  # the front has not changed: the plot is not fetched again
+        assert browser.find_element(By.ID, "plot").get_attribute("src") == src
         spec.clear()
         spec.send_keys(yaml.safe_dump({**TOY_JOB, "name": "from-the-page", "budget": {"evaluations": 4}}))
         browser.find_element(By.CSS_SELECTOR, "#submit button").click()
@@ -179,6 +185,7 @@ def test_web_page_in_a_real_browser(served) -> None:
         new = next(j["job_id"] for j in listed if j["name"] == "from-the-page")
         assert wait.until(lambda b: "done" in row_text(new) and "from-the-page" in row_text(new))
         assert browser.find_element(By.ID, "error").text == ""
+        assert browser.find_element(By.ID, "submit-error").text == ""  # cleared by the good submit
     finally:
         browser.quit()
 
