@@ -53,13 +53,16 @@ def _arch_text(space_id: str) -> Any:
     return lambda arch: space.to_string(space.make(arch))
 
 
+def _aligned(cells: list[str]) -> str:
+    """One table line: every cell right-aligned in 12 columns but the last (the arch), left as it is."""
+    return "  ".join([*(f"{c:>12}" for c in cells[:-1]), cells[-1]])
+
+
 def _front_table(rows: list[dict[str, Any]], metrics: list[str], space_id: str = "") -> str:
-    header = ["trial", *metrics, "arch"]
-    lines = ["  ".join(f"{h:>12}" if i < len(header) - 1 else h for i, h in enumerate(header))]
+    lines = [_aligned(["trial", *metrics, "arch"])]
     text = _arch_text(space_id)
     for r in rows:
-        cells = [str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), text(r["arch"])]
-        lines.append("  ".join(f"{c:>12}" if i < len(cells) - 1 else c for i, c in enumerate(cells)))
+        lines.append(_aligned([str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), text(r["arch"])]))
     return "\n".join(lines)
 
 
@@ -179,13 +182,12 @@ def cmd_trials(args: argparse.Namespace) -> None:
             Path(args.csv).write_text(buffer.getvalue())
             print(f"wrote {len(trials)} trials of job {job.id} to {args.csv}")
         return
-    header = ["trial", "state", *metrics, "arch"]
-    lines = ["  ".join(f"{h:>12}" if i < len(header) - 1 else h for i, h in enumerate(header))]
+    lines = [_aligned(["trial", "state", *metrics, "arch"])]
     for t, row in zip(trials, rows):
         cells = [str(t.trial_id), t.state, *(_fmt(t.metrics.get(m)) for m in metrics), row["arch_text"]]
         if t.error:
             cells[-1] += f"  ({t.error[:80]})"
-        lines.append("  ".join(f"{c:>12}" if i < len(cells) - 1 else c for i, c in enumerate(cells)))
+        lines.append(_aligned(cells))
     summary = f"job {job.id} ({job.state}): {len(trials)} trials" + (f" {args.state}" if args.state else "")
     emit(args, {"job_id": job.id, "space_id": job.space_id, "trials": rows}, summary + "\n" + "\n".join(lines))
 

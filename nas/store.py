@@ -422,8 +422,6 @@ class Store:
         self._delete_study(f"nas-{job_id}")
 
     def _delete_study(self, name: str) -> None:
-        from sqlalchemy import inspect
-
         if not inspect(self.engine).has_table("studies"):  # no Optuna job ever used this database
             return
         try:

@@ -5,9 +5,10 @@ A predictor knows its target metric. One of a latency (``latency_ms@...``) gets 
 next to the arch encoding: MACs and parameters (their values and logarithms) from the space's
 static config, and, with a latency table, the table's sum and its sums per op kind and width
 (stage). Latency adds up over the layers a network runs, so the ``latency`` kind (the default
-for latency targets) is a family of linear models on those features — least squares, least
-relative squares, Huber, log-linear — of which a 5-fold cross-validation on the training archs
-picks the one with the most predictions within ±10%.
+for latency targets) is a family of linear models — least squares, least relative squares,
+Huber, log-linear — on one of the space's runtime views of the features (:class:`SelectedLinear`):
+repeated cross-validation on the training archs picks the (view, model) pair with the most
+predictions within ±10%.
 
 Features are the space's ``features(arch, encoding)``: its default encoding
 (once-for-all style one-hot for ``ofa_mbv3``, the cell summary for ``nb201``) or
@@ -124,7 +125,7 @@ class SelectedLinear:
         from sklearn.linear_model import RidgeCV
 
         alphas = np.logspace(-3, 3, 13)
-        ones = np.ones_like(y)  # RidgeCV's weighted path: ~100x faster than its unweighted one here
+        ones = np.ones_like(y)  # unit weights: the unweighted fit, on the weighted path all candidates share
         if name == "least_squares":
             return RidgeCV(alphas=alphas).fit(x, y, sample_weight=ones)
         if name == "relative":
@@ -158,9 +159,6 @@ class SelectedLinear:
         return float(np.mean(errors <= 0.10)) - 1e-3 * float(np.mean(np.minimum(errors, 10.0)))
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> SelectedLinear:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
         from sklearn.model_selection import KFold
 
         y = np.asarray(y, dtype=np.float64)
@@ -171,23 +169,21 @@ class SelectedLinear:
         # encoding columns and hardly on MACs/params (millions), a prior that latency follows cost
         folds = min(self.folds, len(y))
         self.scores_ = {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            for view, columns in views.items():
-                xv = x[:, columns]
-                for name in self.CANDIDATES:
-                    errors = []
-                    for repeat in range(max(1, self.repeats)):
-                        predicted = np.zeros_like(y)
-                        split = KFold(folds, shuffle=True, random_state=self.seed * 1000 + repeat).split(xv)
-                        for train, test in split:
-                            predicted[test] = self._predict(name, self._fit(name, xv[train], y[train]), xv[test])
-                        errors.append(np.abs(predicted - y) / y)
-                    self.scores_[f"{view}/{name}"] = self._score(np.concatenate(errors))
-            best = max(self.scores_, key=lambda k: self.scores_[k])
-            self.view_, self.chosen_ = best.split("/")
-            self.columns_ = views[self.view_]
-            self.model_ = self._fit(self.chosen_, x[:, self.columns_], y)
+        for view, columns in views.items():
+            xv = x[:, columns]
+            for name in self.CANDIDATES:
+                errors = []
+                for repeat in range(max(1, self.repeats)):
+                    predicted = np.zeros_like(y)
+                    split = KFold(folds, shuffle=True, random_state=self.seed * 1000 + repeat).split(xv)
+                    for train, test in split:
+                        predicted[test] = self._predict(name, self._fit(name, xv[train], y[train]), xv[test])
+                    errors.append(np.abs(predicted - y) / y)
+                self.scores_[f"{view}/{name}"] = self._score(np.concatenate(errors))
+        best = max(self.scores_, key=lambda k: self.scores_[k])
+        self.view_, self.chosen_ = best.split("/")
+        self.columns_ = views[self.view_]
+        self.model_ = self._fit(self.chosen_, x[:, self.columns_], y)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from nas.core import registry
@@ -41,6 +42,8 @@ class LatencyBackend:
     """
 
     source = "torch-eager"
+    # how :func:`measure_module` times layers and networks on this runtime (``graph``, ``wrap``)
+    timing: Mapping[str, Any] = MappingProxyType({})
 
     def check(self, device: str, dtype: str) -> None:
         """Raises ValueError when this runtime cannot run on ``device``/``dtype``."""
@@ -53,11 +56,11 @@ class LatencyBackend:
 
     def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
                       dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_module(module, shape, batch, device, dtype, rounds)
+        return measure_module(module, shape, batch, device, dtype, rounds, **self.timing)
 
     def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
                         rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_module(net, shape, batch, device, dtype, rounds)
+        return measure_module(net, shape, batch, device, dtype, rounds, **self.timing)
 
 
 class TorchBackend(LatencyBackend):
@@ -84,17 +87,10 @@ class CudaGraphBackend(LatencyBackend):
     in a graph with warm L2 — and the table sums them."""
 
     source = "torch-cudagraph"
+    timing = MappingProxyType({"graph": True})
 
     def check(self, device: str, dtype: str) -> None:
         _require_cuda("cuda-graph", device)
-
-    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
-                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_module(module, shape, batch, device, dtype, rounds, graph=True)
-
-    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
-                        rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_module(net, shape, batch, device, dtype, rounds, graph=True)
 
 
 def compiled(module: Any) -> Any:
@@ -112,14 +108,7 @@ class TorchCompileBackend(LatencyBackend):
     cached by Inductor across ops of the same shapes."""
 
     source = "torch-compile"
-
-    def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
-                      dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_module(module, shape, batch, device, dtype, rounds, wrap=compiled)
-
-    def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
-                        rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_module(net, shape, batch, device, dtype, rounds, wrap=compiled)
+    timing = MappingProxyType({"wrap": compiled})
 
 
 class TritonBackend(LatencyBackend):
