@@ -292,8 +292,28 @@ def _command_group(sub: Any, name: str, help_text: str) -> Any:
     return group
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that states each option's default (when it has one worth stating)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        shown = default not in (None, False, argparse.SUPPRESS) and not isinstance(default, bool)
+        if shown and action.option_strings and "%(default)" not in text and str(default) not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with :class:`HelpFormatter`; subcommands inherit it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nas",
         description="Hardware-aware neural architecture search: supernets, search, latency, export.",
     )
@@ -303,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the training, the search and the data order")
     p.add_argument("--out", default="runs/demo", help="folder of the demo's trained supernet (reused when present)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)
@@ -332,21 +352,23 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--arch", help="arch as JSON")
     which.add_argument("--min", action="store_true", help="the smallest subnet")
     which.add_argument("--max", action="store_true", help="the largest subnet (default)")
-    p.add_argument("--split", choices=["test", "holdout"], default="test")
-    p.add_argument("--recal-batches", type=int, default=10)
+    p.add_argument("--split", choices=["test", "holdout"], default="test", help="data split to score on")
+    p.add_argument("--recal-batches", type=int, default=10, help="batches of training data that recalibrate BN first")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_eval)
 
     proxy_sub = _command_group(sub, "proxy", "zero-cost proxies")
     p = proxy_sub.add_parser("score", help="score random archs and correlate with benchmark accuracy")
-    p.add_argument("--space", default="nb201")
+    p.add_argument("--space", default="nb201", help="space to sample archs from (`nas spaces`)")
     p.add_argument("--dataset", default="cifar10", help="ground-truth column: cifar10, cifar100, imagenet16-120")
     p.add_argument("--benchmark", help="NB201 accuracy CSV (ArchitectureString + accuracy columns)")
     p.add_argument("--data", help="CIFAR-10 images for the proxy batch")
-    p.add_argument("--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot")
-    p.add_argument("--archs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot", help="comma-separated proxy names"
+    )
+    p.add_argument("--archs", type=int, default=100, help="random archs to score")
+    p.add_argument("--batch-size", type=int, default=64, help="images in the proxies' one batch")
+    p.add_argument("--seed", type=int, default=0, help="seeds the arch sample, the batch and the weights")
     p.add_argument("--out", help="JSONL of per-arch scores (resumed when present)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_proxy_score)
@@ -370,18 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--target", default="accuracy", help="metric column to predict")
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the split and the model")
     p.add_argument("--out", required=True, help="predictor file (JSON)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predictor_fit)
     p = predictor_sub.add_parser("collect", help="measure random subnets of a trained supernet (JSONL)")
     p.add_argument("run", help="output folder of `nas train`")
-    p.add_argument("--archs", type=int, default=100)
+    p.add_argument("--archs", type=int, default=100, help="random subnets to measure")
     p.add_argument("--out", required=True, help="JSONL file (appended; measured subnets are skipped)")
     p.add_argument("--workers", type=int, default=1, help="processes")
-    p.add_argument("--split", choices=["holdout", "test"], default="holdout")
-    p.add_argument("--recal-batches", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=["holdout", "test"], default="holdout", help="data split to score on")
+    p.add_argument("--recal-batches", type=int, default=10, help="batches of training data that recalibrate BN first")
+    p.add_argument("--seed", type=int, default=0, help="seeds the subnet sample")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predictor_collect)
     p = predictor_sub.add_parser("eval", help="rank metrics of a saved predictor on data")
@@ -406,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = space_sub.add_parser("sample", help="sample random archs with their MACs and params")
     add_space_args(p)
     p.add_argument("-n", type=int, default=5, help="number of archs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the sample")
     p.set_defaults(func=cmd_space_sample)
 
     p = space_sub.add_parser("info", help="describe a space (genes, size, corner archs), or one arch with --arch")
@@ -424,6 +446,16 @@ def _version() -> str:
         return version("hwnas")
     except PackageNotFoundError:  # run from a source tree that is not installed
         return "unknown (not installed)"
+
+
+def _value_error_hint(args: argparse.Namespace) -> str:
+    """Where the rules for what was refused are written down."""
+    if args.command in ("search", "spec"):
+        return (
+            "`nas spec schema` prints every key of a job spec, with types and defaults; "
+            "`nas spec check SPEC` checks one"
+        )
+    return f"see `nas {args.command} --help`"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -446,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}" + (f" (hint: {exc.hint})" if exc.hint else ""), file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(f"error: {exc} (hint: see `nas {args.command} --help`)", file=sys.stderr)
+        print(f"error: {exc} (hint: {_value_error_hint(args)})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = (

@@ -90,8 +90,8 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. resolutions=[160,224]")
     p.add_argument("--run", help="the space of this run folder (a trained or imported supernet) instead")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="data type timed")
+    p.add_argument("--batch", type=int, default=1, help="batch size timed")
     p.add_argument("--calibration", type=int, default=20, help="subnets measured end to end for the correction")
     p.add_argument(
         "--backend", metavar="NAME",
@@ -109,7 +109,7 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         help="time every op/subnet once per round, all of them round after round, and keep the median "
         "(spreads each measurement over the whole run, so a shared machine's drift hits all alike)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the inputs and weights of the timed ops")
     p.add_argument("--out", required=True, help="table JSON")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_latency_build)
@@ -119,10 +119,15 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         "(share within ±10%%, Spearman, MAPE; plain sum and corrected; how many calibration subnets the "
         "correction needed)",
     )  # fmt: skip
-    p.add_argument("table")
-    p.add_argument("--archs", type=int, default=100)
+    p.add_argument("table", help="table JSON of `nas latency build`")
+    p.add_argument("--archs", type=int, default=100, help="random subnets measured end to end")
     p.add_argument("--threads", type=int, help="CPU threads (use the table's)")
     p.add_argument("--rounds", type=int, default=1, help="as for build")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seeds the subnet sample (default: %(default)s, not build's 0: other subnets than the table's)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_latency_validate)

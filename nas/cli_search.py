@@ -111,6 +111,34 @@ def cmd_search(args: argparse.Namespace) -> None:
     _report(args, store, result)
 
 
+def cmd_spec_schema(args: argparse.Namespace) -> None:
+    from nas.spec_schema import job_schema
+
+    text = json.dumps(job_schema(), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote the job spec's JSON Schema to {args.out}", file=sys.stderr)
+    else:
+        print(text, file=args.stdout)
+
+
+def cmd_spec_check(args: argparse.Namespace) -> None:
+    """Every check ``nas search`` makes before it creates a job, without creating one."""
+    from nas.admission import admit_job
+    from nas.job import load_job
+
+    spec = load_job(args.job)
+    spec, space = admit_job(spec.to_dict())
+    objectives = [f"{o.direction} {o.metric}" for o in spec.objectives]
+    summary = {
+        "ok": True, "name": spec.name, "space": space.space_id, "evaluator": spec.evaluator.get("kind"),
+        "searcher": spec.searcher.kind, "objectives": objectives,
+        "budget": spec.budget.evaluations,
+    }  # fmt: skip
+    emit(args, summary, f"{args.job}: ok — {spec.searcher.kind} over {space.space_id}, "
+         f"{', '.join(objectives)}, {spec.budget.evaluations} evaluations")  # fmt: skip
+
+
 def cmd_resume(args: argparse.Namespace) -> None:
     from nas.runner import run_job
 
@@ -217,8 +245,12 @@ def add_search_commands(sub: Any) -> None:
         p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("search", help="run a search job (YAML spec) and store its trials and Pareto front")
-    p.add_argument("job", help="job spec YAML")
+    p = sub.add_parser(
+        "search", help="run a search job (YAML spec) and store its trials and Pareto front",
+        description="Runs a search job. The spec's keys, types and defaults: `nas spec schema` (JSON Schema); "
+        "`nas spec check SPEC` checks one without running it; examples/ holds ready-made specs.",
+    )  # fmt: skip
+    p.add_argument("job", help="job spec YAML (see `nas spec schema`)")
     p.add_argument("--ray-address", help="existing Ray cluster (default: local Ray)")
     p.add_argument(
         "--executor", choices=["auto", "ray", "local"],
@@ -227,8 +259,20 @@ def add_search_commands(sub: Any) -> None:
     store_args(p)
     p.set_defaults(func=cmd_search)
 
+    spec_sub = sub.add_parser("spec", help="the job spec: its JSON Schema, or check a spec file").add_subparsers(
+        dest="spec_command", metavar="SUBCOMMAND"
+    )
+    spec_sub.required = True
+    p = spec_sub.add_parser("schema", help="print the job spec's JSON Schema (keys, types, defaults, per-kind keys)")
+    p.add_argument("--out", help="write it to this file instead of stdout")
+    p.set_defaults(func=cmd_spec_schema)
+    p = spec_sub.add_parser("check", help="check a job spec as `nas search` would, without running it")
+    p.add_argument("job", help="job spec YAML")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_spec_check)
+
     p = sub.add_parser("resume", help="continue an interrupted job without re-evaluating stored trials")
-    p.add_argument("job_id")
+    p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")
     p.add_argument("--ray-address", help="existing Ray cluster (default: local Ray)")
     p.add_argument(
         "--executor", choices=["auto", "ray", "local"],
@@ -242,7 +286,7 @@ def add_search_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("pareto", help="a job's Pareto front, optionally under extra bounds, with a plot")
-    p.add_argument("job_id")
+    p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")
     p.add_argument("--max-latency", type=float, help="keep archs at most this latency (the job's latency metric)")
     p.add_argument("--min-accuracy", type=float, help="keep archs with at least this accuracy")
     p.add_argument("--latency-metric", help="metric --max-latency applies to (default: the latency objective)")
@@ -252,7 +296,7 @@ def add_search_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("trials", help="every trial of a job: state, metrics, arch (table, --csv or --json)")
-    p.add_argument("job_id")
+    p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")
     p.add_argument(
         "--state", choices=["complete", "failed", "running"], help="only trials in this state (default: all)"
     )
@@ -263,12 +307,12 @@ def add_search_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_trials)
 
     p = sub.add_parser("export", help="a supernet job's subnets as deployable files (ONNX, TorchScript, safetensors)")
-    p.add_argument("job_id")
+    p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")
     p.add_argument("--device", required=True, help="target device: the job's latency_ms@DEVICE metric")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--max-latency", type=float, help="the most accurate front member within this latency (ms)")
     which.add_argument("--trial", type=int, help="this trial (default: every member of the Pareto front)")
-    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], default="onnx")
+    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], default="onnx", help="file format")
     p.add_argument("--out", required=True, help="folder for the files and manifest.json")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference accepted in the check")
     store_args(p)

@@ -69,8 +69,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def add_serve_command(sub: Any) -> None:
     p = sub.add_parser("serve", help="HTTP API and web page over the store; runs submitted jobs")
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default: %(default)s, this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--jobs", type=int, default=1, help="jobs run at the same time")
     p.add_argument("--token", help="bearer token clients must send (default: $NAS_SERVICE_TOKEN, else a token file)")
     p.add_argument(
@@ -86,7 +88,12 @@ def add_serve_command(sub: Any) -> None:
         help="folder that files named in submitted specs must lie in (repeatable; default: none, "
         "so specs may name no files)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: 1 MiB)")
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1 << 20,
+        help="largest request body in bytes (default: %(default)s, 1 MiB)",
+    )
     p.add_argument(
         "--allowed-host",
         action="append",

@@ -24,6 +24,7 @@ loop. Jobs left ``created`` by a stopped service are queued again when it starts
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -181,6 +182,22 @@ def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable
     return guard
 
 
+def with_job_schema(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with the job spec's JSON Schema (``nas spec schema``) as the
+    ``JobSpec`` component, its definitions beside it, so ``POST /api/jobs`` documents its body."""
+    from nas.spec_schema import job_schema
+
+    schema = job_schema()
+    defs = schema.pop("$defs", {})
+    schema.pop("$schema", None)
+    text = json.dumps(schema).replace('"#/$defs/', '"#/components/schemas/')
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, entry in defs.items():
+        components[name] = json.loads(json.dumps(entry).replace('"#/$defs/', '"#/components/schemas/'))
+    components["JobSpec"] = json.loads(text)
+    return document
+
+
 def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     """The service over ``store`` (a :class:`Store` or its URL) under ``config``."""
     store = Store(store) if isinstance(store, str) else store
@@ -256,8 +273,8 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     @api.post(
         "/jobs", status_code=202,
         openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"type": "object", "description": "a job spec, as `nas search` reads"}},
-            "application/yaml": {"schema": {"type": "string", "description": "a job spec in YAML"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+            "application/yaml": {"schema": {"type": "string", "description": "a job spec in YAML (same keys as JSON)"}},
         }}},
     )  # fmt: skip
     async def submit(request: Request) -> dict[str, Any]:
@@ -313,7 +330,9 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
 
     @api.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:
-        return app.openapi()
+        if app.openapi_schema is None:
+            app.openapi_schema = with_job_schema(app.openapi())
+        return app.openapi_schema
 
     app.include_router(api)
 

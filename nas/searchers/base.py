@@ -122,7 +122,8 @@ class Searcher(ABC):
         self._seen: set[str] = set()
 
     # ------------------------------------------------------------ settings
-    def defaults(self) -> dict[str, Any]:
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
         """Settings and their defaults; other keys are rejected."""
         return {}
 

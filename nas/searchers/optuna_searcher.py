@@ -58,7 +58,8 @@ class OptunaSearcher(Searcher):
         self._open: dict[int, Any] = {}  # our trial id -> Optuna trial awaiting its result
         self._proposed: dict[str, Any] = {}  # arch id -> Optuna trial, between _propose and _on_ask
 
-    def defaults(self) -> dict[str, Any]:
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
         return {"n_startup_trials": 10, "population": 20}
 
     # ------------------------------------------------------------ optuna objects

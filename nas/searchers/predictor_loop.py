@@ -81,7 +81,8 @@ class PredictorLoopSearcher(Searcher):
         self._use_ehvi()  # checks the acquisition setting now, not at the first proposal
         self.encoding = space.resolve_encoding(self.settings["encoding"])
 
-    def defaults(self) -> dict[str, Any]:
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
         return {
             "initial": 20,
             "predictor": "gp",

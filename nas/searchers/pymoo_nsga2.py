@@ -26,7 +26,8 @@ class PymooNSGA2Searcher(Searcher):
 
     kind = "nsga2"
 
-    def defaults(self) -> dict[str, Any]:
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
         return {"population": 20, "crossover_prob": 0.9, "crossover_eta": 15.0, "mutation_eta": 20.0}
 
     def _problem(self) -> Any:

@@ -34,7 +34,8 @@ class EvolutionSearcher(Searcher):
 
     kind = "evolution"
 
-    def defaults(self) -> dict[str, Any]:
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
         return {"population": 20, "mutation_ratio": 0.5, "mutation_prob": 0.1}
 
     def _propose(self, n: int) -> list[Arch]:

@@ -49,3 +49,27 @@ def test_no_server_errors_under_fuzzing(served: Served) -> None:
     assert len(seen) >= 100 and {200, 404, 422} <= statuses, counts  # real answers and real refusals
     assert sum(n for (m, _, _), n in counts.items() if m == "POST") >= 50, counts
     assert httpx.get(f"{served.url}/api/health", timeout=5).status_code == 200
+
+
+def test_openapi_documents_the_job_spec(served: Served) -> None:
+    """``POST /api/jobs``'s body is the job spec's JSON Schema (as `nas spec schema`), every $ref resolving."""
+    import json
+
+    from nas.spec_schema import job_schema
+
+    raw = httpx.get(f"{served.url}/api/openapi.json", headers=AUTH).json()
+    body = raw["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/JobSpec"}
+    components = raw["components"]["schemas"]
+    assert set(components["JobSpec"]["properties"]) == set(job_schema()["properties"])
+    refs = {r.split("/")[-1] for r in _refs(json.loads(json.dumps(raw)))}
+    assert refs <= set(components), refs - set(components)
+    assert {"SearcherSpec", "ObjectiveSpec", "BudgetSpec"} <= refs
+
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
