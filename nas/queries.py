@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +17,13 @@ from nas.store import LeaseRecord, Store
 def effective_state(job: Any, lease: LeaseRecord | None) -> str:
     """The job's state as users should see it: ``running`` only while a runner's lease is live.
 
-    A job stored as running whose runner stopped heartbeating (killed, machine lost) is
-    ``interrupted``: ``nas resume`` takes it over.
+    ``job``: the job record or its stored state. A job stored as running whose runner stopped
+    heartbeating (killed, machine lost) is ``interrupted``: ``nas resume`` takes it over.
     """
-    if job.state == "running" and (lease is None or not lease.live()):
+    state = job if isinstance(job, str) else job.state
+    if state == "running" and (lease is None or not lease.live()):
         return "interrupted"
-    return str(job.state)
+    return str(state)
 
 
 def job_summary(store: Store, job: Any, leases: Mapping[str, LeaseRecord] | None = None) -> dict[str, Any]:
@@ -28,11 +33,10 @@ def job_summary(store: Store, job: Any, leases: Mapping[str, LeaseRecord] | None
     """
     lease = leases.get(job.id) if leases is not None else store.lease(job.id)
     counts = store.counts(job.id)
-    fronts = store.fronts(job.id)
-    last = fronts[-1] if fronts else None
+    last = store.last_front(job.id)
     best: dict[str, float] = {}
     if last is not None:
-        trials = {t.trial_id: t for t in store.trials(job.id, ["complete"])}
+        trials = {t.trial_id: t for t in store.trials_by_id(job.id, last.trial_ids) if t.state == "complete"}
         for o in job.spec["objectives"]:
             found = [trials[i].metrics.get(o["metric"]) for i in last.trial_ids if i in trials]
             values = [v for v in found if v is not None]
@@ -117,6 +121,106 @@ def front_query(
         "hypervolume": hv,
         "front": rows,
     }
+
+
+def hypervolume_history(store: Store, job_id: str) -> dict[str, Any]:
+    """The job's hypervolume each time its front changed, against evaluations (the runner's record)."""
+    job = store.job(job_id)
+    rows = store.hypervolume_history(job.id)
+    return {
+        "job_id": job.id,
+        "evaluations": [e for e, _ in rows],
+        "hypervolume": [h for _, h in rows],
+        # each value against the reference point of its time: the spec's, else the robust nadir then
+        "reference": job.spec.get("reference"),
+    }
+
+
+@dataclass
+class _Entry:
+    version: tuple[str | None, int]
+    result: dict[str, Any]
+    state: str
+    checked: float  # clock() when the version was last read from the store
+
+
+class QueryCache:
+    """Fronts and hypervolume histories per job and query, reused until a trial of the job completes.
+
+    Whether an entry still holds is read from the store (:meth:`Store.job_status`: one indexed
+    query), so trials landing from any process — this service's worker, a `nas search` elsewhere
+    on the same database — are seen. Within ``fresh_s`` of that read an entry is served without
+    asking the store again (:meth:`peek_front`: no I/O, so it can answer on the event loop); the
+    job's state (running, interrupted, ...) is read along with the version. Thread-safe; at most
+    ``size`` entries, least recently used dropped first.
+    """
+
+    def __init__(
+        self, store: Store, size: int = 256, fresh_s: float = 0.25, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.store = store
+        self.size = size
+        self.fresh_s = fresh_s
+        self.clock = clock
+        self._entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.computed = 0  # fronts and histories computed from the trials (misses)
+
+    @staticmethod
+    def _key(kind: str, job_id: str, query: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (kind, job_id, *sorted(query.items()))
+
+    def _peek(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self.clock() - entry.checked > self.fresh_s:
+                return None
+            self._entries.move_to_end(key)
+            return {**entry.result, "state": entry.state} if key[0] == "front" else entry.result
+
+    def _get(self, key: tuple[Any, ...], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        stored, lease, version = self.store.job_status(key[1])
+        state = effective_state(stored, lease)
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.version == version:
+                entry.state, entry.checked = state, now
+                self._entries.move_to_end(key)
+                result = entry.result
+            else:
+                result = None
+        if result is None:
+            result = compute()
+            with self._lock:
+                self.computed += 1
+                self._entries[key] = _Entry(version, result, state, now)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return {**result, "state": state} if key[0] == "front" else result
+
+    def peek_front(self, job_id: str, **query: Any) -> dict[str, Any] | None:
+        """The cached front if its version was read within ``fresh_s``, else None (no I/O)."""
+        return self._peek(self._key("front", job_id, query))
+
+    def front(self, job_id: str, **query: Any) -> dict[str, Any]:
+        """:func:`front_query` (without a plot), recomputed only when a trial has completed since."""
+        return self._get(self._key("front", job_id, query), lambda: front_query(self.store, job_id, **query))
+
+    def peek_history(self, job_id: str) -> dict[str, Any] | None:
+        """The cached history if its version was read within ``fresh_s``, else None (no I/O)."""
+        return self._peek(self._key("history", job_id, {}))
+
+    def history(self, job_id: str) -> dict[str, Any]:
+        """:func:`hypervolume_history` (fronts are saved only when a trial completes)."""
+        return self._get(self._key("history", job_id, {}), lambda: hypervolume_history(self.store, job_id))
+
+    def forget(self, job_id: str) -> None:
+        """Drops a (deleted) job's entries."""
+        with self._lock:
+            for key in [k for k in self._entries if k[1] == job_id]:
+                del self._entries[key]
 
 
 def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any, constraints: Any, out: Any,

@@ -28,12 +28,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     create_engine,
     delete,
+    func,
     inspect,
     select,
     update,
@@ -162,6 +164,10 @@ class _Trial(_Base):
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# What `trial_version` reads: a job's finished trials, answered from the index alone.
+_TRIALS_BY_STATE = Index("ix_nas_trials_job_state_finished", _Trial.job_id, _Trial.state, _Trial.finished_at)
 
 
 class _Front(_Base):
@@ -350,6 +356,7 @@ class Store:
             self.engine: Engine = create_engine(url, **kwargs)
             if create:
                 _Base.metadata.create_all(self.engine)
+                _TRIALS_BY_STATE.create(self.engine, checkfirst=True)  # databases made before the index
             elif not inspect(self.engine).has_table(_Job.__tablename__):
                 raise StoreError(missing.replace("no database", "no hwnas tables in the database"))
         except StoreError:
@@ -550,11 +557,59 @@ class Store:
                 query = query.where(_Trial.state.in_(list(states)))
             return [_trial(r) for r in s.scalars(query.order_by(_Trial.trial_id))]
 
+    @_retry_locked
+    def trials_by_id(self, job_id: str, trial_ids: Sequence[int]) -> list[TrialRecord]:
+        """The job's trials with these ids (a front's members), in id order."""
+        if not trial_ids:
+            return []
+        with self._session() as s:
+            query = select(_Trial).where(_Trial.job_id == job_id, _Trial.trial_id.in_([int(i) for i in trial_ids]))
+            return [_trial(r) for r in s.scalars(query.order_by(_Trial.trial_id))]
+
+    @_retry_locked
     def counts(self, job_id: str) -> dict[str, int]:
+        """Trials per state."""
         out = dict.fromkeys(TRIAL_STATES, 0)
-        for t in self.trials(job_id):
-            out[t.state] = out.get(t.state, 0) + 1
+        with self._session() as s:
+            query = select(_Trial.state, func.count()).where(_Trial.job_id == job_id).group_by(_Trial.state)
+            for state, n in s.execute(query):
+                out[state] = int(n)
         return out
+
+    @staticmethod
+    def _version_columns(job_id: Any) -> tuple[Any, Any]:
+        done = (_Trial.job_id == job_id, _Trial.state == "complete")
+        last = select(func.max(_Trial.finished_at)).where(*done).scalar_subquery()
+        count = select(func.count()).where(*done, _Trial.finished_at == last).scalar_subquery()
+        return last, count
+
+    @_retry_locked
+    def trial_version(self, job_id: str) -> tuple[str | None, int]:
+        """Changes whenever a trial of the job completes: (last completion time, trials completed
+        at that time). Finished trials never change, so a front computed at one version holds
+        until the next. Two index lookups, however many trials the job has."""
+        with self.engine.connect() as c:
+            when, n = c.execute(select(*self._version_columns(job_id))).one()
+            return None if when is None else str(when), int(n)
+
+    @_retry_locked
+    def job_status(self, job_id: str) -> tuple[str, LeaseRecord | None, tuple[str | None, int]]:
+        """The job's stored state, its lease and :meth:`trial_version`, in one query (what a
+        cached front needs per request)."""
+        lease = (_Lease.runner, _Lease.acquired_at, _Lease.heartbeat_at, _Lease.expires_at)
+        query = (
+            select(_Job.state, *lease, *self._version_columns(job_id))
+            .select_from(_Job)
+            .outerjoin(_Lease, _Lease.job_id == _Job.id)
+            .where(_Job.id == job_id)
+        )
+        with self.engine.connect() as c:
+            row = c.execute(query).first()
+        if row is None:
+            raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
+        state, runner, acquired, heartbeat, expires, when, n = row
+        held = None if runner is None else LeaseRecord(job_id, runner, acquired, heartbeat, expires)
+        return str(state), held, (None if when is None else str(when), int(n))
 
     # ------------------------------------------------------------ fronts and artifacts
     @_retry_locked
@@ -571,6 +626,24 @@ class Store:
         with self._session() as s:
             rows = s.scalars(select(_Front).where(_Front.job_id == job_id).order_by(_Front.id))
             return [FrontRecord(r.job_id, r.evaluations, list(r.trial_ids), r.hypervolume, r.created_at) for r in rows]
+
+    @_retry_locked
+    def last_front(self, job_id: str) -> FrontRecord | None:
+        """The job's latest front (None before its first)."""
+        with self._session() as s:
+            r = s.scalars(select(_Front).where(_Front.job_id == job_id).order_by(_Front.id.desc()).limit(1)).first()
+            return (
+                None
+                if r is None
+                else FrontRecord(r.job_id, r.evaluations, list(r.trial_ids), r.hypervolume, r.created_at)
+            )
+
+    @_retry_locked
+    def hypervolume_history(self, job_id: str) -> list[tuple[int, float | None]]:
+        """(evaluations, hypervolume) each time the front changed, oldest first (no member lists)."""
+        with self._session() as s:
+            query = select(_Front.evaluations, _Front.hypervolume).where(_Front.job_id == job_id).order_by(_Front.id)
+            return [(int(e), None if h is None else float(h)) for e, h in s.execute(query)]
 
     @_retry_locked
     def add_artifact(

@@ -10,6 +10,7 @@ Endpoints (JSON unless noted; every ``/api`` route but health needs ``Authorizat
   bounded values; 422 naming the key otherwise), stored as ``created`` and run by the worker
   through the same ``run_job`` as ``nas search``; answers 202 with the job id;
 - ``GET /api/jobs/{id}`` — one job's summary and spec; ``GET /api/jobs/{id}/trials[?state=]``;
+  ``GET /api/jobs/{id}/history`` — hypervolume against evaluations;
 - ``GET /api/jobs/{id}/pareto[?max_latency=&min_accuracy=&latency_metric=&accuracy_metric=]``
   — the feasible front under extra bounds (as ``nas pareto``); ``.../pareto.png`` its plot;
 - ``GET /api/openapi.json`` — the API's schema;
@@ -23,6 +24,7 @@ loop. Jobs left ``created`` by a stopped service are queued again when it starts
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -44,7 +46,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from nas.admission import SpecPolicy, admit_job
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
-from nas.queries import front_query, job_summaries, job_summary
+from nas.queries import QueryCache, front_query, job_summaries, job_summary
 from nas.store import JobBusy, Store, StoreError
 from services.auth import token_matches
 
@@ -202,6 +204,7 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     """The service over ``store`` (a :class:`Store` or its URL) under ``config``."""
     store = Store(store) if isinstance(store, str) else store
     worker = JobWorker(store, config.threads)
+    cache = QueryCache(store)
     limits = config.limits
 
     @asynccontextmanager
@@ -293,6 +296,7 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     def delete_job(job_id: JobId) -> dict[str, Any]:
         """Deletes a job that is not running, with its trials and fronts (409 while it runs)."""
         store.delete_job(job_id)
+        cache.forget(job_id)
         return {"job_id": job_id, "deleted": True}
 
     @api.get("/jobs/{job_id}/trials")
@@ -301,17 +305,29 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         return [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
 
     @api.get("/jobs/{job_id}/pareto")
-    def pareto(
+    async def pareto(
         job_id: JobId,
         max_latency: Bound = None,
         min_accuracy: Bound = None,
         latency_metric: Metric = None,
         accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
-    ) -> dict[str, Any]:
-        return front_query(
-            store, job_id, max_latency=max_latency, min_accuracy=min_accuracy, latency=latency_metric,
-            accuracy_metric=accuracy_metric,
-        )  # fmt: skip
+    ) -> JSONResponse:
+        """The feasible front under the job's constraints and these bounds (cached until a trial lands;
+        the store is asked at most every quarter second per query)."""
+        query = {"max_latency": max_latency, "min_accuracy": min_accuracy, "latency": latency_metric,
+                 "accuracy_metric": accuracy_metric}  # fmt: skip
+        found = cache.peek_front(job_id, **query)  # no I/O: fine on the event loop
+        if found is None:
+            found = await run_in_threadpool(functools.partial(cache.front, job_id, **query))
+        return JSONResponse(found)
+
+    @api.get("/jobs/{job_id}/history")
+    async def history(job_id: JobId) -> JSONResponse:
+        """Hypervolume each time the front changed, against evaluations (cached as the front is)."""
+        found = cache.peek_history(job_id)
+        if found is None:
+            found = await run_in_threadpool(cache.history, job_id)
+        return JSONResponse(found)
 
     @api.get("/jobs/{job_id}/pareto.png", response_class=Response)
     def pareto_png(

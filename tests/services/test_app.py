@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import yaml
 
 from nas.job import job_from_dict
@@ -45,6 +46,27 @@ def test_submitted_job_runs_and_its_front_is_served(served) -> None:
     assert len(narrowed["front"]) < len(front["front"]) or bound == max(t["metrics"]["lat"] for t in front["front"])
     plot = httpx.get(f"{url}/api/jobs/{job_id}/pareto.png", params=bounds, headers=AUTH)
     assert plot.headers["content-type"] == "image/png" and plot.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    history = httpx.get(f"{url}/api/jobs/{job_id}/history", headers=AUTH).json()
+    assert history["evaluations"] == [f.evaluations for f in store.fronts(job_id)]
+    assert history["hypervolume"] == [f.hypervolume for f in store.fronts(job_id)] and history["evaluations"]
+
+    # a trial landing from elsewhere (another process's store) shows in the cached front within a moment
+    from nas.testing.toy import ToySpace
+
+    other = Store(store.url)
+    done_archs = {t.arch_id for t in store.trials(job_id)}
+    arch = next(a for a in ToySpace().sample_unique(60, np.random.default_rng(9)) if a.arch_id not in done_archs)
+    other.add_trial(job_id, 1000, arch)
+    other.finish_trial(job_id, 1000, {"acc": 2.0, "lat": 0.5})  # dominates everything
+    other.close()
+    deadline = time.monotonic() + 5
+    while True:
+        latest = httpx.get(f"{url}/api/jobs/{job_id}/pareto", headers=AUTH).json()
+        if latest["evaluated"] == front["evaluated"] + 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert latest["evaluated"] == front["evaluated"] + 1 and 1000 in [t["trial_id"] for t in latest["front"]]
 
 
 def test_bad_requests_get_clear_errors(served) -> None:
