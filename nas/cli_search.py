@@ -151,6 +151,13 @@ def cmd_resume(args: argparse.Namespace) -> None:
     _report(args, store, result)
 
 
+def cmd_delete(args: argparse.Namespace) -> None:
+    store = _store(args, create=False)
+    store.delete_job(args.job_id)
+    emit(args, {"job_id": args.job_id, "deleted": True},
+         f"deleted job {args.job_id} with its trials, fronts and Optuna study")  # fmt: skip
+
+
 def cmd_jobs(args: argparse.Namespace) -> None:
     from nas.queries import job_summaries
 
@@ -280,6 +287,11 @@ def add_search_commands(sub: Any) -> None:
     )  # fmt: skip
     store_args(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("delete", help="delete a job that is not running, with its trials, fronts and Optuna study")
+    p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")
+    store_args(p)
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("jobs", help="list jobs with state, progress and each objective's best value on the front")
     store_args(p)

@@ -20,6 +20,7 @@ from typing import Any
 from nas.core.evaluator import Evaluator
 from nas.core.extras import require_extra
 from nas.job import JobSpec, job_from_dict
+from nas.optuna_study import StudyMirror, mirrored_by_searcher, study_name
 from nas.searchers import Searcher, create_searcher
 from nas.store import LeaseLost, Store, TrialRecord
 from nas.trials import (
@@ -160,7 +161,7 @@ def _run_leased(
         evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code)
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
-            allow_invalid=spec.allow_invalid, study_name=f"nas-{job_id}",
+            allow_invalid=spec.allow_invalid, study_name=study_name(job_id),
             storage=store.url if not store.url.endswith(":memory:") else None,
             cheap=getattr(evaluator, "evaluate_cheap", None), cheap_metrics=getattr(evaluator, "cheap_metrics", ()),
         )  # fmt: skip
@@ -179,7 +180,10 @@ def _run_leased(
     done = tracker.evaluations
     budget = Budget(spec, done, store.job(job_id).elapsed_s)
     bar = progress_bar(spec.budget.evaluations, done, progress)
-    recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease)
+    mirror = None
+    if spec.optuna_study and not store.url.endswith(":memory:") and not mirrored_by_searcher(searcher):
+        mirror = StudyMirror(store, job_id, space, spec.objective_list, spec.constraint_list)
+    recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease, mirror)
     store.update_job(job_id, state="running", error=None)
     try:
         if resolve_executor(spec, executor, ray_address) == "ray":
@@ -200,6 +204,8 @@ def _run_leased(
         raise
     finally:
         bar.close()
+        if mirror is not None:
+            mirror.sync()
     state = "done" if budget.exhausted() or stop_after is None else "interrupted"
     store.update_job(job_id, state=state, elapsed_s=budget.elapsed)
     trials = {t.trial_id: t for t in store.trials(job_id)}

@@ -205,10 +205,11 @@ class TrialRecorder:
     """Store + searcher + front + progress bar updates for each finished trial (local and Ray executors)."""
 
     def __init__(self, store: Store, job_id: str, searcher: Searcher, tracker: FrontTracker, budget: Budget,
-                 bar: Any, lease: LeaseKeeper | None = None) -> None:  # fmt: skip
+                 bar: Any, lease: LeaseKeeper | None = None, mirror: Any = None) -> None:  # fmt: skip
         self.store, self.job_id, self.searcher = store, job_id, searcher
         self.tracker, self.budget, self.bar = tracker, budget, bar
         self.lease = lease
+        self.mirror = mirror  # the job's Optuna study copy (nas.optuna_study.StudyMirror), if kept
         self.failed = 0
 
     @property
@@ -235,3 +236,5 @@ class TrialRecorder:
         hv = self.tracker.hv
         self.bar.set_postfix({**best, "hv": f"{hv:.4g}" if hv is not None else "-", "failed": self.failed})
         self.bar.update(1)
+        if self.mirror is not None:
+            self.mirror.maybe_sync()

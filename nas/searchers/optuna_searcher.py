@@ -12,6 +12,7 @@ trial with ``Trial.set_constraint`` (``g <= 0`` feasible), which every sampler r
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,11 @@ class OptunaSearcher(Searcher):
     """
 
     sampler_name = "tpe"
+
+    @property
+    def keeps_optuna_study(self) -> bool:
+        """The study holds every trial; with the job store as its storage, it is the job's study."""
+        return self.storage is not None
 
     def __init__(
         self,
@@ -97,6 +103,9 @@ class OptunaSearcher(Searcher):
                 directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives],
                 load_if_exists=True,
             )
+            with warnings.catch_warnings():  # dashboards label the axes; "experimental" since Optuna 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._study.set_metric_names([o.metric for o in self.objectives])
         return self._study
 
     def _values(self, obs: Observation) -> list[float]:

@@ -1,0 +1,133 @@
+"""Every job's trials as a multi-objective Optuna study in the job store's own database.
+
+So that ``optuna-dashboard <store URL>`` (and any Optuna tool: ``optuna.load_study``, its plots)
+shows a job whatever its searcher: the study ``nas-<job id>`` has the job's objectives as its
+directions, one Optuna trial per finished trial (params: the arch's genes; values: the
+objectives; constraints: ``g <= 0`` when met; user attributes: our trial id, the arch id, every
+metric, the error of a failed trial). Optuna searchers (TPE, GP, NSGA-II) keep that study
+themselves; for the others :class:`StudyMirror` copies the store's trials in, in batches while
+the job runs and completely when it stops, skipping those already there, so a resumed job never
+duplicates one. ``nas delete JOB`` / ``DELETE /api/jobs/{id}`` removes the study with the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nas.core.pareto import Constraint, Objective
+from nas.core.space import SearchSpace
+from nas.searchers.base import constraint_values
+from nas.store import Store, TrialRecord
+
+logger = logging.getLogger(__name__)
+
+TRIAL_KEY = "nas_trial_id"  # the same user attribute the Optuna searcher writes
+
+
+def study_name(job_id: str) -> str:
+    """The Optuna study that holds job ``job_id``'s trials."""
+    return f"nas-{job_id}"
+
+
+def mirrored_by_searcher(searcher: Any) -> bool:
+    """Whether the searcher keeps the job's Optuna study itself (the Optuna samplers do)."""
+    return bool(getattr(searcher, "keeps_optuna_study", False))
+
+
+class StudyMirror:
+    """Copies a job's finished trials from the store into its Optuna study.
+
+    ``sync()`` adds what the study lacks; ``maybe_sync()`` does so at most every ``interval_s``
+    (called after each trial while a job runs). A failure to write the study is logged, never
+    fatal: the store stays the record and the next sync catches up.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.job_id, self.space = store, job_id, space
+        self.objectives, self.constraints = list(objectives), list(constraints)
+        self.interval_s, self.clock = interval_s, clock
+        self._last = clock()
+        self._study: Any = None
+        self._known: set[int] | None = None
+
+    @property
+    def study(self) -> Any:
+        if self._study is None:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            self._study = optuna.create_study(
+                storage=self.store.url, study_name=study_name(self.job_id), load_if_exists=True,
+                directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives],
+            )  # fmt: skip
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._study.set_metric_names([o.metric for o in self.objectives])
+        return self._study
+
+    def _frozen(self, trial: TrialRecord, distributions: dict[str, Any]) -> Any:
+        import optuna
+        from optuna.trial import TrialState
+
+        arch = self.space.make(trial.arch)
+        attrs: dict[str, Any] = {TRIAL_KEY: trial.trial_id, "arch_id": trial.arch_id, "worker": trial.worker}
+        metrics = {k: v for k, v in trial.metrics.items() if v is not None}
+        values = [metrics.get(o.metric, math.nan) for o in self.objectives]
+        complete = trial.state == "complete" and all(math.isfinite(v) for v in values)
+        if complete:
+            attrs["metrics"] = metrics
+            constraints = {f"g{i}": v for i, v in enumerate(constraint_values(metrics, self.constraints))}
+        else:
+            attrs["error"] = trial.error or "no finite value for every objective"
+            constraints = None
+        return optuna.trial.create_trial(
+            params=self.space.to_params(arch), distributions=distributions, user_attrs=attrs,
+            state=TrialState.COMPLETE if complete else TrialState.FAIL, values=values if complete else None,
+            constraints=constraints or None,
+        )  # fmt: skip
+
+    def sync(self) -> int:
+        """Adds the store's finished trials that the study lacks; returns how many were added."""
+        self._last = self.clock()
+        try:
+            if self._known is None:
+                self._known = {
+                    int(t.user_attrs[TRIAL_KEY])
+                    for t in self.study.get_trials(deepcopy=False)
+                    if TRIAL_KEY in t.user_attrs
+                }
+            distributions = dict(self.space.to_optuna())
+            new = [
+                self._frozen(t, distributions)
+                for t in self.store.trials(self.job_id, ["complete", "failed"])
+                if t.trial_id not in self._known
+            ]
+            if new:
+                self.study.add_trials(new)
+                self._known.update(int(t.user_attrs[TRIAL_KEY]) for t in new)
+            return len(new)
+        except Exception as exc:
+            logger.warning("Optuna study %s not updated (%s); the next sync retries", study_name(self.job_id), exc)
+            self._study, self._known = None, None
+            return 0
+
+    def maybe_sync(self) -> int:
+        """:meth:`sync` if ``interval_s`` passed since the last."""
+        return self.sync() if self.clock() - self._last >= self.interval_s else 0
+
+
+__all__ = ["StudyMirror", "mirrored_by_searcher", "study_name"]
