@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher as TuneSearcher
@@ -101,6 +101,24 @@ class NASSearcher(TuneSearcher):
             self._recorder.finished(ours, (payload["metrics"], payload["error"]), worker=payload["worker"])
 
 
+RAY_RESULTS_ENV = "NAS_RAY_RESULTS"
+
+
+def ray_results_dir(store_url: str) -> Path:
+    """Where Ray Tune writes a job's results (``job-<id>/`` inside): ``$NAS_RAY_RESULTS``, else
+    ``ray/`` beside a SQLite store's file (``runs/ray`` for the default store), else ``runs/ray``
+    under the working directory. Absolute, as Ray needs it."""
+    from sqlalchemy.engine import make_url
+
+    given = os.environ.get(RAY_RESULTS_ENV)
+    if given:
+        return Path(given).resolve()
+    url = make_url(store_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).resolve().parent / "ray"
+    return Path("runs", "ray").resolve()
+
+
 def run_with_ray(
     evaluator: Evaluator,
     searcher: Searcher,
@@ -129,7 +147,8 @@ def run_with_ray(
         tune.with_parameters(_trainable, evaluator=evaluator, objectives=spec.objective_list),
         {"cpu": spec.cpus_per_trial},
     )
-    storage = os.path.join(tempfile.gettempdir(), "nas-ray-results")
+    storage = str(ray_results_dir(recorder.store.url))
+    logger.debug("Ray Tune writes its results under %s", storage)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -44,3 +44,16 @@ def test_ray_tune_job_records_failed_trials_and_resumes(local_ray, tmp_path) -> 
     assert all(t.arch["x"][0] != 4 for t in complete) and complete
     workers = {t.worker for t in trials}
     assert all(w and ":" in w for w in workers)  # host:pid of the Ray worker that evaluated it
+    assert (tmp_path / "ray" / f"job-{first.job_id}").is_dir()  # Ray's own results beside the store
+
+
+def test_ray_results_folder(tmp_path, monkeypatch) -> None:
+    from nas.ray_runner import RAY_RESULTS_ENV, ray_results_dir
+
+    monkeypatch.delenv(RAY_RESULTS_ENV, raising=False)
+    assert ray_results_dir(f"sqlite:///{tmp_path / 'a' / 'nas.db'}") == tmp_path / "a" / "ray"
+    monkeypatch.chdir(tmp_path)
+    assert ray_results_dir("sqlite:///runs/nas.db") == tmp_path / "runs" / "ray"
+    assert ray_results_dir("postgresql://u@db/nas") == tmp_path / "runs" / "ray"
+    monkeypatch.setenv(RAY_RESULTS_ENV, "elsewhere")
+    assert ray_results_dir("sqlite:///runs/nas.db") == tmp_path / "elsewhere"
