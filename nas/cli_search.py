@@ -158,6 +158,15 @@ def cmd_delete(args: argparse.Namespace) -> None:
          f"deleted job {args.job_id} with its trials, fronts and Optuna study")  # fmt: skip
 
 
+def cmd_cancel(args: argparse.Namespace) -> None:
+    store = _store(args, create=False)
+    before = store.cancel_job(args.job_id)
+    note = " its runner stops within a heartbeat (10 s by default)," if before == "running" else ""
+    emit(args, {"job_id": args.job_id, "state": "cancelled", "was": before},
+         f"cancelled job {args.job_id} (was {before});{note} `nas resume {args.job_id}{_store_option(args)}` "
+         "continues it")  # fmt: skip
+
+
 def cmd_jobs(args: argparse.Namespace) -> None:
     from nas.queries import job_summaries
 
@@ -287,6 +296,11 @@ def add_search_commands(sub: Any) -> None:
     )  # fmt: skip
     store_args(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("cancel", help="stop a queued or running job (`nas resume` continues it)")
+    p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")
+    store_args(p)
+    p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("delete", help="delete a job that is not running, with its trials, fronts and Optuna study")
     p.add_argument("job_id", help="the job's id (`nas jobs` lists them)")

@@ -22,7 +22,7 @@ from nas.core.extras import require_extra
 from nas.job import JobSpec, job_from_dict
 from nas.optuna_study import StudyMirror, mirrored_by_searcher, study_name
 from nas.searchers import Searcher, create_searcher
-from nas.store import LeaseLost, Store, TrialRecord
+from nas.store import JobCancelled, LeaseLost, Store, TrialRecord
 from nas.trials import (
     Budget,
     FrontTracker,
@@ -122,6 +122,7 @@ def run_job(
     Raises:
         JobBusy: when another runner holds the job (it is left untouched).
         LeaseLost: when another runner took the job over while this one ran.
+        JobCancelled: when the job was cancelled while this runner ran it (``Store.cancel_job``).
     """
     if job_id is not None:
         record = store.job(job_id)
@@ -194,7 +195,9 @@ def _run_leased(
         else:
             _run_local(evaluator, searcher, recorder, spec, stop_after)
         lease.check()
-    except LeaseLost:  # the job belongs to the runner that took it over: leave its state alone
+    except LeaseLost as exc:  # the job belongs to the runner that took it over: leave its state alone
+        if store.job(job_id).state == "cancelled":
+            raise JobCancelled(f"job {job_id} was cancelled; `nas resume {job_id}` continues it") from exc
         raise
     except KeyboardInterrupt:
         store.update_job(job_id, state="interrupted", elapsed_s=budget.elapsed)

@@ -49,7 +49,7 @@ from nas.core.io import sha256_file
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///runs/nas.db"
-JOB_STATES = ("created", "running", "done", "failed", "interrupted")
+JOB_STATES = ("created", "running", "done", "failed", "interrupted", "cancelled")
 TRIAL_STATES = ("running", "complete", "failed")
 
 
@@ -67,6 +67,10 @@ class JobBusy(StoreError):
 
 class LeaseLost(StoreError):
     """This runner's lease on a job was taken over (its heartbeats stopped for too long)."""
+
+
+class JobCancelled(LeaseLost):
+    """The job was cancelled while this runner ran it (its lease revoked); ``nas resume`` continues it."""
 
 
 # Messages of lock contention that a later attempt can get past (SQLite, PostgreSQL).
@@ -427,6 +431,30 @@ class Store:
             s.execute(delete(_Job).where(_Job.id == job_id))
             s.execute(delete(_Lease).where(_Lease.job_id == job_id))
         self._delete_study(f"nas-{job_id}")
+
+    @_retry_locked
+    def cancel_job(self, job_id: str) -> str:
+        """Stops a job that has not finished; returns the state it had.
+
+        A queued (``created``) or ``interrupted`` job is marked ``cancelled``; a running one also
+        loses its lease, so its runner stops at its next heartbeat (every lease TTL / 6: 10 s by
+        default), dropping the evaluations in flight, and leaves the state alone. ``nas resume``
+        continues a cancelled job.
+
+        Raises:
+            StoreError: the job does not exist, or has already finished (``done``, ``failed``,
+                ``cancelled``).
+        """
+        with self._session() as s:
+            row = s.get(_Job, job_id)
+            if row is None:
+                raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
+            if row.state in ("done", "failed", "cancelled"):
+                raise JobBusy(f"job {job_id} is {row.state}: there is nothing to cancel")
+            before = row.state
+            row.state, row.error = "cancelled", "cancelled; `nas resume` continues it"
+            s.execute(delete(_Lease).where(_Lease.job_id == job_id))
+            return str(before)
 
     def _delete_study(self, name: str) -> None:
         if not inspect(self.engine).has_table("studies"):  # no Optuna job ever used this database

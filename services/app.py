@@ -47,7 +47,7 @@ from nas.admission import SpecPolicy, admit_job
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
 from nas.queries import QueryCache, front_query, job_summaries, job_summary
-from nas.store import JobBusy, Store, StoreError
+from nas.store import JobBusy, JobCancelled, Store, StoreError
 from services.auth import token_matches
 
 logger = logging.getLogger(__name__)
@@ -106,9 +106,13 @@ class JobWorker:
         from nas.runner import run_job
 
         try:
+            if self.store.job(job_id).state == "cancelled":  # cancelled while it waited in the queue
+                return
             # Jobs from the network never name code, also when they were queued before a restart.
             result = run_job(None, self.store, job_id=job_id, progress=False, allow_code=False)
             logger.info("job %s: %s after %d evaluations", job_id, result.state, result.evaluations)
+        except JobCancelled:
+            logger.info("job %s: cancelled", job_id)
         except JobBusy as exc:
             logger.warning("job %s not started: %s", job_id, exc)
         except Exception as exc:  # run_job stores the job as failed with its error, once it has started it
@@ -298,6 +302,13 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         store.delete_job(job_id)
         cache.forget(job_id)
         return {"job_id": job_id, "deleted": True}
+
+    @api.post("/jobs/{job_id}/cancel")
+    def cancel_job(job_id: JobId) -> dict[str, Any]:
+        """Stops a queued or running job (409 once it has finished); its runner stops within a heartbeat
+        (10 s by default), dropping evaluations in flight. Send ``{}`` as JSON."""
+        before = store.cancel_job(job_id)
+        return {"job_id": job_id, "state": "cancelled", "was": before}
 
     @api.get("/jobs/{job_id}/trials")
     def trials(job_id: JobId, state: Literal["running", "complete", "failed"] | None = None) -> list[dict[str, Any]]:

@@ -231,3 +231,16 @@ def test_delete_removes_a_finished_job_and_refuses_a_running_one(served) -> None
     assert store.trials(job_id) == [] and store.fronts(job_id) == []
     assert [j["job_id"] for j in httpx.get(f"{url}/api/jobs", headers=AUTH).json()] == [busy]
     assert httpx.delete(f"{url}/api/jobs/{job_id}", headers=AUTH).status_code == 404
+
+
+def test_cancel_over_http(served) -> None:
+    url, store = served.url, served.store
+    queued = store.create_job("queued", TOY_JOB, "toy")  # stored, not handed to the worker
+    assert httpx.post(f"{url}/api/jobs/{queued}/cancel", json={}).status_code == 401
+    assert httpx.post(f"{url}/api/jobs/{queued}/cancel", headers=AUTH).status_code == 415  # JSON or YAML only
+    answer = httpx.post(f"{url}/api/jobs/{queued}/cancel", json={}, headers=AUTH)
+    assert answer.status_code == 200 and answer.json() == {"job_id": queued, "state": "cancelled", "was": "created"}
+    assert httpx.get(f"{url}/api/jobs/{queued}", headers=AUTH).json()["state"] == "cancelled"
+    again = httpx.post(f"{url}/api/jobs/{queued}/cancel", json={}, headers=AUTH)
+    assert again.status_code == 409 and "nothing to cancel" in again.json()["detail"]
+    assert httpx.post(f"{url}/api/jobs/nope/cancel", json={}, headers=AUTH).status_code == 404
