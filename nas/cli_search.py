@@ -37,20 +37,9 @@ def _fmt(value: Any) -> str:
 
 
 def _arch_text(space_id: str) -> Any:
-    """How the table prints an arch: the space's own string form where it has one (NB201's
-    ``|op~0|+...|``), else compact JSON — both paste back into ``--arch`` and specs."""
-    from nas.core.space import space_from_id
+    from nas.queries import arch_formatter
 
-    def compact(arch: dict[str, Any]) -> str:
-        return json.dumps(arch, separators=(",", ":"))
-
-    try:
-        space = space_from_id(space_id)
-    except (ValueError, TypeError, KeyError):
-        return compact
-    if not hasattr(space, "to_string"):
-        return compact
-    return lambda arch: space.to_string(space.make(arch))
+    return arch_formatter(space_id)
 
 
 def _aligned(cells: list[str]) -> str:

@@ -64,7 +64,18 @@ def latency_metric(objectives: list[dict[str, Any]], override: str | None = None
     return next((o["metric"] for o in objectives if o["metric"].startswith("latency")), None)
 
 
-def front_query(
+@dataclass
+class _Front:
+    job: Any
+    objectives: list[Any]
+    constraints: list[Any]  # the job's, then the query's bounds
+    spec_constraints: int  # how many of them are the job's
+    trials: list[Any]
+    points: list[dict[str, float]]
+    front: list[int]  # indices into trials
+
+
+def _front(
     store: Store,
     job_id: str,
     *,
@@ -72,14 +83,8 @@ def front_query(
     min_accuracy: float | None = None,
     latency: str | None = None,
     accuracy_metric: str = "accuracy",
-    plot: str | Any | None = None,
-) -> dict[str, Any]:
-    """A job's feasible Pareto front under its constraints and the extra bounds, sorted by the last objective.
-
-    ``plot``: a path or binary file object to draw the front into (PNG).
-    """
-    from nas.core.pareto import Constraint, Objective, hypervolume, pareto_front
-    from nas.trials import reference_point
+) -> _Front:
+    from nas.core.pareto import Constraint, Objective, pareto_front
 
     job = store.job(job_id)
     objectives = [Objective(o["metric"], o.get("direction", "min")) for o in job.spec["objectives"]]
@@ -101,26 +106,110 @@ def front_query(
     trials = store.trials(job.id, ["complete"])
     points = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in trials]
     front = pareto_front(points, objectives, constraints) if points else []
-    ref = reference_point(points, objectives, job.spec.get("reference"))
-    hv = hypervolume(points, objectives, ref, constraints) if ref else None
-    rows = [trials[i].to_dict() for i in front]
+    return _Front(job, objectives, constraints, spec_constraints, trials, points, front)
+
+
+def front_query(
+    store: Store,
+    job_id: str,
+    *,
+    max_latency: float | None = None,
+    min_accuracy: float | None = None,
+    latency: str | None = None,
+    accuracy_metric: str = "accuracy",
+    plot: str | Any | None = None,
+) -> dict[str, Any]:
+    """A job's feasible Pareto front under its constraints and the extra bounds, sorted by the last objective.
+
+    ``plot``: a path or binary file object to draw the front into (PNG).
+    """
+    from nas.core.pareto import hypervolume
+    from nas.trials import reference_point
+
+    f = _front(store, job_id, max_latency=max_latency, min_accuracy=min_accuracy, latency=latency,
+               accuracy_metric=accuracy_metric)  # fmt: skip
+    job, objectives, constraints = f.job, f.objectives, f.constraints
+    ref = reference_point(f.points, objectives, job.spec.get("reference"))
+    hv = hypervolume(f.points, objectives, ref, constraints) if ref else None
+    rows = [f.trials[i].to_dict() for i in f.front]
     order = objectives[-1]
     rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
     if plot is not None:
         plot_front(
-            points, front, objectives, constraints[:spec_constraints], plot, title=f"{job.name} ({job.id})",
-            bounds=constraints[spec_constraints:],
+            f.points, f.front, objectives, constraints[: f.spec_constraints], plot, title=f"{job.name} ({job.id})",
+            bounds=constraints[f.spec_constraints :],
         )  # fmt: skip
     return {
         "job_id": job.id,
         "space_id": job.space_id,
         "state": effective_state(job, store.lease(job.id)),
         "objectives": [o.metric for o in objectives],
+        "directions": [o.direction for o in objectives],
         "constraints": [c.__dict__ for c in constraints],
-        "evaluated": len(trials),
+        "evaluated": len(f.trials),
         "hypervolume": hv,
         "front": rows,
     }
+
+
+def scatter_points(
+    store: Store,
+    job_id: str,
+    *,
+    max_latency: float | None = None,
+    min_accuracy: float | None = None,
+    latency: str | None = None,
+    accuracy_metric: str = "accuracy",
+) -> dict[str, Any]:
+    """Every completed trial of a job as columns, for an interactive plot: its objective and
+    constraint metrics, whether it meets the job's constraints and the query's bounds, whether it
+    is on the front, and its arch in the space's notation."""
+    from nas.core.pareto import feasible
+
+    f = _front(store, job_id, max_latency=max_latency, min_accuracy=min_accuracy, latency=latency,
+               accuracy_metric=accuracy_metric)  # fmt: skip
+    metrics = list(dict.fromkeys([o.metric for o in f.objectives] + [c.metric for c in f.constraints]))
+    meets_job = set(feasible(f.points, f.constraints[: f.spec_constraints]))
+    meets_all = set(feasible(f.points, f.constraints))
+    on_front = set(f.front)
+    text = arch_formatter(f.job.space_id)
+
+    def value(point: dict[str, float], metric: str) -> float | None:
+        v = point.get(metric, math.nan)
+        return None if not math.isfinite(v) else v
+
+    return {
+        "job_id": f.job.id,
+        "objectives": [{"metric": o.metric, "direction": o.direction} for o in f.objectives],
+        "constraints": [c.__dict__ for c in f.constraints[: f.spec_constraints]],
+        "bounds": [c.__dict__ for c in f.constraints[f.spec_constraints :]],
+        "trial_id": [t.trial_id for t in f.trials],
+        "values": {m: [value(p, m) for p in f.points] for m in metrics},
+        "feasible": [i in meets_job for i in range(len(f.trials))],
+        "within_bounds": [i in meets_all for i in range(len(f.trials))],
+        "front": [i in on_front for i in range(len(f.trials))],
+        "arch": [text(t.arch) for t in f.trials],
+    }
+
+
+def arch_formatter(space_id: str) -> Callable[[dict[str, Any]], str]:
+    """How an arch is printed: the space's own string form where it has one (NB201's
+    ``|op~0|+...|``), else compact JSON — both paste back into ``--arch`` and specs."""
+    import json
+
+    from nas.core.space import space_from_id
+
+    def compact(arch: dict[str, Any]) -> str:
+        return json.dumps(arch, separators=(",", ":"))
+
+    try:
+        space = space_from_id(space_id)
+    except (ValueError, TypeError, KeyError):
+        return compact
+    to_string = getattr(space, "to_string", None)
+    if to_string is None:
+        return compact
+    return lambda arch: str(to_string(space.make(arch)))
 
 
 def hypervolume_history(store: Store, job_id: str) -> dict[str, Any]:
@@ -207,6 +296,14 @@ class QueryCache:
     def front(self, job_id: str, **query: Any) -> dict[str, Any]:
         """:func:`front_query` (without a plot), recomputed only when a trial has completed since."""
         return self._get(self._key("front", job_id, query), lambda: front_query(self.store, job_id, **query))
+
+    def peek_points(self, job_id: str, **query: Any) -> dict[str, Any] | None:
+        """The cached scatter columns if their version was read within ``fresh_s``, else None (no I/O)."""
+        return self._peek(self._key("points", job_id, query))
+
+    def points(self, job_id: str, **query: Any) -> dict[str, Any]:
+        """:func:`scatter_points`, recomputed only when a trial has completed since."""
+        return self._get(self._key("points", job_id, query), lambda: scatter_points(self.store, job_id, **query))
 
     def peek_history(self, job_id: str) -> dict[str, Any] | None:
         """The cached history if its version was read within ``fresh_s``, else None (no I/O)."""

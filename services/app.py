@@ -13,6 +13,8 @@ Endpoints (JSON unless noted; every ``/api`` route but health needs ``Authorizat
   ``GET /api/jobs/{id}/history`` — hypervolume against evaluations;
 - ``GET /api/jobs/{id}/pareto[?max_latency=&min_accuracy=&latency_metric=&accuracy_metric=]``
   — the feasible front under extra bounds (as ``nas pareto``); ``.../pareto.png`` its plot;
+- ``GET /api/jobs/{id}/points[?bounds]`` — every completed trial as columns, for the page's plot;
+- ``POST /api/jobs/{id}/cancel`` (body ``{}``), ``DELETE /api/jobs/{id}``;
 - ``GET /api/openapi.json`` — the API's schema;
 - ``GET /`` — a small web page over the same endpoints (it asks for the token).
 
@@ -39,7 +41,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -188,6 +190,17 @@ def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable
     return guard
 
 
+def plotly_bundle() -> Path | None:
+    """The minified Plotly.js shipped inside the ``plotly`` Python package, if installed."""
+    try:
+        from importlib import resources
+
+        path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    except ModuleNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
 def with_job_schema(document: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI document with the job spec's JSON Schema (``nas spec schema``) as the
     ``JobSpec`` component, its definitions beside it, so ``POST /api/jobs`` documents its body."""
@@ -332,6 +345,23 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
             found = await run_in_threadpool(functools.partial(cache.front, job_id, **query))
         return JSONResponse(found)
 
+    @api.get("/jobs/{job_id}/points")
+    async def points(
+        job_id: JobId,
+        max_latency: Bound = None,
+        min_accuracy: Bound = None,
+        latency_metric: Metric = None,
+        accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
+    ) -> JSONResponse:
+        """Every completed trial as columns (metrics, feasible, within the bounds, on the front, arch),
+        for the page's interactive plot; cached as the front is."""
+        query = {"max_latency": max_latency, "min_accuracy": min_accuracy, "latency": latency_metric,
+                 "accuracy_metric": accuracy_metric}  # fmt: skip
+        found = cache.peek_points(job_id, **query)
+        if found is None:
+            found = await run_in_threadpool(functools.partial(cache.points, job_id, **query))
+        return JSONResponse(found)
+
     @api.get("/jobs/{job_id}/history")
     async def history(job_id: JobId) -> JSONResponse:
         """Hypervolume each time the front changed, against evaluations (cached as the front is)."""
@@ -362,6 +392,15 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         return app.openapi_schema
 
     app.include_router(api)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        """Plotly.js from the installed ``plotly`` package (library code, no data: no token needed;
+        the page loads nothing from other sites)."""
+        path = plotly_bundle()
+        if path is None:
+            raise HTTPException(404, "plotly is not installed: pip install 'hwnas[serve]'")
+        return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:

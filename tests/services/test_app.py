@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,11 +115,15 @@ def test_web_page_uses_the_api(served) -> None:
     url = served.url
     page = httpx.get(f"{url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for endpoint in ("/api/jobs", "/api/info", "/pareto?", "/pareto.png?", "Authorization", "sessionStorage"):
+    for endpoint in ("/api/jobs", "/api/info", "/pareto?", "/points?", "/history", "/cancel", "Authorization",
+                     "sessionStorage"):  # fmt: skip
         assert endpoint in page.text
+    # nothing is loaded from another site: Plotly.js comes from this service (the plotly package)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)
+    plotly = httpx.get(f"{url}/static/plotly.min.js")
+    assert plotly.status_code == 200 and plotly.headers["content-type"].startswith("text/javascript")
+    assert len(plotly.content) > 1_000_000 and b"plotly" in plotly.content[:2000].lower()
     # every element the script looks up exists on the page
-    import re
-
     ids = set(re.findall(r'id="([^"]+)"', page.text))
     used = set(re.findall(r'getElementById\("([^"]+)"\)', page.text))
     used |= {m.split()[0] for m in re.findall(r'querySelector(?:All)?\("#([^"]+)"\)', page.text)}
@@ -153,17 +158,26 @@ def test_nas_serve_command_serves_the_store(tmp_path: Path, toy_plugin: Path) ->
     assert "access token: from --token" in err and "data roots: none" in err
 
 
+ARTIFACTS = Path(os.environ.get("HWNAS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+
 def test_web_page_in_a_real_browser(served) -> None:
+    """The page in headless Chromium: sign-in, the interactive front (hover, bounds), hypervolume
+    history, trial table filters, export of a front member, errors that stay until dismissed,
+    cancel and delete. Screenshots go to test-artifacts/ (or $HWNAS_TEST_ARTIFACTS)."""
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url, store = served.url, served.store
     job_id = httpx.post(f"{url}/api/jobs", json=TOY_JOB, headers=AUTH).json()["job_id"]
     wait_for_state(url, job_id, {"done"})
     browser = chromium()
+    browser.set_window_size(1400, 1800)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # the page redraws its tables every 3 s: look elements up again rather than keep them
     wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
+    by_id = lambda name: browser.find_element(By.ID, name)  # noqa: E731
 
     def row_text(job: str) -> str:
         return browser.find_element(By.CSS_SELECTOR, f'tr[data-job="{job}"]').text
@@ -171,34 +185,75 @@ def test_web_page_in_a_real_browser(served) -> None:
     try:
         browser.get(url + "/")
         # no token yet: the page asks for it and shows nothing else
-        login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
-                           else None)  # fmt: skip
+        login = wait.until(lambda b: by_id("login") if by_id("login").is_displayed() else None)
         assert not browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
         login.find_element(By.NAME, "token").send_keys("wrong-token-0123456789")
         login.find_element(By.CSS_SELECTOR, "button").click()
-        wait.until(lambda b: b.find_element(By.ID, "login").is_displayed())
+        wait.until(lambda b: by_id("login").is_displayed())
         assert not browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
         login.find_element(By.NAME, "token").send_keys(TOKEN)
         login.find_element(By.CSS_SELECTOR, "button").click()
         assert wait.until(lambda b: "done" in row_text(job_id) and "18/18" in row_text(job_id))
-        assert not browser.find_element(By.ID, "login").is_displayed()
-        assert wait.until(lambda b: "store: sqlite" in b.find_element(By.ID, "store").text)
-        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').click() or True)
-        expected = len(front_query(store, job_id)["front"])
-        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#front tbody tr")) == expected)
-        assert f"{expected} Pareto-optimal of" in browser.find_element(By.ID, "front-summary").text
-        loaded = "const i = document.getElementById('plot'); return i.complete && i.naturalWidth > 0"
-        wait.until(lambda b: b.execute_script(loaded))
+        assert not by_id("login").is_displayed()
+        assert wait.until(lambda b: "store: sqlite" in by_id("store").text)
 
+        # the front: table, interactive scatter (three traces, every evaluated arch), hypervolume history
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]').click() or True)
+        expected = front_query(store, job_id)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#front tbody tr")) == len(expected["front"]))
+        assert f"{len(expected['front'])} Pareto-optimal of" in by_id("front-summary").text
+        traces = "return (document.getElementById('scatter').data || []).map(t => t.x.length)"
+        counts = wait.until(lambda b: b.execute_script(traces) or None)
+        assert sum(counts) == expected["evaluated"] and counts[2] == len(expected["front"])
+        history = "return (document.getElementById('hv').data || [{x: []}])[0].x"
+        assert wait.until(lambda b: b.execute_script(history)) == [f.evaluations for f in store.fronts(job_id)]
+        hover = "Plotly.Fx.hover('scatter', [{curveNumber: 2, pointNumber: 0}]); " \
+                "return (document.querySelector('#scatter .hovertext') || {}).textContent || ''"  # fmt: skip
+        first = min(expected["front"], key=lambda t: t["metrics"]["lat"])
+        text = wait.until(lambda b: b.execute_script(hover) or None)
+        assert f"trial {first['trial_id']}" in text and "acc = " in text and "lat = " in text
+        browser.save_screenshot(str(ARTIFACTS / "page_front.png"))
+
+        # bounds on any metric: at most a latency narrows the front and draws its line
+        bound = sorted(t["metrics"]["lat"] for t in expected["front"])[len(expected["front"]) // 2]
+        Select(browser.find_element(By.NAME, "latency_metric")).select_by_visible_text("lat")
+        browser.find_element(By.NAME, "max_latency").send_keys(str(bound))
+        browser.find_element(By.CSS_SELECTOR, "#bounds button").click()
+        narrowed = front_query(store, job_id, max_latency=bound, latency="lat")
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#front tbody tr")) == len(narrowed["front"]))
+        shapes = "return ((document.getElementById('scatter').layout || {}).shapes || []).map(s => s.x0)"
+        assert wait.until(lambda b: bound in b.execute_script(shapes))
+
+        # export of a front member: the command that writes its model, and its record as a file
+        browser.find_element(By.CSS_SELECTOR, "#front tbody tr button.export").click()
+        command = wait.until(lambda b: by_id("export-command").text)
+        member = narrowed["front"][0]["trial_id"]
+        assert command.startswith(f"nas export {job_id} --trial {member} ")
+        from nas.cli import build_parser
+
+        build_parser().parse_args(command.split()[1:])  # pasteable as written
+
+        # the trial table and its filters
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#trials tbody tr")) == 18)
+        Select(by_id("trial-state")).select_by_visible_text("failed")
+        failed = [t for t in store.trials(job_id) if t.state == "failed"]
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#trials tbody tr")) == len(failed))
+        assert all("failed" in r.text for r in browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr"))
+        Select(by_id("trial-state")).select_by_visible_text("all")
+        by_id("trial-filter").send_keys("cannot evaluate")
+        wait.until(lambda b: by_id("trials-summary").text.startswith(f"{len(failed)} of 18"))
+        browser.save_screenshot(str(ARTIFACTS / "page_bounds_export_trials.png"))
+
+        # a refused spec: its error stays (past several refreshes) until dismissed
         spec = browser.find_element(By.NAME, "spec")
         spec.send_keys(yaml.safe_dump({**TOY_JOB, "searcher": {"kind": "bayes"}}))
         browser.find_element(By.CSS_SELECTOR, "#submit button").click()
-        wait.until(lambda b: "unknown searcher 'bayes'" in b.find_element(By.ID, "submit-error").text)
+        wait.until(lambda b: "unknown searcher 'bayes'" in by_id("submit-error").text)
         time.sleep(4)  # longer than the page's 3-second refresh, which must leave the message alone
-        assert "unknown searcher 'bayes'" in browser.find_element(By.ID, "submit-error").text
-        src = browser.find_element(By.ID, "plot").get_attribute("src")
-        time.sleep(3.5)  # the front has not changed: the plot is not fetched again
-        assert browser.find_element(By.ID, "plot").get_attribute("src") == src
+        assert "unknown searcher 'bayes'" in by_id("submit-error").text
+        browser.save_screenshot(str(ARTIFACTS / "page_submit_error.png"))
+        browser.find_element(By.CSS_SELECTOR, 'button.dismiss[data-for="submit-error"]').click()
+        assert by_id("submit-error").text == ""
         spec.clear()
         spec.send_keys(yaml.safe_dump({**TOY_JOB, "name": "from-the-page", "budget": {"evaluations": 4}}))
         browser.find_element(By.CSS_SELECTOR, "#submit button").click()
@@ -206,8 +261,21 @@ def test_web_page_in_a_real_browser(served) -> None:
         listed = httpx.get(f"{url}/api/jobs", headers=AUTH).json()
         new = next(j["job_id"] for j in listed if j["name"] == "from-the-page")
         assert wait.until(lambda b: "done" in row_text(new) and "from-the-page" in row_text(new))
-        assert browser.find_element(By.ID, "error").text == ""
-        assert browser.find_element(By.ID, "submit-error").text == ""  # cleared by the good submit
+
+        # cancel a queued job, then delete it (the delete button asks twice)
+        queued = store.create_job("queued", TOY_JOB, "toy")  # stored, not handed to the worker
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{queued}"]').click() or True)
+        wait.until(lambda b: by_id("detail-id").text == queued and by_id("cancel-job").is_enabled())
+        by_id("cancel-job").click()
+        assert wait.until(lambda b: "cancelled" in row_text(queued))
+        assert store.job(queued).state == "cancelled"
+        by_id("delete-job").click()
+        assert "confirm" in by_id("delete-job").text and store.jobs()[-1].id == queued
+        by_id("delete-job").click()
+        wait.until(lambda b: not b.find_elements(By.CSS_SELECTOR, f'tr[data-job="{queued}"]'))
+        assert queued not in [j.id for j in store.jobs()]
+        assert by_id("error").text == ""
+        browser.save_screenshot(str(ARTIFACTS / "page_after_delete.png"))
     finally:
         browser.quit()
 
