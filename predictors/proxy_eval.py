@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,6 +122,34 @@ def read_score_records(path: str | Path | None) -> list[dict[str, Any]]:
     return records
 
 
+def score_arch(
+    index: int, proxies: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor], num_classes: int, seed: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One NB201 arch's proxy scores and seconds: its network initialised from (seed, index), the
+    proxies sharing passes where they can (:func:`predictors.zero_cost.score_many`)."""
+    from predictors.zero_cost import score_many
+    from search_spaces.nb201.network import NB201Network
+    from search_spaces.nb201.space import NB201Space
+
+    arch = NB201Space().from_index(index)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed * 100_003 + index)
+        net = NB201Network(arch, num_classes=num_classes)
+    return score_many(proxies, net, batch, seed=seed)
+
+
+def _batch_of(batch: Any, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch(index) if callable(batch) else batch
+
+
+def _score_in_worker(
+    index: int, proxies: Sequence[str], batch: tuple[torch.Tensor, torch.Tensor], num_classes: int, seed: int
+) -> tuple[int, dict[str, float], dict[str, float]]:
+    torch.set_num_threads(1)  # one core per worker process: archs in parallel, not ops
+    scores, seconds = score_arch(index, proxies, batch, num_classes, seed)
+    return index, scores, seconds
+
+
 def score_nb201(
     proxies: Sequence[str],
     num_archs: int,
@@ -133,15 +160,21 @@ def score_nb201(
     seed: int = 0,
     results_path: str | Path | None = None,
     progress: bool = True,
+    indices: Sequence[int] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Scores ``num_archs`` random NB201 archs and correlates each proxy with accuracy.
+    """Scores ``num_archs`` random NB201 archs (or the archs ``indices`` names) and correlates each
+    proxy with accuracy.
 
     ``batch`` is one fixed batch for every arch, or a function of the arch index giving each its own.
+    ``workers`` > 1 scores that many archs at once in worker processes (one thread each).
     """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     from tqdm import tqdm
 
-    from predictors.zero_cost import proxy_names, score
-    from search_spaces.nb201.network import NB201Network
+    from predictors.zero_cost import proxy_names
     from search_spaces.nb201.space import NUM_ARCHS, NB201Space
     from search_spaces.nb201.tabular import TabularNB201Evaluator
 
@@ -149,43 +182,51 @@ def score_nb201(
     unknown = [p for p in proxies if p not in known]
     if unknown:
         raise ValueError(f"proxies: unknown {unknown}; known: {', '.join(known)}")
-    if not 3 <= num_archs <= NUM_ARCHS:
-        raise ValueError(f"archs: must be within 3..{NUM_ARCHS}, got {num_archs}")
+    if indices is None:
+        if not 3 <= num_archs <= NUM_ARCHS:
+            raise ValueError(f"archs: must be within 3..{NUM_ARCHS}, got {num_archs}")
+        indices = np.random.default_rng(seed).choice(NUM_ARCHS, size=num_archs, replace=False).tolist()
+    elif not all(0 <= int(i) < NUM_ARCHS for i in indices) or len(set(indices)) != len(indices):
+        raise ValueError(f"indices: must be distinct NB201 indices in [0, {NUM_ARCHS})")
+    if not 1 <= workers <= 256:
+        raise ValueError(f"workers: must be in [1, 256], got {workers}")
     space = NB201Space()
     evaluator = TabularNB201Evaluator(accuracy_csv, dataset)
-    indices = np.random.default_rng(seed).choice(NUM_ARCHS, size=num_archs, replace=False).tolist()
+    num_classes = NUM_CLASSES.get(dataset, 10)
     path = Path(results_path) if results_path else None
     done = {row["index"]: row for row in read_score_records(path) if set(proxies) <= set(row["scores"])}
-    rows = []
-    for index in tqdm(indices, desc="zero-cost proxies", disable=not progress):
-        if index in done:  # scores from the file; accuracy looked up again (its unit may have changed)
-            rows.append({**done[index], "accuracy": evaluator.evaluate([space.from_index(index)])[0]["accuracy"]})
-            continue
+    by_index: dict[int, dict[str, Any]] = {}
+    for index in indices:  # scores from the file; accuracy looked up again (its unit may have changed)
+        if index in done:
+            arch = space.from_index(index)
+            by_index[index] = {**done[index], "accuracy": evaluator.evaluate([arch])[0]["accuracy"]}
+    todo = [int(i) for i in indices if i not in by_index]
+
+    def record(index: int, scores: dict[str, float], seconds: dict[str, float]) -> None:
         arch = space.from_index(index)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed * 100_003 + index)
-            net = NB201Network(arch, num_classes=NUM_CLASSES.get(dataset, 10))
-        scores, seconds = {}, {}
-        arch_batch = batch(index) if callable(batch) else batch
-        for name in proxies:
-            start = time.perf_counter()
-            try:
-                scores[name] = score(name, net, arch_batch, seed=seed)
-            except (FloatingPointError, RuntimeError, ValueError) as exc:
-                logger.warning("arch %d: %s failed: %s", index, name, exc)
-                scores[name] = float("nan")
-            seconds[name] = time.perf_counter() - start
-        row = {
-            "index": index,
-            "arch": space.to_string(arch),
-            "accuracy": evaluator.evaluate([arch])[0]["accuracy"],
-            "scores": scores,
-            "seconds": seconds,
-        }
-        rows.append(row)
+        row = {"index": index, "arch": space.to_string(arch), "accuracy": evaluator.evaluate([arch])[0]["accuracy"],
+               "scores": scores, "seconds": seconds}  # fmt: skip
+        by_index[index] = row
         if path is not None:
             with path.open("a") as fh:
                 fh.write(json.dumps({**row, "scores": {k: _json_float(v) for k, v in scores.items()}}) + "\n")
+
+    bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="zero-cost proxies", disable=not progress)
+    if workers == 1:
+        for index in todo:
+            record(index, *score_arch(index, proxies, _batch_of(batch, index), num_classes, seed))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [
+                pool.submit(_score_in_worker, index, list(proxies), _batch_of(batch, index), num_classes, seed)
+                for index in todo
+            ]
+            for future in as_completed(futures):
+                record(*future.result())
+                bar.update(1)
+    bar.close()
+    rows = [by_index[int(i)] for i in indices]
     truth = [r["accuracy"] for r in rows]
     summary = {}
     published = PUBLISHED_NB201_SPEARMAN.get(dataset, {})

@@ -275,6 +275,105 @@ def score(name: str, model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_ent
         return fn(model, batch, loss_fn)
 
 
+GRADIENT_FAMILY = ("grad_norm", "snip", "grasp", "fisher")
+
+
+def _gradient_family(names: Sequence[str], model: nn.Module, batch: Any, loss_fn: LossFn) -> dict[str, float]:
+    """``grad_norm``, ``snip``, ``grasp`` and ``fisher`` from one forward pass and one backward pass
+    (kept for grasp's Hessian-vector product, which then needs one more), instead of a forward and
+    a backward each and two of each for grasp. The same quantities as the single proxies: the loss
+    gradient of every conv/linear weight and of every such layer's output, on the same batch in
+    train mode."""
+    x, y = _unpack(batch)
+    y = _needs_targets(y, names[0])
+    net = _copy(model)
+    layers = _weighted_layers(net)
+    outputs: list[torch.Tensor] = []
+    fan_in: list[int] = []
+    want_fisher = "fisher" in names
+
+    def keep(layer: nn.Module) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            outputs.append(output)
+            fan_in.append(math.prod(layer.weight.shape[1:]))
+
+        return hook
+
+    hooks = [m.register_forward_hook(keep(m)) for m in layers] if want_fisher else []
+    try:
+        loss = loss_fn(net(x), y)
+    finally:
+        for h in hooks:
+            h.remove()
+    weights = [m.weight for m in layers]
+    grads = torch.autograd.grad(loss, [*weights, *outputs], create_graph="grasp" in names, allow_unused=True)
+    g_weights, g_outputs = grads[: len(weights)], grads[len(weights) :]
+    out: dict[str, float] = {}
+    if "grad_norm" in names:
+        out["grad_norm"] = float(sum(g.detach().norm() for g in g_weights if g is not None))
+    if "snip" in names:
+        pairs = [(w.detach(), g.detach()) for w, g in zip(weights, g_weights) if g is not None]
+        out["snip"] = float(sum((w * g).abs().sum() for w, g in pairs))
+    if want_fisher:
+        total = 0.0
+        for act, grad, weights_per_channel in zip(outputs, g_outputs, fan_in):
+            if grad is None:
+                continue
+            prod = act.detach() * grad.detach()
+            per_sample = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+            total += weights_per_channel * float((0.5 * per_sample.pow(2).mean(0)).sum())
+        out["fisher"] = total
+    if "grasp" in names:
+        z = sum((g.detach() * g).sum() for g in g_weights if g is not None and g.requires_grad)
+        if not isinstance(z, torch.Tensor) or not z.requires_grad:
+            out["grasp"] = 0.0
+        else:
+            hg = torch.autograd.grad(z, weights, allow_unused=True)
+            out["grasp"] = float(sum((-w.detach() * h).sum() for w, h in zip(weights, hg) if h is not None))
+    return out
+
+
+def score_many(
+    names: Sequence[str], model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy, seed: int = 0
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Scores of several proxies on one network, sharing passes where proxies need the same ones
+    (:data:`GRADIENT_FAMILY`: one forward and backward for all four). Returns the scores and the
+    seconds each took (a shared computation's time divided among the proxies that shared it).
+    Each computation seeds torch's RNG from ``seed`` as :func:`score` does; a proxy that raises
+    ``FloatingPointError``, ``RuntimeError`` or ``ValueError`` scores NaN (the error is logged).
+    """
+    import logging
+    import time
+
+    log = logging.getLogger(__name__)
+    scores: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    builtin = {n: proxy(n) for n in names}
+    shared = [n for n in names if n in GRADIENT_FAMILY and builtin[n] is globals()[n]]
+    if len(shared) >= 2:
+        start = time.perf_counter()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                scores.update(_gradient_family(shared, model, batch, loss_fn))
+        except (FloatingPointError, RuntimeError, ValueError) as exc:
+            log.warning("%s failed: %s", "+".join(shared), exc)
+            scores.update(dict.fromkeys(shared, float("nan")))
+        each = (time.perf_counter() - start) / len(shared)
+        seconds.update(dict.fromkeys(shared, each))
+    for name in names:
+        if name in scores:
+            continue
+        start = time.perf_counter()
+        try:
+            scores[name] = score(name, model, batch, loss_fn, seed)
+        except (FloatingPointError, RuntimeError, ValueError) as exc:
+            log.warning("%s failed: %s", name, exc)
+            scores[name] = float("nan")
+        seconds[name] = time.perf_counter() - start
+    return {n: scores[n] for n in names}, {n: seconds[n] for n in names}
+
+
 def rank_vote(scores: Mapping[str, Sequence[float]]) -> np.ndarray:
     """Ensemble of proxies over a population: the sum of each proxy's ranks (bigger = better)."""
     from scipy.stats import rankdata

@@ -68,3 +68,25 @@ def test_agreement_with_naslib_per_arch_values(shared_data: Path) -> None:
     rho = spearmanr(ours, theirs).statistic
     assert rho > 0.9, rho
     assert np.median(np.abs(np.array(ours) - np.array(theirs))) < 3.0  # both log-space, same init family
+
+
+def test_named_archs_in_worker_processes_score_as_one_process(tmp_path: Path) -> None:
+    """indices= scores exactly those archs; two worker processes give the same scores as one."""
+    space = NB201Space()
+    acc, _ = write_nb201_tables(tmp_path, space)
+    torch.manual_seed(0)
+    batch = (torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+    names = ["snip", "grad_norm", "synflow", "params"]
+    indices = [7, 4811, 15000, 123]
+    one = score_nb201(names, 0, acc, batch, indices=indices, results_path=tmp_path / "one.jsonl", progress=False)
+    two = score_nb201(names, 0, acc, batch, indices=indices, results_path=tmp_path / "two.jsonl", progress=False,
+                      workers=2)  # fmt: skip
+    read = lambda p: {r["index"]: r["scores"] for r in map(json.loads, p.read_text().splitlines())}  # noqa: E731
+    assert set(read(tmp_path / "one.jsonl")) == set(indices)
+    first, second = read(tmp_path / "one.jsonl"), read(tmp_path / "two.jsonl")
+    for index in indices:
+        for name in names:
+            assert second[index][name] == pytest.approx(first[index][name], rel=1e-4), (index, name)
+    assert one["archs"] == two["archs"] == 4
+    with pytest.raises(ValueError, match="distinct NB201 indices"):
+        score_nb201(names, 0, acc, batch, indices=[1, 1])

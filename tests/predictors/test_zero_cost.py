@@ -145,3 +145,21 @@ def test_rank_vote_and_errors(data) -> None:
         zc.score("magic", nn.Linear(2, 2), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="snip needs targets"):
         zc.score("snip", nn.Linear(3, 2), data[0])
+
+
+def test_shared_passes_equal_each_proxy_alone(data) -> None:
+    """score_many computes grad_norm, snip, grasp and fisher from one forward/backward; each equals
+    its single proxy (hence the hand computations above) and the model is left untouched."""
+    x, y = data
+    model = nn.Sequential(linear([[0.5, -1.0, 0.2], [0.3, 0.8, -0.4]]), nn.Tanh(), linear([[1.0, -0.5], [0.2, 0.7]]))
+    before = [p.detach().clone() for p in model.parameters()]
+    names = ["grad_norm", "snip", "grasp", "fisher", "params", "synflow"]
+    scores, seconds = zc.score_many(names, model, (x, y))
+    assert list(scores) == names and set(seconds) == set(names) and all(s >= 0 for s in seconds.values())
+    for name in names:
+        assert scores[name] == pytest.approx(zc.score(name, model, (x, y)), rel=1e-6, abs=1e-9), name
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    alone, _ = zc.score_many(["grasp"], model, (x, y))  # a single member goes the plain way
+    assert alone["grasp"] == pytest.approx(scores["grasp"], rel=1e-6)
+    failed, _ = zc.score_many(["snip", "grasp"], model, x)  # no targets: both NaN, not an exception
+    assert all(math.isnan(v) for v in failed.values())
