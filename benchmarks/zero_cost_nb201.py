@@ -61,12 +61,57 @@ def naslib_reference(
     return out
 
 
+REFERENCE_PROXIES = "synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot,params"
+
+
+def reference_protocol(
+    naslib_csv: Path, accuracy_csv: Path, batch: Any, scores_jsonl: Path, proxies: list[str], workers: int,
+    task: str = "cifar10",
+) -> dict[str, Any]:  # fmt: skip
+    """The reference protocol on NASLib's own archs: our proxies (one batch of 64 training images,
+    default init) scored on the archs of NAS-Bench-Suite-Zero's table and correlated with its
+    ``val_accuracy`` (NATS-Bench's ``cifar10-valid`` setting: networks trained on the train split),
+    beside NASLib's values under the same ground truth and the published column; plus the
+    per-arch rank agreement of ours with NASLib's."""
+    from scipy.stats import spearmanr
+
+    from predictors.proxy_eval import PUBLISHED_NB201_SPEARMAN
+
+    with naslib_csv.open() as fh:
+        naslib = [r for r in csv.DictReader(fh) if r["task"] == task]
+    indices = [int(r["nb201_index"]) for r in naslib]
+    truth = [float(r["val_accuracy"]) for r in naslib]
+    test = score_nb201(proxies, len(indices), accuracy_csv, batch, dataset=task, indices=indices,
+                       results_path=scores_jsonl, workers=workers)  # fmt: skip
+    ours = {row["index"]: row["scores"] for row in read_score_records(scores_jsonl)}
+    published = PUBLISHED_NB201_SPEARMAN.get(task, {})
+    out: dict[str, Any] = {"archs": len(indices), "ground_truth": "NASLib val_accuracy (cifar10-valid)", "proxies": {}}
+    for name in proxies:
+        mine = [float(ours[i][name]) for i in indices]
+        row: dict[str, Any] = {"ours": rank_metrics(mine, truth), "ours_vs_test_accuracy": test["proxies"][name]}
+        column = NASLIB_NAMES.get(name, name)
+        if column in naslib[0]:
+            theirs = [float(r[column]) if r[column] not in ("", "nan") else math.nan for r in naslib]
+            row["naslib"] = rank_metrics(theirs, truth)
+            pairs = [(a, b) for a, b in zip(mine, theirs) if math.isfinite(a) and math.isfinite(b)]
+            row["rank_agreement_with_naslib"] = float(spearmanr(*zip(*pairs)).statistic)
+            row["agreement_pairs"] = len(pairs)
+            row["difference_to_naslib"] = row["ours"]["spearman"] - row["naslib"]["spearman"]
+            row["targets_met"] = abs(row["difference_to_naslib"]) <= 0.03 and row["rank_agreement_with_naslib"] >= 0.9
+        if name in published:
+            row["published_spearman"] = published[name]
+        out["proxies"][name] = row
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=1000)
     parser.add_argument("--benchmark", default=str(SHARED / "nb201" / "nats_bench_tss_200ep.csv"))
     parser.add_argument("--data", default=str(SHARED / "cifar10" / "cifar10_jpg.tar.xz"))
-    parser.add_argument("--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot,zen,params,flops")
+    parser.add_argument(
+        "--proxies", help="comma-separated (default: every built-in for random; those NASLib also has for reference)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--naslib", default=str(SHARED / "zero_cost" / "nb201_zc12_725archs.csv"),
@@ -77,25 +122,48 @@ def main() -> None:
         help="a fresh augmented batch per arch (the released code's protocol) instead of one fixed batch",
     )  # fmt: skip
     parser.add_argument(
-        "--out", help="result JSON (default: benchmarks/results/zero_cost_nb201_cifar10[_perarch].json)"
+        "--out", help="result JSON (default: benchmarks/results/zero_cost_nb201_cifar10[_perarch|_reference].json)"
     )
+    parser.add_argument(
+        "--protocol", choices=["random", "reference"], default="random",
+        help="random: --archs random archs against 200-epoch test accuracy; reference: NASLib's 725 CIFAR-10 "
+        "archs against their val_accuracy, beside NASLib's own values (the published column's setting)",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="archs scored at once, one process each")
     args = parser.parse_args()
+    if args.protocol == "reference":
+        out = Path(args.out or "benchmarks/results/zero_cost_nb201_cifar10_reference.json")
+        proxies = (args.proxies or REFERENCE_PROXIES).split(",")
+        result = reference_protocol(
+            Path(args.naslib), Path(args.benchmark), proxy_batch(args.data, 64, args.seed),
+            Path("benchmarks/results/zero_cost_nb201_cifar10.jsonl"), proxies, args.workers,
+        )  # fmt: skip
+        write_result(out, {"benchmark": "zero_cost_nb201_reference", "batch": "fixed", "seed": args.seed, **result})
+        for name, m in result["proxies"].items():
+            naslib = m.get("naslib", {}).get("spearman", math.nan)
+            agreement = m.get("rank_agreement_with_naslib", math.nan)
+            print(f"{name:<10} rho ours {m['ours']['spearman']:.3f}  NASLib {naslib:.3f}  published "
+                  f"{m.get('published_spearman', '-')}  agreement {agreement:.3f}")  # fmt: skip
+        print(f"wrote {out}")
+        return
     default = "zero_cost_nb201_cifar10_perarch.json" if args.batch_per_arch else "zero_cost_nb201_cifar10.json"
     out = Path(args.out or f"benchmarks/results/{default}")
     out.parent.mkdir(parents=True, exist_ok=True)
     batch = PerArchBatches(args.data, 64, args.seed) if args.batch_per_arch else proxy_batch(args.data, 64, args.seed)
+    proxies = (args.proxies or "synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot,zen,params,flops").split(",")
     result = score_nb201(
-        args.proxies.split(","),
+        proxies,
         args.archs,
         args.benchmark,
         batch,
         dataset="cifar10",
         seed=args.seed,
         results_path=out.with_suffix(".jsonl"),
+        workers=args.workers,
     )
     if Path(args.naslib).is_file():
         result["naslib_reference"] = naslib_reference(
-            Path(args.naslib), Path(args.benchmark), out.with_suffix(".jsonl"), args.proxies.split(",")
+            Path(args.naslib), Path(args.benchmark), out.with_suffix(".jsonl"), proxies
         )
     write_result(
         out, {"benchmark": "zero_cost_nb201", "batch": "per-arch" if args.batch_per_arch else "fixed", **result}
