@@ -497,7 +497,8 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
     """Archs and one metric from JSONL or CSV.
 
     JSONL rows: ``{"arch": {...}, "<target>": v}`` or the arch keys at top level (OFA's
-    ``ks``/``e``/``d``/``r``). CSV: an ``arch`` column holding JSON, or NB201's
+    ``ks``/``e``/``d``/``r``). CSV: an ``arch`` column holding JSON or the space's own notation
+    (what ``nas trials --csv`` writes), or NB201's
     ``arch_str`` / ``ArchitectureString``, plus the target column. A row may carry any number of
     other metrics (one column per device, say): only the target is read.
 
@@ -518,7 +519,10 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
         try:
             if "arch" in row:
                 raw = row["arch"]
-                arch = space.make(json.loads(raw) if isinstance(raw, str) else raw)
+                if isinstance(raw, str) and not raw.lstrip().startswith("{") and hasattr(space, "from_string"):
+                    arch = space.from_string(raw)  # the space's own notation (NB201's |op~0|+...|), as printed
+                else:
+                    arch = space.make(json.loads(raw) if isinstance(raw, str) else raw)
             elif "arch_str" in row or "ArchitectureString" in row:
                 text = row.get("arch_str") or row.get("ArchitectureString")
                 if not hasattr(space, "from_string"):
