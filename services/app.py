@@ -16,7 +16,8 @@ Endpoints (JSON unless noted; every ``/api`` route but health needs ``Authorizat
 - ``GET /api/jobs/{id}/points[?bounds]`` — every completed trial as columns, for the page's plot;
 - ``POST /api/jobs/{id}/cancel`` (body ``{}``), ``DELETE /api/jobs/{id}``;
 - ``GET /api/openapi.json`` — the API's schema;
-- ``GET /`` — a small web page over the same endpoints (it asks for the token).
+- ``GET /`` — a small web page over the same endpoints (it asks for the token);
+- ``GET /docs`` — the API reference, read from the OpenAPI document (the job spec's keys included).
 
 Requests that change state must be JSON or YAML (415 otherwise) and, when a browser sends an
 ``Origin``, come from the page's own origin (403 otherwise), so another site cannot post a
@@ -401,6 +402,11 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         if path is None:
             raise HTTPException(404, "plotly is not installed: pip install 'hwnas[serve]'")
         return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        """The API reference: a page (no data) that reads ``/api/openapi.json`` with the token."""
+        return (PAGE.parent / "docs.html").read_text()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:

@@ -312,3 +312,32 @@ def test_cancel_over_http(served) -> None:
     again = httpx.post(f"{url}/api/jobs/{queued}/cancel", json={}, headers=AUTH)
     assert again.status_code == 409 and "nothing to cancel" in again.json()["detail"]
     assert httpx.post(f"{url}/api/jobs/nope/cancel", json={}, headers=AUTH).status_code == 404
+
+
+def test_api_reference_page_shows_the_job_spec(served) -> None:
+    """/docs in headless Chromium: after the token, every route, and POST /api/jobs's body with the spec's keys."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chromium()
+    wait = WebDriverWait(browser, 30)
+    try:
+        browser.get(served.url + "/docs")
+        login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
+                           else None)  # fmt: skip
+        login.find_element(By.NAME, "token").send_keys(TOKEN)
+        login.find_element(By.CSS_SELECTOR, "button").click()
+        post = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, 'section[data-route="POST /api/jobs"]'))
+        text = post.text
+        for key in ("objectives", "evaluator", "searcher", "budget", "evaluations", "accuracy_csv", "evolution"):
+            assert key in text, key
+        routes = {e.get_attribute("data-route") for e in browser.find_elements(By.CSS_SELECTOR, "section")}
+        assert {
+            "GET /api/jobs/{job_id}/pareto",
+            "POST /api/jobs/{job_id}/cancel",
+            "DELETE /api/jobs/{job_id}",
+        } <= routes
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "api_reference.png"))
+    finally:
+        browser.quit()
