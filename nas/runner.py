@@ -11,6 +11,7 @@ cluster). A failing evaluation is recorded as a failed trial and the job goes on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from nas.trials import (
     error_text,
     evaluate_safely,
     progress_bar,
+    progress_output,
     reference_point,
 )
 
@@ -186,15 +188,18 @@ def _run_leased(
         mirror = StudyMirror(store, job_id, space, spec.objective_list, spec.constraint_list)
     recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease, mirror)
     store.update_job(job_id, state="running", error=None)
+    # while the bar is drawn, log records (and warnings, routed to logging) are written above it
+    quiet_bar = progress_output() if progress else contextlib.nullcontext()
     try:
-        if resolve_executor(spec, executor, ray_address) == "ray":
-            require_extra("ray", "executor: ray")
-            from nas.ray_runner import run_with_ray  # loads Ray: only when a job asks for it
+        with quiet_bar:
+            if resolve_executor(spec, executor, ray_address) == "ray":
+                require_extra("ray", "executor: ray")
+                from nas.ray_runner import run_with_ray  # loads Ray: only when a job asks for it
 
-            run_with_ray(evaluator, searcher, recorder, spec, ray_address, stop_after)
-        else:
-            _run_local(evaluator, searcher, recorder, spec, stop_after)
-        lease.check()
+                run_with_ray(evaluator, searcher, recorder, spec, ray_address, stop_after)
+            else:
+                _run_local(evaluator, searcher, recorder, spec, stop_after)
+            lease.check()
     except LeaseLost as exc:  # the job belongs to the runner that took it over: leave its state alone
         if store.job(job_id).state == "cancelled":
             raise JobCancelled(f"job {job_id} was cancelled; `nas resume {job_id}` continues it") from exc

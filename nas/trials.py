@@ -3,13 +3,14 @@ trial recorder and the job's lease (local and Ray executors use the same public 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from nas.core.arch import Arch
@@ -118,6 +119,20 @@ class FrontTracker:
             if values:
                 out[o.metric] = max(values) if o.direction == "max" else min(values)
         return out
+
+
+@contextlib.contextmanager
+def progress_output() -> Iterator[None]:
+    """While a progress bar is drawn: warnings go to logging, and log records are written above
+    the bar (``tqdm.write``) instead of through it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logging.captureWarnings(True)
+    try:
+        with logging_redirect_tqdm():
+            yield
+    finally:
+        logging.captureWarnings(False)
 
 
 def progress_bar(total: int | None, initial: int, enabled: bool) -> Any:

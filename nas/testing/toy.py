@@ -47,9 +47,12 @@ def toy_metrics(arch: Arch) -> dict[str, float]:
 class ToyEvaluator(CheapMetricsMixin, Evaluator):
     """Toy metrics; ``fail_when`` makes archs whose first gene equals it raise."""
 
-    def __init__(self, space: SearchSpace | None = None, fail_when: int | None = None, sleep_s: float = 0.0) -> None:
+    def __init__(
+        self, space: SearchSpace | None = None, fail_when: int | None = None, sleep_s: float = 0.0, warn: bool = False
+    ) -> None:
         self.fail_when = fail_when
         self.sleep_s = sleep_s
+        self.warn = warn  # emit a warning and a log line per evaluation, as chatty libraries do
         self.calls: list[str] = []
 
     @property
@@ -69,6 +72,12 @@ class ToyEvaluator(CheapMetricsMixin, Evaluator):
         out = []
         for arch in archs:
             time.sleep(self.sleep_s)
+            if self.warn:
+                import logging
+                import warnings
+
+                warnings.warn(f"toy warning for {arch.arch_id}", UserWarning, stacklevel=2)
+                logging.getLogger("toy.library").warning("toy log line for %s", arch.arch_id)
             if self.fail_when is not None and arch["x"][0] == self.fail_when:
                 raise RuntimeError(f"cannot evaluate arch with x0={self.fail_when}")
             self.calls.append(arch.arch_id)
