@@ -130,6 +130,11 @@ def main() -> None:
         "archs against their val_accuracy, beside NASLib's own values (the published column's setting)",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="archs scored at once, one process each")
+    parser.add_argument(
+        "--dataset", choices=["cifar10", "cifar100"], default="cifar10",
+        help="ground truth (random protocol); the proxies' batch is CIFAR-10 images either way, the network's "
+        "head has the dataset's classes",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.protocol == "reference":
         out = Path(args.out or "benchmarks/results/zero_cost_nb201_cifar10_reference.json")
@@ -146,7 +151,7 @@ def main() -> None:
                   f"{m.get('published_spearman', '-')}  agreement {agreement:.3f}")  # fmt: skip
         print(f"wrote {out}")
         return
-    default = "zero_cost_nb201_cifar10_perarch.json" if args.batch_per_arch else "zero_cost_nb201_cifar10.json"
+    default = f"zero_cost_nb201_{args.dataset}{'_perarch' if args.batch_per_arch else ''}.json"
     out = Path(args.out or f"benchmarks/results/{default}")
     out.parent.mkdir(parents=True, exist_ok=True)
     batch = PerArchBatches(args.data, 64, args.seed) if args.batch_per_arch else proxy_batch(args.data, 64, args.seed)
@@ -156,14 +161,14 @@ def main() -> None:
         args.archs,
         args.benchmark,
         batch,
-        dataset="cifar10",
+        dataset=args.dataset,
         seed=args.seed,
         results_path=out.with_suffix(".jsonl"),
         workers=args.workers,
     )
     if Path(args.naslib).is_file():
         result["naslib_reference"] = naslib_reference(
-            Path(args.naslib), Path(args.benchmark), out.with_suffix(".jsonl"), proxies
+            Path(args.naslib), Path(args.benchmark), out.with_suffix(".jsonl"), proxies, task=args.dataset
         )
     write_result(
         out, {"benchmark": "zero_cost_nb201", "batch": "per-arch" if args.batch_per_arch else "fixed", **result}

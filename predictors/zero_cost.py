@@ -19,6 +19,12 @@ Lightweight NAS" (ICLR 2021), and the original papers:
   (Mellor et al. 2021, v2).
 - ``zen``: log mean |f(x) - f(x + 0.01 e)| of the pre-classifier features under Gaussian
   weights and inputs, plus the log BN scale terms (Lin et al. 2021).
+- ``meco``: sum over conv layers of the smallest eigenvalue of the Pearson correlation matrix
+  between the channels of the layer's feature map, for one Gaussian input and one forward pass
+  (Jiang et al., NeurIPS 2023; label- and data-free).
+- ``zico``: sum over conv/linear layers of log(sum over weights of mean|g| / std(g)), the gradient
+  g taken on each of the batch's two halves (Li et al., ICLR 2023: the inverse coefficient of
+  variation of gradients across mini-batches).
 - ``params`` and ``flops``: trainable parameters and FLOPs per sample.
 """
 
@@ -237,6 +243,62 @@ def zen(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> floa
         if isinstance(m, _BatchNorm) and m.running_var is not None:
             score += math.log(math.sqrt(float(m.running_var.mean())) + 1e-12)
     return score
+
+
+def meco(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    """MeCo; the Gaussian input comes from torch's global RNG (seeded by :func:`score`). A channel
+    that is constant over the feature map has no correlation: its row and column count as 0."""
+    x, _ = _unpack(batch)
+    net = _copy(model)
+    maps: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: maps.append(out.detach()))
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    if not hooks:
+        raise ValueError("model: meco needs Conv2d layers (their feature maps)")
+    try:
+        with torch.no_grad():
+            net(torch.randn((1, *x.shape[1:]), dtype=x.dtype, device=x.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0.0
+    for fmap in maps:
+        channels = fmap[0].reshape(fmap.shape[1], -1).double()
+        if channels.shape[0] < 2 or channels.shape[1] < 2:
+            continue
+        corr = torch.nan_to_num(torch.corrcoef(channels), nan=0.0)
+        total += float(torch.linalg.eigvalsh(corr)[0])
+    return total
+
+
+def zico(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    """ZiCo over the batch's two halves (at least 2 inputs each)."""
+    x, y = _unpack(batch)
+    y = _needs_targets(y, "zico")
+    if x.shape[0] < 4:
+        raise ValueError("batch: zico needs at least 4 inputs (two halves of two)")
+    net = _copy(model)
+    layers = _weighted_layers(net)
+    weights = [m.weight for m in layers]
+    half = x.shape[0] // 2
+    per_split = []
+    for part in (slice(0, half), slice(half, 2 * half)):
+        grads = torch.autograd.grad(loss_fn(net(x[part]), y[part]), weights, allow_unused=True)
+        per_split.append([None if g is None else g.detach() for g in grads])
+    total = 0.0
+    for i in range(len(weights)):
+        if any(split[i] is None for split in per_split):
+            continue
+        stacked = torch.stack([split[i] for split in per_split]).double()
+        std = stacked.std(dim=0, unbiased=False)
+        mask = std > 0
+        ratio = float((stacked.abs().mean(dim=0)[mask] / std[mask]).sum())
+        if ratio > 0:
+            total += math.log(ratio)
+    return total
 
 
 def params(model: nn.Module, batch: Any = None, loss_fn: LossFn = F.cross_entropy) -> float:

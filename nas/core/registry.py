@@ -85,6 +85,8 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                     "synflow",
                     "naswot",
                     "zen",
+                    "meco",
+                    "zico",
                     "params",
                     "flops",
                 )

@@ -120,6 +120,8 @@ def test_params_flops_and_model_left_untouched(data) -> None:
     model = nn.Sequential(nn.Linear(3, 32), nn.ReLU(), nn.Linear(32, 2))  # wide enough for a regular naswot kernel
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for name in zc.proxy_names():
+        if name == "meco":  # feature maps of conv layers: undefined for an MLP (a clear error, tested above)
+            continue
         value = zc.score(name, model, (x, y))
         assert math.isfinite(value), name
     assert zc.score("params", model, (x, y)) == 3 * 32 + 32 + 32 * 2 + 2
@@ -163,3 +165,35 @@ def test_shared_passes_equal_each_proxy_alone(data) -> None:
     assert alone["grasp"] == pytest.approx(scores["grasp"], rel=1e-6)
     failed, _ = zc.score_many(["snip", "grasp"], model, x)  # no targets: both NaN, not an exception
     assert all(math.isnan(v) for v in failed.values())
+
+
+def test_meco_is_the_smallest_channel_correlation_eigenvalue_per_layer() -> None:
+    """One conv layer, its feature map for the seeded Gaussian input, computed by hand."""
+    conv = nn.Conv2d(2, 3, 1, bias=False)
+    w = np.array([[1.0, 0.5], [-0.3, 2.0], [0.7, -1.1]])
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(w, dtype=torch.float32).reshape(3, 2, 1, 1))
+    model = nn.Sequential(conv, nn.ReLU())
+    x = torch.zeros(4, 2, 3, 3)  # only its shape matters: MeCo draws one Gaussian input
+    torch.manual_seed(7)
+    z = torch.randn(1, 2, 3, 3).double().numpy().reshape(2, 9)
+    expected = float(np.linalg.eigvalsh(np.corrcoef(w @ z))[0])
+    assert zc.score("meco", model, x, seed=7) == pytest.approx(expected, rel=1e-5)
+    assert zc.score("meco", model, x, seed=7) == zc.score("meco", model, x, seed=7)  # seeded
+    assert -1e-9 <= expected <= 1.0  # a correlation matrix's smallest eigenvalue
+    with pytest.raises(ValueError, match="Conv2d"):
+        zc.score("meco", linear([[1.0, 0.0]]), torch.zeros(2, 2))
+
+
+def test_zico_is_the_log_inverse_coefficient_of_variation_over_two_halves(data) -> None:
+    x, y = data
+    x, y = x[:4], y[:4]
+    model = linear([[0.5, -1.0, 0.2], [0.3, 0.8, -0.4]])
+    g1, g2 = _manual_grad(model, x[:2], y[:2]), _manual_grad(model, x[2:], y[2:])
+    mean_abs = (np.abs(g1) + np.abs(g2)) / 2
+    std = np.abs(g1 - g2) / 2  # population std of two values
+    mask = std > 0
+    expected = math.log((mean_abs[mask] / std[mask]).sum())
+    assert zc.score("zico", model, (x, y)) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="at least 4"):
+        zc.score("zico", model, (x[:3], y[:3]))
