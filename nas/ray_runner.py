@@ -9,6 +9,8 @@ failures never stop the job. Local Ray by default; ``ray_address`` joins a clust
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -165,4 +167,8 @@ def run_with_ray(
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         ),
     )
-    tuner.fit()
+    # Ray Tune prints a configuration table and a TensorBoard hint to stdout whatever its verbosity:
+    # shown with `nas -v` (debug logging) only; the progress bar and our log lines say what matters.
+    shown = logging.getLogger("nas").isEnabledFor(logging.DEBUG) or logger.isEnabledFor(logging.DEBUG)
+    with contextlib.nullcontext() if shown else contextlib.redirect_stdout(io.StringIO()):
+        tuner.fit()

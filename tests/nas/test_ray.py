@@ -26,7 +26,7 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_tune_job_records_failed_trials_and_resumes(local_ray, tmp_path) -> None:
+def test_ray_tune_job_records_failed_trials_and_resumes(local_ray, tmp_path, capsys) -> None:
     spec = spec_dict(executor="ray", parallelism=2, budget={"evaluations": 10}, searcher={"kind": "random"}, seed=1)
     spec["evaluator"]["options"] = {"fail_when": 4}
     store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
@@ -45,6 +45,8 @@ def test_ray_tune_job_records_failed_trials_and_resumes(local_ray, tmp_path) -> 
     workers = {t.worker for t in trials}
     assert all(w and ":" in w for w in workers)  # host:pid of the Ray worker that evaluated it
     assert (tmp_path / "ray" / f"job-{first.job_id}").is_dir()  # Ray's own results beside the store
+    printed = capsys.readouterr().out
+    assert "Configuration for experiment" not in printed and "tensorboard" not in printed.lower()  # only with -v
 
 
 def test_ray_results_folder(tmp_path, monkeypatch) -> None:
