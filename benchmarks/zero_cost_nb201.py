@@ -177,11 +177,13 @@ def main() -> None:
     for name, m in result["proxies"].items():
         published = m.get("published_spearman")
         ref = reference.get(name)
-        naslib = f"NASLib rho {ref['naslib_spearman']:.3f} (agreement {ref['rank_agreement_with_naslib']:.3f})"
+        naslib = ""
+        if ref:
+            naslib = f"NASLib rho {ref['naslib_spearman']:.3f} (agreement {ref['rank_agreement_with_naslib']:.3f})"
         print(
             f"{name:<10} rho {m['spearman']:.3f} tau {m['kendall']:.3f} "
             f"published {published if published is not None else '-'}  "
-            f"{naslib if ref else ''}  {m['seconds_per_arch']:.3f} s/arch"
+            f"{naslib}  {m['seconds_per_arch']:.3f} s/arch"
         )
     print(f"wrote {out}")
 
