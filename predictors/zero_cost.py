@@ -337,15 +337,15 @@ def score(name: str, model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_ent
         return fn(model, batch, loss_fn)
 
 
-GRADIENT_FAMILY = ("grad_norm", "snip", "grasp", "fisher")
+GRADIENT_FAMILY = ("grad_norm", "snip", "grasp", "fisher", "naswot")
 
 
 def _gradient_family(names: Sequence[str], model: nn.Module, batch: Any, loss_fn: LossFn) -> dict[str, float]:
-    """``grad_norm``, ``snip``, ``grasp`` and ``fisher`` from one forward pass and one backward pass
-    (kept for grasp's Hessian-vector product, which then needs one more), instead of a forward and
-    a backward each and two of each for grasp. The same quantities as the single proxies: the loss
-    gradient of every conv/linear weight and of every such layer's output, on the same batch in
-    train mode."""
+    """``grad_norm``, ``snip``, ``grasp``, ``fisher`` and ``naswot`` from one forward pass and one
+    backward pass (kept for grasp's Hessian-vector product, which then needs one more), instead of
+    a forward and a backward each and two of each for grasp. The same quantities as the single
+    proxies: the loss gradient of every conv/linear weight and of every such layer's output, and
+    the activation patterns, on the same batch in train mode."""
     x, y = _unpack(batch)
     y = _needs_targets(y, names[0])
     net = _copy(model)
@@ -362,15 +362,29 @@ def _gradient_family(names: Sequence[str], model: nn.Module, batch: Any, loss_fn
         return hook
 
     hooks = [m.register_forward_hook(keep(m)) for m in layers] if want_fisher else []
+    n = x.shape[0]
+    kernel = torch.zeros(n, n, dtype=torch.float64)
+    activations = [m for m in net.modules() if isinstance(m, ACTIVATIONS)]
+    if "naswot" in names and activations:  # (without activations naswot is left to its own error)
+
+        def count(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: Any) -> None:
+            codes = (inputs[0].detach().reshape(n, -1) > 0).double()
+            kernel.add_(codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T)
+
+        hooks += [m.register_forward_hook(count) for m in activations]
     try:
         loss = loss_fn(net(x), y)
     finally:
         for h in hooks:
             h.remove()
+    out: dict[str, float] = {}
+    if "naswot" in names and activations:
+        out["naswot"] = float(torch.linalg.slogdet(kernel)[1])
+    if not set(names) - {"naswot"}:
+        return out
     weights = [m.weight for m in layers]
     grads = torch.autograd.grad(loss, [*weights, *outputs], create_graph="grasp" in names, allow_unused=True)
     g_weights, g_outputs = grads[: len(weights)], grads[len(weights) :]
-    out: dict[str, float] = {}
     if "grad_norm" in names:
         out["grad_norm"] = float(sum(g.detach().norm() for g in g_weights if g is not None))
     if "snip" in names:
@@ -412,7 +426,8 @@ def score_many(
     seconds: dict[str, float] = {}
     builtin = {n: proxy(n) for n in names}
     shared = [n for n in names if n in GRADIENT_FAMILY and builtin[n] is globals()[n]]
-    if len(shared) >= 2:
+    has_targets = isinstance(batch, (tuple, list)) and len(batch) == 2 and batch[1] is not None
+    if len(shared) >= 2 and has_targets and shared != ["naswot"]:
         start = time.perf_counter()
         try:
             with torch.random.fork_rng(devices=[]):

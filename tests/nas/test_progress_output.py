@@ -19,8 +19,9 @@ def test_warnings_and_logs_do_not_break_the_progress_bar(tmp_path: Path) -> None
     spec = toy_job_spec(budget={"evaluations": 12}, parallelism=1)
     spec["evaluator"]["options"] = {"warn": True}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
+    store = f"sqlite:///{tmp_path / 'x.db'}"
     done = subprocess.run(
-        [sys.executable, "-m", "nas.cli", "search", str(tmp_path / "job.yaml"), "--store", f"sqlite:///{tmp_path / 'x.db'}"],
+        [sys.executable, "-m", "nas.cli", "search", str(tmp_path / "job.yaml"), "--store", store],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "always"},
     )  # fmt: skip

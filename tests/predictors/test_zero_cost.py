@@ -165,6 +165,12 @@ def test_shared_passes_equal_each_proxy_alone(data) -> None:
     assert alone["grasp"] == pytest.approx(scores["grasp"], rel=1e-6)
     failed, _ = zc.score_many(["snip", "grasp"], model, x)  # no targets: both NaN, not an exception
     assert all(math.isnan(v) for v in failed.values())
+    relu = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))  # naswot's patterns come along
+    both, _ = zc.score_many(["naswot", "snip", "fisher"], relu, (x, y))
+    for name in ("naswot", "snip", "fisher"):
+        assert both[name] == pytest.approx(zc.score(name, relu, (x, y)), rel=1e-6, abs=1e-9), name
+    no_targets, _ = zc.score_many(["naswot", "snip"], relu, x)  # naswot needs none: scored on its own
+    assert no_targets["naswot"] == pytest.approx(both["naswot"]) and math.isnan(no_targets["snip"])
 
 
 def test_meco_is_the_smallest_channel_correlation_eigenvalue_per_layer() -> None:
