@@ -25,6 +25,10 @@ Lightweight NAS" (ICLR 2021), and the original papers:
 - ``zico``: sum over conv/linear layers of log(sum over weights of mean|g| / std(g)), the gradient
   g taken on each of the batch's two halves (Li et al., ICLR 2023: the inverse coefficient of
   variation of gradients across mini-batches).
+- ``swap``: the number of distinct sample-wise activation patterns — over the batch, each unit
+  in front of an activation (channel × position) gives the binary vector of the samples it is
+  active for; the score counts the distinct vectors (Peng et al., ICLR 2024, without the paper's
+  parameter-count regularisation). Forward only, no labels.
 - ``params`` and ``flops``: trainable parameters and FLOPs per sample.
 """
 
@@ -299,6 +303,31 @@ def zico(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> flo
         if ratio > 0:
             total += math.log(ratio)
     return total
+
+
+def swap(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    """SWAP: distinct sample-wise activation patterns over the batch (at most 62 samples are used,
+    so a pattern packs into one integer)."""
+    x, _ = _unpack(batch)
+    x = x[:62]
+    net = _copy(model)
+    weights = 2 ** torch.arange(x.shape[0], dtype=torch.int64)
+    patterns: list[torch.Tensor] = []
+
+    def collect(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: Any) -> None:
+        active = (inputs[0].detach().reshape(x.shape[0], -1) > 0).to(torch.int64)  # samples x units
+        patterns.append(torch.unique(weights @ active))
+
+    hooks = [m.register_forward_hook(collect) for m in net.modules() if isinstance(m, ACTIVATIONS)]
+    if not hooks:
+        raise ValueError("model: swap needs activation modules (nn.ReLU, nn.Hardswish, ...)")
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return float(torch.unique(torch.cat(patterns)).numel())
 
 
 def params(model: nn.Module, batch: Any = None, loss_fn: LossFn = F.cross_entropy) -> float:

@@ -87,6 +87,7 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                     "zen",
                     "meco",
                     "zico",
+                    "swap",
                     "params",
                     "flops",
                 )

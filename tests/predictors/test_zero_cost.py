@@ -203,3 +203,16 @@ def test_zico_is_the_log_inverse_coefficient_of_variation_over_two_halves(data) 
     assert zc.score("zico", model, (x, y)) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match="at least 4"):
         zc.score("zico", model, (x[:3], y[:3]))
+
+
+def test_swap_counts_distinct_sample_wise_activation_patterns() -> None:
+    """Three samples through Linear(2, 3) + ReLU: each hidden unit's on/off vector over the samples,
+    written out by hand; two units share a pattern, so the score is 2."""
+    model = nn.Sequential(linear([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]), nn.ReLU(), linear([[1.0, 1.0, 1.0]]))
+    x = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [2.0, 3.0]])
+    # unit 0 (x0): on, off, on; unit 1 (2 x0): on, off, on; unit 2 (x1): off, on, on
+    assert zc.score("swap", model, x) == 2.0
+    x4 = torch.cat([x, torch.tensor([[-1.0, -1.0]])])  # a fourth sample with everything off changes nothing
+    assert zc.score("swap", model, x4) == 2.0
+    wide = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 1))
+    assert 1.0 <= zc.score("swap", wide, torch.randn(8, 2)) <= 64.0  # at most one pattern per unit
