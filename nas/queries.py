@@ -239,7 +239,7 @@ class QueryCache:
     Whether an entry still holds is read from the store (:meth:`Store.job_status`: one indexed
     query), so trials landing from any process — this service's worker, a `nas search` elsewhere
     on the same database — are seen. Within ``fresh_s`` of that read an entry is served without
-    asking the store again (:meth:`peek_front`: no I/O, so it can answer on the event loop); the
+    asking the store again (:meth:`peek`: no I/O, so it can answer on the event loop); the
     job's state (running, interrupted, ...) is read along with the version. Thread-safe; at most
     ``size`` entries, least recently used dropped first.
     """
@@ -289,29 +289,25 @@ class QueryCache:
                     self._entries.popitem(last=False)
         return {**result, "state": state} if key[0] == "front" else result
 
-    def peek_front(self, job_id: str, **query: Any) -> dict[str, Any] | None:
-        """The cached front if its version was read within ``fresh_s``, else None (no I/O)."""
-        return self._peek(self._key("front", job_id, query))
+    def _compute(self, kind: str, job_id: str, query: Mapping[str, Any]) -> dict[str, Any]:
+        if kind == "front":
+            return front_query(self.store, job_id, **query)  # (no plot: a PNG is never cached)
+        if kind == "points":
+            return scatter_points(self.store, job_id, **query)
+        if kind == "history" and not query:
+            return hypervolume_history(self.store, job_id)
+        raise ValueError(f"QueryCache: unknown query {kind!r} with {sorted(query)}")
 
-    def front(self, job_id: str, **query: Any) -> dict[str, Any]:
-        """:func:`front_query` (without a plot), recomputed only when a trial has completed since."""
-        return self._get(self._key("front", job_id, query), lambda: front_query(self.store, job_id, **query))
+    def peek(self, kind: str, job_id: str, **query: Any) -> dict[str, Any] | None:
+        """The cached ``kind`` (front, points or history) of a job if its version was read within
+        ``fresh_s``, else None (no I/O)."""
+        return self._peek(self._key(kind, job_id, query))
 
-    def peek_points(self, job_id: str, **query: Any) -> dict[str, Any] | None:
-        """The cached scatter columns if their version was read within ``fresh_s``, else None (no I/O)."""
-        return self._peek(self._key("points", job_id, query))
-
-    def points(self, job_id: str, **query: Any) -> dict[str, Any]:
-        """:func:`scatter_points`, recomputed only when a trial has completed since."""
-        return self._get(self._key("points", job_id, query), lambda: scatter_points(self.store, job_id, **query))
-
-    def peek_history(self, job_id: str) -> dict[str, Any] | None:
-        """The cached history if its version was read within ``fresh_s``, else None (no I/O)."""
-        return self._peek(self._key("history", job_id, {}))
-
-    def history(self, job_id: str) -> dict[str, Any]:
-        """:func:`hypervolume_history` (fronts are saved only when a trial completes)."""
-        return self._get(self._key("history", job_id, {}), lambda: hypervolume_history(self.store, job_id))
+    def get(self, kind: str, job_id: str, **query: Any) -> dict[str, Any]:
+        """:func:`front_query` (``front``), :func:`scatter_points` (``points``) or
+        :func:`hypervolume_history` (``history``) of a job, computed again only when a trial has
+        completed since; a front carries the job's state as read now."""
+        return self._get(self._key(kind, job_id, query), lambda: self._compute(kind, job_id, query))
 
     def forget(self, job_id: str) -> None:
         """Drops a (deleted) job's entries."""

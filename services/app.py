@@ -65,6 +65,20 @@ Metric = Annotated[str | None, Query(max_length=200)]
 Bound = Annotated[float | None, Query(allow_inf_nan=False)]
 
 
+def front_bounds(
+    max_latency: Bound = None,
+    min_accuracy: Bound = None,
+    latency_metric: Metric = None,
+    accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
+) -> dict[str, Any]:
+    """The extra bounds a front query takes (query parameters), as :func:`front_query`'s keywords."""
+    return {"max_latency": max_latency, "min_accuracy": min_accuracy, "latency": latency_metric,
+            "accuracy_metric": accuracy_metric}  # fmt: skip
+
+
+Bounds = Annotated[dict[str, Any], Depends(front_bounds)]
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """How the service admits requests.
@@ -329,61 +343,34 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         store.job(job_id)
         return [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
 
-    @api.get("/jobs/{job_id}/pareto")
-    async def pareto(
-        job_id: JobId,
-        max_latency: Bound = None,
-        min_accuracy: Bound = None,
-        latency_metric: Metric = None,
-        accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
-    ) -> JSONResponse:
-        """The feasible front under the job's constraints and these bounds (cached until a trial lands;
-        the store is asked at most every quarter second per query)."""
-        query = {"max_latency": max_latency, "min_accuracy": min_accuracy, "latency": latency_metric,
-                 "accuracy_metric": accuracy_metric}  # fmt: skip
-        found = cache.peek_front(job_id, **query)  # no I/O: fine on the event loop
+    async def cached(kind: str, job_id: str, query: dict[str, Any]) -> JSONResponse:
+        """A cached answer on the event loop when fresh (no I/O), else read/computed off it."""
+        found = cache.peek(kind, job_id, **query)
         if found is None:
-            found = await run_in_threadpool(functools.partial(cache.front, job_id, **query))
+            found = await run_in_threadpool(functools.partial(cache.get, kind, job_id, **query))
         return JSONResponse(found)
 
+    @api.get("/jobs/{job_id}/pareto")
+    async def pareto(job_id: JobId, query: Bounds) -> JSONResponse:
+        """The feasible front under the job's constraints and these bounds (cached until a trial lands;
+        the store is asked at most every quarter second per query)."""
+        return await cached("front", job_id, query)
+
     @api.get("/jobs/{job_id}/points")
-    async def points(
-        job_id: JobId,
-        max_latency: Bound = None,
-        min_accuracy: Bound = None,
-        latency_metric: Metric = None,
-        accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
-    ) -> JSONResponse:
+    async def points(job_id: JobId, query: Bounds) -> JSONResponse:
         """Every completed trial as columns (metrics, feasible, within the bounds, on the front, arch),
         for the page's interactive plot; cached as the front is."""
-        query = {"max_latency": max_latency, "min_accuracy": min_accuracy, "latency": latency_metric,
-                 "accuracy_metric": accuracy_metric}  # fmt: skip
-        found = cache.peek_points(job_id, **query)
-        if found is None:
-            found = await run_in_threadpool(functools.partial(cache.points, job_id, **query))
-        return JSONResponse(found)
+        return await cached("points", job_id, query)
 
     @api.get("/jobs/{job_id}/history")
     async def history(job_id: JobId) -> JSONResponse:
         """Hypervolume each time the front changed, against evaluations (cached as the front is)."""
-        found = cache.peek_history(job_id)
-        if found is None:
-            found = await run_in_threadpool(cache.history, job_id)
-        return JSONResponse(found)
+        return await cached("history", job_id, {})
 
     @api.get("/jobs/{job_id}/pareto.png", response_class=Response)
-    def pareto_png(
-        job_id: JobId,
-        max_latency: Bound = None,
-        min_accuracy: Bound = None,
-        latency_metric: Metric = None,
-        accuracy_metric: Annotated[str, Query(max_length=200)] = "accuracy",
-    ) -> Response:
+    def pareto_png(job_id: JobId, query: Bounds) -> Response:
         buf = io.BytesIO()
-        front_query(
-            store, job_id, max_latency=max_latency, min_accuracy=min_accuracy, latency=latency_metric,
-            accuracy_metric=accuracy_metric, plot=buf,
-        )  # fmt: skip
+        front_query(store, job_id, **query, plot=buf)
         return Response(buf.getvalue(), media_type="image/png")
 
     @api.get("/openapi.json", include_in_schema=False)

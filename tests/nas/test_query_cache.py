@@ -57,19 +57,19 @@ def test_front_is_reused_until_a_trial_completes(store: Store) -> None:
     job, archs = _job(store, 20)
     clock = Clock()
     cache = QueryCache(store, fresh_s=0.25, clock=clock)
-    first = cache.front(job)
+    first = cache.get("front", job)
     assert first == front_query(store, job) and cache.computed == 1
-    assert cache.peek_front(job) == first  # within fresh_s: no store access at all
-    assert cache.peek_front(job, max_latency=5.0) is None  # another query is another entry
+    assert cache.peek("front", job) == first  # within fresh_s: no store access at all
+    assert cache.peek("front", job, max_latency=5.0) is None  # another query is another entry
     clock.now = 1.0
-    assert cache.peek_front(job) is None  # stale: the version must be read again
-    assert cache.front(job) == first and cache.computed == 1  # ... and it had not changed
+    assert cache.peek("front", job) is None  # stale: the version must be read again
+    assert cache.get("front", job) == first and cache.computed == 1  # ... and it had not changed
     store.add_trial(job, 20, archs[20])  # a running trial changes no front
-    assert cache.front(job) == first and cache.computed == 1
+    assert cache.get("front", job) == first and cache.computed == 1
     other = Store(store.url)  # as another process would: its own engine
     metrics = _finish(other, job, 21, archs[21], np.random.default_rng(5))
     other.close()
-    again = cache.front(job)
+    again = cache.get("front", job)
     assert cache.computed == 2 and again["evaluated"] == first["evaluated"] + 1
     assert again == front_query(store, job)
     rows = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in store.trials(job, ["complete"])]
@@ -80,11 +80,11 @@ def test_state_is_read_with_the_version_not_cached_with_the_front(store: Store) 
     job, _ = _job(store, 5)
     clock = Clock()
     cache = QueryCache(store, clock=clock)
-    assert cache.front(job)["state"] == "created"
+    assert cache.get("front", job)["state"] == "created"
     store.update_job(job, state="done")
-    assert cache.peek_front(job)["state"] == "created"  # within fresh_s
+    assert cache.peek("front", job)["state"] == "created"  # within fresh_s
     clock.now = 1.0
-    assert cache.front(job)["state"] == "done" and cache.computed == 1
+    assert cache.get("front", job)["state"] == "done" and cache.computed == 1
 
 
 def test_history_and_forget(store: Store) -> None:
@@ -95,24 +95,24 @@ def test_history_and_forget(store: Store) -> None:
         front = pareto_front(points[:k], objectives, [Constraint("latency_ms", max=8.0)])
         store.save_front(job, k, front, hypervolume(points[:k], objectives, {"acc": 0.0, "latency_ms": 20.0}))
     cache = QueryCache(store)
-    history = cache.history(job)
+    history = cache.get("history", job)
     assert history["evaluations"] == [3, 6] and len(history["hypervolume"]) == 2
     assert history["hypervolume"] == [f.hypervolume for f in store.fronts(job)]
-    assert cache.peek_history(job) == history
+    assert cache.peek("history", job) == history
     store.delete_job(job)
     cache.forget(job)
-    assert cache.peek_history(job) is None
+    assert cache.peek("history", job) is None
     with pytest.raises(StoreError, match="not found"):
-        cache.history(job)
+        cache.get("history", job)
 
 
 def test_size_bound_drops_the_least_recently_used(store: Store) -> None:
     job, _ = _job(store, 8)
     cache = QueryCache(store, size=2)
     for bound in (2.0, 4.0, 6.0):
-        cache.front(job, max_latency=bound)
-    assert cache.peek_front(job, max_latency=2.0) is None
-    assert cache.peek_front(job, max_latency=6.0) is not None
+        cache.get("front", job, max_latency=bound)
+    assert cache.peek("front", job, max_latency=2.0) is None
+    assert cache.peek("front", job, max_latency=6.0) is not None
 
 
 def test_summary_reads_only_the_last_front(store: Store) -> None:
