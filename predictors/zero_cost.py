@@ -138,11 +138,17 @@ def fisher(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> f
     finally:
         for h in hooks:
             h.remove()
+    return _fisher_sum(activations, [a.grad for a in activations], fan_in)
+
+
+def _fisher_sum(outputs: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], fan_in: Sequence[int]) -> float:
+    """Fisher from each layer's output and its loss gradient: per output channel 0.5 * mean over the
+    batch of (sum over positions of a * dL/da)^2, counted once per weight of the channel."""
     total = 0.0
-    for act, weights_per_channel in zip(activations, fan_in):
-        if act.grad is None:
+    for act, grad, weights_per_channel in zip(outputs, grads, fan_in):
+        if grad is None:
             continue
-        prod = act.detach() * act.grad
+        prod = act.detach() * grad.detach()
         per_sample = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
         total += weights_per_channel * float((0.5 * per_sample.pow(2).mean(0)).sum())
     return total
@@ -194,25 +200,35 @@ def synflow(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> 
     return math.log(value)
 
 
-def naswot(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
-    x, _ = _unpack(batch)
-    net = _copy(model)
-    n = x.shape[0]
+def _pattern_kernel(n: int) -> tuple[torch.Tensor, Callable[..., None]]:
+    """NASWOT's Hamming-similarity kernel of ``n`` samples and the forward hook that adds each
+    activation's input pattern to it."""
     kernel = torch.zeros(n, n, dtype=torch.float64)
 
     def count(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: Any) -> None:
         codes = (inputs[0].detach().reshape(n, -1) > 0).double()
         kernel.add_(codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T)
 
-    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, ACTIVATIONS)]
+    return kernel, count
+
+
+def _forward_with_activation_hook(net: nn.Module, x: torch.Tensor, hook: Callable[..., None], name: str) -> None:
+    """A forward pass of ``x`` without gradients, ``hook`` seeing the input of every activation module."""
+    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, ACTIVATIONS)]
     if not hooks:
-        raise ValueError("model: naswot needs activation modules (nn.ReLU, nn.Hardswish, ...)")
+        raise ValueError(f"model: {name} needs activation modules (nn.ReLU, nn.Hardswish, ...)")
     try:
         with torch.no_grad():
             net(x)
     finally:
         for h in hooks:
             h.remove()
+
+
+def naswot(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    x, _ = _unpack(batch)
+    kernel, count = _pattern_kernel(x.shape[0])
+    _forward_with_activation_hook(_copy(model), x, count, "naswot")
     _sign, logdet = torch.linalg.slogdet(kernel)
     return float(logdet)
 
@@ -318,15 +334,7 @@ def swap(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> flo
         active = (inputs[0].detach().reshape(x.shape[0], -1) > 0).to(torch.int64)  # samples x units
         patterns.append(torch.unique(weights @ active))
 
-    hooks = [m.register_forward_hook(collect) for m in net.modules() if isinstance(m, ACTIVATIONS)]
-    if not hooks:
-        raise ValueError("model: swap needs activation modules (nn.ReLU, nn.Hardswish, ...)")
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    _forward_with_activation_hook(net, x, collect, "swap")
     return float(torch.unique(torch.cat(patterns)).numel())
 
 
@@ -391,15 +399,9 @@ def _gradient_family(names: Sequence[str], model: nn.Module, batch: Any, loss_fn
         return hook
 
     hooks = [m.register_forward_hook(keep(m)) for m in layers] if want_fisher else []
-    n = x.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    kernel, count = _pattern_kernel(x.shape[0])
     activations = [m for m in net.modules() if isinstance(m, ACTIVATIONS)]
     if "naswot" in names and activations:  # (without activations naswot is left to its own error)
-
-        def count(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: Any) -> None:
-            codes = (inputs[0].detach().reshape(n, -1) > 0).double()
-            kernel.add_(codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T)
-
         hooks += [m.register_forward_hook(count) for m in activations]
     try:
         loss = loss_fn(net(x), y)
@@ -420,14 +422,7 @@ def _gradient_family(names: Sequence[str], model: nn.Module, batch: Any, loss_fn
         pairs = [(w.detach(), g.detach()) for w, g in zip(weights, g_weights) if g is not None]
         out["snip"] = float(sum((w * g).abs().sum() for w, g in pairs))
     if want_fisher:
-        total = 0.0
-        for act, grad, weights_per_channel in zip(outputs, g_outputs, fan_in):
-            if grad is None:
-                continue
-            prod = act.detach() * grad.detach()
-            per_sample = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-            total += weights_per_channel * float((0.5 * per_sample.pow(2).mean(0)).sum())
-        out["fisher"] = total
+        out["fisher"] = _fisher_sum(outputs, g_outputs, fan_in)
     if "grasp" in names:
         z = sum((g.detach() * g).sum() for g in g_weights if g is not None and g.requires_grad)
         if not isinstance(z, torch.Tensor) or not z.requires_grad:
