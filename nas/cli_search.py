@@ -36,20 +36,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _arch_text(space_id: str) -> Any:
-    from nas.queries import arch_formatter
-
-    return arch_formatter(space_id)
-
-
 def _aligned(cells: list[str]) -> str:
     """One table line: every cell right-aligned in 12 columns but the last (the arch), left as it is."""
     return "  ".join([*(f"{c:>12}" for c in cells[:-1]), cells[-1]])
 
 
 def _front_table(rows: list[dict[str, Any]], metrics: list[str], space_id: str = "") -> str:
+    from nas.queries import arch_formatter
+
     lines = [_aligned(["trial", *metrics, "arch"])]
-    text = _arch_text(space_id)
+    text = arch_formatter(space_id)
     for r in rows:
         lines.append(_aligned([str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), text(r["arch"])]))
     return "\n".join(lines)
@@ -193,12 +189,14 @@ def cmd_trials(args: argparse.Namespace) -> None:
     import csv
     import io
 
+    from nas.queries import arch_formatter
+
     store = _store(args, create=False)
     job = store.job(args.job_id)
     states = [args.state] if args.state else None
     trials = store.trials(job.id, states)
     metrics = list(dict.fromkeys(m for t in trials for m in t.metrics))
-    text = _arch_text(job.space_id)
+    text = arch_formatter(job.space_id)
     rows = [{**t.to_dict(), "arch_text": text(t.arch)} for t in trials]
     if args.csv is not None:
         buffer = io.StringIO()
