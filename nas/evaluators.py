@@ -25,12 +25,14 @@ from nas.core.space import SearchSpace
 
 @dataclass
 class TabularSpec:
-    paths: ClassVar[tuple[str, ...]] = ("accuracy_csv", "latency_csv")
+    paths: ClassVar[tuple[str, ...]] = ("accuracy_csv", "latency_csv", "zero_cost_scores")
     kind: str
     accuracy_csv: str
     latency_csv: str | None = None
     dataset: str = "cifar10"
     devices: list[str] | None = None
+    zero_cost_scores: str | None = None
+    proxies: list[str] | None = None
 
 
 @dataclass
@@ -51,10 +53,22 @@ class SupernetSpec:
     recal_batches: int = 10
     threads: int | None = None
     latency_table: str | None = None
+    proxies: list[str] | None = None
+    proxy_weights: str = "inherited"
+    proxy_batch_size: int = 64
 
     def validate(self, path: str) -> None:
         if self.split not in ("holdout", "test"):
             raise ConfigError(f"{path}.split: use holdout (search) or test (final reports), got {self.split[:40]!r}")
+        if self.proxy_weights not in ("inherited", "init"):
+            raise ConfigError(
+                f"{path}.proxy_weights: use inherited (the supernet's weights) or init (fresh initialisation), "
+                f"got {self.proxy_weights[:40]!r}"
+            )
+        if not 1 <= self.proxy_batch_size <= 4096:
+            raise ConfigError(f"{path}.proxy_batch_size: must be in [1, 4096], got {self.proxy_batch_size}")
+        if self.proxies is not None:
+            _check_proxy_names(self.proxies, f"{path}.proxies")
         if not 0 <= self.recal_batches <= 100_000:
             raise ConfigError(f"{path}.recal_batches: must be in [0, 100000], got {self.recal_batches}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
@@ -146,7 +160,8 @@ class CostMixin(CheapMetricsMixin):
 
 
 class TabularEvaluator(CheapMetricsMixin, Evaluator):
-    """NAS-Bench-201 tables; latency columns are cheap (measured offline)."""
+    """NAS-Bench-201 tables; latency columns are cheap (measured offline), and so are zero-cost
+    scores from ``zero_cost_scores`` (a file of per-arch proxy values, ``zc_<proxy>``)."""
 
     def __init__(self, spec: TabularSpec, space: SearchSpace) -> None:
         if not isinstance(space, TabularSpace):
@@ -154,23 +169,40 @@ class TabularEvaluator(CheapMetricsMixin, Evaluator):
                 f"evaluator.kind: tabular needs a space with benchmark tables (such as nb201), "
                 f"the job's space is {space.space_id}"
             )
+        if spec.proxies is not None and spec.zero_cost_scores is None:
+            raise ConfigError("evaluator.proxies: names proxies of a score file; give evaluator.zero_cost_scores")
         self.inner = space.tabular_evaluator(spec.accuracy_csv, spec.dataset, spec.latency_csv, spec.devices)
         self.space = space
+        self.scores: Any = None
+        if spec.zero_cost_scores is not None:
+            from predictors.zero_cost_scores import ScoreFile
+
+            try:
+                self.scores = ScoreFile(spec.zero_cost_scores, space, spec.proxies)
+            except ValueError as exc:
+                raise ConfigError(f"evaluator.zero_cost_scores: {exc}") from exc
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return self.inner.metrics
+        return self.inner.metrics + (self.scores.metrics if self.scores is not None else ())
 
     @property
     def cheap_metrics(self) -> tuple[str, ...]:
-        return tuple(m for m in self.inner.metrics if m.startswith("latency_ms@"))
+        latency = tuple(m for m in self.inner.metrics if m.startswith("latency_ms@"))
+        return latency + (self.scores.metrics if self.scores is not None else ())
 
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
-        return self.inner.evaluate(archs)
+        rows = self.inner.evaluate(archs)
+        if self.scores is not None:
+            rows = [{**row, **zc} for row, zc in zip(rows, self.scores.lookup(archs))]
+        return rows
 
     def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
-        names = self.cheap_metrics
-        return [{k: v for k, v in m.items() if k in names} for m in self.inner.evaluate(archs)]
+        latency = [m for m in self.inner.metrics if m.startswith("latency_ms@")]
+        rows = [{k: m[k] for k in latency} for m in self.inner.evaluate(archs)] if latency else [{} for _ in archs]
+        if self.scores is not None:
+            rows = [{**row, **zc} for row, zc in zip(rows, self.scores.lookup(archs))]
+        return rows
 
 
 class PredictorEvaluator(CostMixin, Evaluator):
@@ -198,8 +230,23 @@ class PredictorEvaluator(CostMixin, Evaluator):
         return out
 
 
+def _check_proxy_names(names: Sequence[str], where: str) -> None:
+    from predictors.zero_cost import proxy_names
+
+    known = proxy_names()
+    unknown = [short_repr(n) for n in names if n not in known]
+    if unknown or not names:
+        listed = ", ".join(unknown) if unknown else "(none given)"
+        raise ConfigError(f"{where}: unknown proxies {listed}; known: {', '.join(known)}")
+
+
 class SupernetEvaluator(CostMixin, Evaluator):
     """Weights inherited from a trained supernet: BN recalibrated, accuracy on the holdout split.
+
+    With ``proxies``, each subnet's zero-cost scores are cheap metrics too (``zc_<proxy>``),
+    computed once per arch on one batch of ``proxy_batch_size`` training images at the subnet's
+    resolution, with the supernet's weights (``proxy_weights: inherited``) or a fresh seeded
+    initialisation (``init``): a cheap evaluator and the predictor searcher's features.
 
     The supernet and dataset load once per process (pickling this object ships
     them, e.g. once through Ray's object store).
@@ -224,10 +271,50 @@ class SupernetEvaluator(CostMixin, Evaluator):
         self.supernet = supernet.eval()
         self.dataset = _dataset(supernet, meta)
         self._load_table(spec.latency_table)
+        self._proxy_data: Any = None
+        self.proxy_cache: Any = None
+        if spec.proxies:
+            from predictors.zero_cost_scores import ProxyScoreCache
+
+            self.proxy_cache = ProxyScoreCache(space, spec.proxies, self.proxy_scores)
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return ("accuracy", "loss", *self.cheap_metrics)
+
+    @property
+    def cheap_metrics(self) -> tuple[str, ...]:
+        return super().cheap_metrics + (self.proxy_cache.metrics if self.proxy_cache is not None else ())
+
+    def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        rows = super().evaluate_cheap(archs)
+        if self.proxy_cache is not None:
+            rows = [{**row, **zc} for row, zc in zip(rows, self.proxy_cache.lookup(archs))]
+        return rows
+
+    def proxy_scores(self, arch: Arch) -> dict[str, float]:
+        """The subnet's zero-cost scores (its weights per ``proxy_weights``; seeded by the arch)."""
+        import torch
+
+        from predictors.zero_cost import score_many
+        from search_spaces.bn import resize_batch
+
+        if self._proxy_data is None:
+            loader = self.dataset.loader("train", self.spec.proxy_batch_size, train=False, shuffle=True, seed=0)
+            self._proxy_data = next(iter(loader.epoch(0)))
+        arch = self.space.make(arch)
+        x, y = self._proxy_data
+        x = resize_batch(x, self.supernet.space.resolution(arch))
+        seed = int(arch.arch_id[:8], 16) % (2**31)
+        with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = self.supernet.extract(arch)
+            if self.spec.proxy_weights == "init":
+                for module in net.modules():
+                    if hasattr(module, "reset_parameters"):
+                        module.reset_parameters()
+            scores, _ = score_many(list(self.spec.proxies or ()), net.train(), (x, y), seed=seed)
+        return scores
 
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         import torch

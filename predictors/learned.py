@@ -353,7 +353,25 @@ class Predictor:
         if len(archs) < 4:
             raise ValueError(f"fit: at least 4 training archs are needed, got {len(archs)}")
         canonical = [self.space.make(a) for a in archs]
-        x, target = self._features(canonical), np.asarray(y, dtype=np.float64)
+        self._fit_rows(self._features(canonical), y, self.views(canonical[0]))
+        self._train_archs = [a.to_dict() for a in canonical]
+        self._train_y = [float(v) for v in y]
+        return self
+
+    def fit_features(self, x: np.ndarray, y: Sequence[float]) -> Predictor:
+        """Fits on precomputed input rows (a caller's own features, e.g. the arch encoding with
+        zero-cost scores beside it); such a fit predicts with :meth:`predict_features` only and
+        cannot be saved."""
+        if len(x) != len(y):
+            raise ValueError(f"fit: {len(x)} rows but {len(y)} targets")
+        if len(x) < 4:
+            raise ValueError(f"fit: at least 4 training rows are needed, got {len(x)}")
+        self._fit_rows(np.asarray(x, dtype=np.float64), y, None)
+        self._train_archs, self._train_y = [], []
+        return self
+
+    def _fit_rows(self, x: np.ndarray, y: Sequence[float], views: dict[str, list[int]] | None) -> None:
+        target = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(target)):
             raise ValueError("fit: targets contain NaN or infinity")
         self._mean, self._scale = float(target.mean()), float(target.std() or 1.0)
@@ -361,13 +379,10 @@ class Predictor:
             self._mean, self._scale = 0.0, 1.0
         self._models = []
         for model in self._estimators():
-            if hasattr(model, "set_views"):
-                model.set_views(self.views(canonical[0]))
+            if views is not None and hasattr(model, "set_views"):
+                model.set_views(views)
             model.fit(x, (target - self._mean) / self._scale)
             self._models.append(model)
-        self._train_archs = [a.to_dict() for a in canonical]
-        self._train_y = target.tolist()
-        return self
 
     def predict(self, archs: Sequence[Arch | Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
         """Predicted mean per arch, and a standard deviation where the kind has one."""
@@ -391,6 +406,8 @@ class Predictor:
         """Writes the predictor as JSON (training data + settings + fingerprints)."""
         if not self._models:
             raise ValueError("save: fit the predictor first")
+        if not self._train_archs:
+            raise ValueError("save: a predictor fitted on precomputed features (fit_features) cannot be saved")
         probe = self._train_archs[: min(16, len(self._train_archs))]
         data = {
             "format": FORMAT_VERSION,
@@ -493,6 +510,28 @@ def macs_of(space: SearchSpace, archs: Sequence[Arch | Mapping[str, Any]]) -> np
     return np.array([count_cost(space.static_config(space.make(a))).macs for a in archs], dtype=np.float64)
 
 
+def arch_of_row(space: SearchSpace, row: Mapping[str, Any], arch_keys: set[str] | None = None) -> Arch:
+    """The arch of a data row: an ``arch`` key holding JSON, a mapping or the space's own notation (what
+    ``nas trials --csv`` writes), NB201's ``arch_str`` / ``ArchitectureString``, or the arch's keys at top
+    level (OFA's ``ks``/``e``/``d``/``r``).
+
+    Raises:
+        ValueError: the row names no valid arch of the space.
+    """
+    if "arch" in row:
+        raw = row["arch"]
+        if isinstance(raw, str) and not raw.lstrip().startswith("{") and hasattr(space, "from_string"):
+            return space.from_string(raw)  # the space's own notation (NB201's |op~0|+...|), as printed
+        return space.make(json.loads(raw) if isinstance(raw, str) else raw)
+    if "arch_str" in row or "ArchitectureString" in row:
+        text = row.get("arch_str") or row.get("ArchitectureString")
+        if not hasattr(space, "from_string"):
+            raise ValueError(f"space {space.space_id} has no string form")
+        return space.from_string(text)
+    keys = arch_keys if arch_keys is not None else set(space.max_arch().to_dict())
+    return space.make({k: v for k, v in row.items() if k in keys})
+
+
 def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accuracy") -> tuple[list[Arch], list[float]]:
     """Archs and one metric from JSONL or CSV.
 
@@ -517,19 +556,7 @@ def load_dataset_file(path: str | Path, space: SearchSpace, target: str = "accur
         if target not in row:
             raise ValueError(f"{where}: no {target!r} column/key (keys: {sorted(row)})")
         try:
-            if "arch" in row:
-                raw = row["arch"]
-                if isinstance(raw, str) and not raw.lstrip().startswith("{") and hasattr(space, "from_string"):
-                    arch = space.from_string(raw)  # the space's own notation (NB201's |op~0|+...|), as printed
-                else:
-                    arch = space.make(json.loads(raw) if isinstance(raw, str) else raw)
-            elif "arch_str" in row or "ArchitectureString" in row:
-                text = row.get("arch_str") or row.get("ArchitectureString")
-                if not hasattr(space, "from_string"):
-                    raise ValueError(f"space {space.space_id} has no string form")
-                arch = space.from_string(text)
-            else:
-                arch = space.make({k: v for k, v in row.items() if k in arch_keys})
+            arch = arch_of_row(space, row, arch_keys)
             value = float(row[target])
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{where}: {exc}") from exc

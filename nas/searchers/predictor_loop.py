@@ -25,6 +25,14 @@ Gaussian, the improvement is closed-form; :mod:`nas.searchers.acquisition`).
 closest to the front by predicted values: a local search beside the surrogate.
 The defaults and how they were chosen on NAS-Bench-201: ``benchmarks/results/README.md``.
 
+Zero-cost proxies (scores the evaluator offers as cheap metrics ``zc_<proxy>``, computed once
+per arch; :mod:`predictors.zero_cost_scores`): ``proxy_features`` joins them to the
+predictor's input (signed log, standardised on the evaluated archs, times
+``proxy_feature_scale``), so the surrogate learns how far each proxy is to be trusted;
+``warm_start`` picks the first ``initial`` archs from a proxy ranking instead of at random:
+the non-dominated layers of (the proxy standing in for every predicted objective, the cheap
+objectives as they are), spread evenly along the first cheap objective within a layer.
+
 The predictor is refitted from the history at every ask, so a restore is exact.
 """
 
@@ -80,6 +88,8 @@ class PredictorLoopSearcher(Searcher):
         self._all: list[Arch] | None = None
         self._use_ehvi()  # checks the acquisition setting now, not at the first proposal
         self.encoding = space.resolve_encoding(self.settings["encoding"])
+        self.proxy_metrics = self._check_proxies()
+        self._proxy_norm: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -96,33 +106,84 @@ class PredictorLoopSearcher(Searcher):
             "generations": 20,
             "random_candidates": 1000,
             "exhaustive_below": 20000,
+            "proxy_features": [],
+            "proxy_feature_scale": 1.0,
+            "warm_start": None,
         }
+
+    def _check_proxies(self) -> tuple[str, ...]:
+        """``proxy_features`` and ``warm_start`` as cheap metric names, checked against the evaluator's."""
+        from predictors.zero_cost_scores import proxy_metric
+
+        features = self.settings["proxy_features"]
+        if not isinstance(features, (list, tuple)) or not all(isinstance(p, str) for p in features):
+            raise ValueError("searcher 'predictor': proxy_features must be a list of proxy names")
+        names = [proxy_metric(p) for p in features]
+        warm = self.settings["warm_start"]
+        if warm is not None and not isinstance(warm, str):
+            raise ValueError("searcher 'predictor': warm_start must be a proxy name or null")
+        scale = self.settings["proxy_feature_scale"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 100:
+            raise ValueError("searcher 'predictor': proxy_feature_scale must be a number in (0, 100]")
+        missing = [m for m in [*names, *([proxy_metric(warm)] if warm else [])] if m not in self.cheap_metrics]
+        if missing:
+            offered = [m for m in self.cheap_metrics if m.startswith("zc_")]
+            raise ValueError(
+                f"searcher 'predictor': {missing} are not zero-cost scores the evaluator offers "
+                f"(it offers {offered or 'none'}); give the evaluator zero-cost scores "
+                "(tabular: zero_cost_scores, a file from `nas proxy score --out`; supernet: proxies)"
+            )
+        return tuple(dict.fromkeys(names))
 
     # ------------------------------------------------------------ surrogate
     def _fit(self, rng: np.random.Generator) -> dict[str, Any]:
         from predictors.learned import Predictor
 
         done = self.completed()
+        if self.proxy_metrics:
+            self._proxy_norm = self._proxy_scaling([o.arch for o in done])
         models = {}
         for metric in self.predicted_metrics:
             rows = [o for o in done if np.isfinite(o.metrics.get(metric, np.nan))]
             seed = int(rng.integers(2**31 - 1))
-            models[metric] = Predictor(
+            model = Predictor(
                 self.space, self.settings["predictor"], seed, dict(self.settings["predictor_params"]), self.encoding
-            ).fit([o.arch for o in rows], [o.metrics[metric] for o in rows])
+            )
+            targets = [o.metrics[metric] for o in rows]
+            if self.proxy_metrics:
+                models[metric] = model.fit_features(self._features([o.arch for o in rows]), targets)
+            else:
+                models[metric] = model.fit([o.arch for o in rows], targets)
         return models
+
+    @staticmethod
+    def _signed_log(values: np.ndarray) -> np.ndarray:
+        return np.sign(values) * np.log1p(np.abs(values))
+
+    def _proxy_raw(self, archs: Sequence[Arch]) -> np.ndarray:
+        """``[n, proxies]`` signed-log proxy scores (NaN where unknown)."""
+        values = self._cheap_values(archs)
+        return self._signed_log(np.array([[v[m] for m in self.proxy_metrics] for v in values], dtype=np.float64))
+
+    def _proxy_scaling(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and scale of each proxy column, from the evaluated archs (their finite scores)."""
+        raw = self._proxy_raw(archs)
+        centre = np.zeros(raw.shape[1])
+        scale = np.ones(raw.shape[1])
+        for j in range(raw.shape[1]):
+            finite = raw[np.isfinite(raw[:, j]), j]
+            if finite.size:
+                centre[j] = float(np.median(finite))
+                scale[j] = float(finite.std()) or 1.0
+        return centre, scale / float(self.settings["proxy_feature_scale"])
 
     def _estimate(self, models: dict[str, Any], archs: Sequence[Arch]) -> tuple[list[dict], list[dict]]:
         """Mean metrics and standard deviations (0 for cheap metrics) of archs."""
         means: list[dict[str, float]] = [{} for _ in archs]
         stds: list[dict[str, float]] = [{} for _ in archs]
         if self.cheap is not None and self.cheap_metrics:
-            missing = [a for a in archs if a.arch_id not in self._cheap_cache]
-            if missing:
-                for arch, cheap in zip(missing, self.cheap(missing)):
-                    self._cheap_cache[arch.arch_id] = {name: float(cheap[name]) for name in self.cheap_metrics}
-            for m, s, arch in zip(means, stds, archs):
-                for name, value in self._cheap_cache[arch.arch_id].items():
+            for m, s, values in zip(means, stds, self._cheap_values(archs)):
+                for name, value in values.items():
                     m[name], s[name] = value, 0.0
         x = self._features(archs) if models else None
         for metric, model in models.items():
@@ -131,6 +192,16 @@ class PredictorLoopSearcher(Searcher):
             for m, s, mu, sd in zip(means, stds, mean, std):
                 m[metric], s[metric] = float(mu), float(sd)
         return means, stds
+
+    def _cheap_values(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        """The cheap metrics of archs, each arch's computed once."""
+        if self.cheap is None or not self.cheap_metrics:
+            return [{} for _ in archs]
+        missing = list({a.arch_id: a for a in archs if a.arch_id not in self._cheap_cache}.values())
+        if missing:
+            for arch, cheap in zip(missing, self.cheap(missing)):
+                self._cheap_cache[arch.arch_id] = {name: float(cheap[name]) for name in self.cheap_metrics}
+        return [self._cheap_cache[a.arch_id] for a in archs]
 
     def _surrogate_search(self, models: dict[str, Any], rng: np.random.Generator) -> list[Arch]:
         from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -181,11 +252,18 @@ class PredictorLoopSearcher(Searcher):
         return np.array(kept)
 
     def _features(self, archs: Sequence[Arch]) -> np.ndarray:
+        """The surrogate's input rows: the space's encoding, then the scaled proxy scores if any
+        (an unknown score sits at the centre)."""
         cache = self._feature_cache
         for arch in archs:
             if arch.arch_id not in cache:
                 cache[arch.arch_id] = self.space.features(arch, self.encoding).astype(np.float64)
-        return np.stack([cache[a.arch_id] for a in archs])
+        x = np.stack([cache[a.arch_id] for a in archs])
+        if not self.proxy_metrics or self._proxy_norm is None:
+            return x
+        centre, scale = self._proxy_norm
+        z = (self._proxy_raw(archs) - centre) / scale
+        return np.hstack([x, np.where(np.isfinite(z), z, 0.0)])
 
     def _every_arch(self) -> list[Arch]:
         import itertools
@@ -209,7 +287,9 @@ class PredictorLoopSearcher(Searcher):
             for name, sd in s.items():
                 sign = -1.0 if direction.get(name) == "min" else 1.0
                 if name not in direction:  # constrained-only metric: optimistic towards feasibility
-                    c = next(c for c in self.constraints if c.metric == name)
+                    c = next((c for c in self.constraints if c.metric == name), None)
+                    if c is None:  # a cheap metric nothing asks about (MACs, a proxy score)
+                        continue
                     sign = -1.0 if c.max is not None else 1.0
                 row[name] = m[name] + sign * kappa * sd
             out.append(row)
@@ -222,6 +302,8 @@ class PredictorLoopSearcher(Searcher):
         rng = self.rng(self.next_id)
         done = self.completed()
         if len(done) < max(int(self.settings["initial"]), 4):
+            if self.settings["warm_start"] is not None:
+                return self._warm_start(n, rng)
             return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
         models = self._fit(rng)
         if self.space.size() <= int(self.settings["exhaustive_below"]):
@@ -311,6 +393,49 @@ class PredictorLoopSearcher(Searcher):
                 f_rest[pick] = np.inf
         logger.debug("predictor loop: %d candidates, picked %s", len(archs), chosen)
         return [archs[i] for i in chosen]
+
+    def _warm_start(self, n: int, rng: np.random.Generator) -> list[Arch]:
+        """``n`` unseen archs from the proxy ranking: the non-dominated layers of (proxy, cheap
+        objectives), the proxy standing in for every objective that is predicted; within the layer
+        that overflows, archs evenly spread along the first cheap objective. Constraints on cheap
+        metrics are kept; archs without a finite score are not picked."""
+        from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+        from predictors.zero_cost_scores import proxy_metric
+
+        proxy = proxy_metric(str(self.settings["warm_start"]))
+        if self.space.size() <= int(self.settings["exhaustive_below"]):
+            pool = self._every_arch()
+        else:
+            pool = self.space.sample_unique(int(self.settings["random_candidates"]), rng)
+        pool = [a for a in pool if a.arch_id not in self._seen and self.usable(a)]
+        values = self._cheap_values(pool)
+        cheap_constraints = [c for c in self.constraints if c.metric in self.cheap_metrics]
+        keep = [
+            i for i, v in enumerate(values) if np.isfinite(v[proxy]) and violation(v, cheap_constraints) <= 0
+        ]  # fmt: skip
+        if not keep:
+            logger.warning("warm start: no unseen arch has a finite %s score; sampling at random", proxy)
+            return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
+        cheap_objectives = [o for o in self.objectives if o.metric in self.cheap_metrics]
+        columns = [[-values[i][proxy] for i in keep]]
+        for o in cheap_objectives:
+            sign = -1.0 if o.direction == "max" else 1.0
+            columns.append([sign * values[i][o.metric] for i in keep])
+        f = np.array(columns).T
+        chosen: list[int] = []
+        for layer in NonDominatedSorting().do(f):
+            room = n - len(chosen)
+            if room <= 0:
+                break
+            if len(layer) <= room:
+                chosen.extend(int(keep[i]) for i in layer)
+                continue
+            along = f[layer, 1] if f.shape[1] > 1 else f[layer, 0]
+            ordered = np.asarray(layer)[np.argsort(along, kind="stable")]
+            spots = np.unique(np.round(np.linspace(0, len(ordered) - 1, room)).astype(int))
+            chosen.extend(int(keep[i]) for i in ordered[spots])
+        return [pool[i] for i in chosen]
 
     def _local_picks(
         self, archs: list[Arch], f_hope: np.ndarray, norm: Callable, front: np.ndarray,

@@ -211,3 +211,87 @@ def test_searchers_never_propose_invalid_nb201_cells_unless_allowed(kind: str) -
     allowed = create_searcher("random", space, objectives, seed=0, allow_invalid=True)
     proposals = [t.arch for _ in range(10) for t in allowed.ask(40)]
     assert sum(space.invalid_reason(a) is not None for a in proposals) > 0  # allowed: proposed like any other
+
+
+def _proxy_searcher(settings: dict, proxy=None):
+    """The predictor searcher on the toy problem, offered a zero-cost score ``zc_p`` (default: the exact accuracy)."""
+    proxy = proxy or (lambda a: toy_metrics(a)["acc"])
+
+    def cheap(archs):
+        return [{"lat": toy_metrics(a)["lat"], "zc_p": proxy(a)} for a in archs]
+
+    return create_searcher(
+        "predictor", ToySpace(), OBJECTIVES, (), 0, {**FAST["predictor"], **settings},
+        cheap=cheap, cheap_metrics=("lat", "zc_p"),
+    )  # fmt: skip
+
+
+def test_predictor_warm_start_picks_the_proxy_front_spread_along_latency() -> None:
+    from nas.core.pareto import pareto_front
+
+    space = ToySpace()
+    everything = [space.decode(np.unravel_index(i, [5] * 6)) for i in range(5**6)]
+    metrics = [toy_metrics(a) for a in everything]
+    front_ids = {everything[i].arch_id for i in pareto_front(metrics, OBJECTIVES)}
+    s = _proxy_searcher({"warm_start": "p"})
+    first = s.ask(4)
+    assert {t.arch.arch_id for t in first} <= front_ids  # the proxy is exact: its front is the true one
+    lats = sorted(toy_metrics(t.arch)["lat"] for t in first)
+    front_lats = [m["lat"] for a, m in zip(everything, metrics) if a.arch_id in front_ids]
+    assert lats[0] == min(front_lats) and lats[-1] == max(front_lats)  # spread over the whole front
+    for t in first:
+        s.tell(t.trial_id, toy_metrics(t.arch))
+    second = s.ask(4)  # the rest of the front, then the next non-dominated layer
+    rest = [i for i, a in enumerate(everything) if a.arch_id not in front_ids]
+    layer2 = {everything[rest[j]].arch_id for j in pareto_front([metrics[i] for i in rest], OBJECTIVES)}
+    assert {t.arch.arch_id for t in second} <= front_ids | layer2
+    assert not {t.arch.arch_id for t in first} & {t.arch.arch_id for t in second}
+    # a proxy that ranks the other way picks the least accurate archs (the all-zero one is on both fronts)
+    worst = _proxy_searcher({"warm_start": "p"}, proxy=lambda a: -toy_metrics(a)["acc"]).ask(4)
+    assert max(toy_metrics(t.arch)["acc"] for t in worst) < sorted(toy_metrics(t.arch)["acc"] for t in first)[1]
+
+
+def test_predictor_proxy_features_help_the_surrogate() -> None:
+    """With an informative proxy beside the encoding, the fitted surrogate ranks unseen archs better."""
+    from scipy.stats import spearmanr
+
+    space = ToySpace()
+    rng = np.random.default_rng(3)
+    unseen = space.sample_unique(300, rng)
+    truth = [toy_metrics(a)["acc"] for a in unseen]
+    rho = {}
+    for name, settings in {"plain": {}, "proxy": {"proxy_features": ["p"]}}.items():
+        s = _proxy_searcher({**settings, "predictor": "gp", "initial": 12})
+        drive(s, 3)
+        models = s._fit(np.random.default_rng(0))
+        means, _ = s._estimate(models, unseen)
+        rho[name] = spearmanr([m["acc"] for m in means], truth).statistic
+    assert rho["proxy"] > rho["plain"] + 0.05 and rho["proxy"] > 0.9, rho
+
+
+def test_predictor_proxy_settings_are_checked() -> None:
+    offers = r"\['zc_meco'\] are not zero-cost scores the evaluator offers \(it offers \['zc_p'\]\)"
+    with pytest.raises(ValueError, match=offers):
+        _proxy_searcher({"proxy_features": ["meco"]})
+    with pytest.raises(ValueError, match=r"offers none.*zero_cost_scores"):
+        create_searcher("predictor", ToySpace(), OBJECTIVES, (), 0, {"warm_start": "meco"})
+    with pytest.raises(ValueError, match="proxy_features must be a list"):
+        _proxy_searcher({"proxy_features": "p"})
+    with pytest.raises(ValueError, match="proxy_feature_scale"):
+        _proxy_searcher({"proxy_features": ["p"], "proxy_feature_scale": 0})
+
+
+class TestPredictorLoopWithProxies(_Contract):
+    """The contract with proxy features and the warm start on (restores must stay exact)."""
+
+    kind = "predictor"
+
+    def make(self, seed: int = 0):
+        def cheap(archs):
+            return [{"lat": toy_metrics(a)["lat"], "zc_p": toy_metrics(a)["acc"] + a["x"][1] % 2} for a in archs]
+
+        return create_searcher(
+            "predictor", ToySpace(), OBJECTIVES, CONSTRAINTS, seed,
+            {**FAST["predictor"], "proxy_features": ["p"], "warm_start": "p"},
+            cheap=cheap, cheap_metrics=("lat", "zc_p"),
+        )  # fmt: skip
