@@ -7,6 +7,11 @@ the evaluations needed to reach 95% and 99% of it. Writes JSON and a plot of the
 median HV ratio vs evaluations.
 
     python -m benchmarks.search_nb201 --seeds 10 --device pixel3
+
+``predictor-zc`` is the predictor-in-the-loop searcher with zero-cost proxies: MeCo and
+SynFlow scores of every arch (``--zero-cost``, a file from ``benchmarks.zero_cost_nb201``
+or ``nas proxy score --out``) as surrogate features, and its first 20 archs picked from the
+MeCo + SynFlow rank vote and latency instead of at random.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from nas.searchers import create_searcher
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201"
 CHECKPOINTS = (50, 100, 200, 500)
 # Evaluation budget per searcher; GP-based Optuna is limited by its cost on a 2-core CPU.
-BUDGETS = {"gp": 100, "predictor": 300, "tpe": 500}
+BUDGETS = {"gp": 100, "predictor": 300, "predictor-zc": 300, "tpe": 500}
 SETTINGS: dict[str, dict[str, Any]] = {
     "evolution": {"population": 20},
     "nsga2": {"population": 20},
@@ -34,7 +39,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tpe": {"n_startup_trials": 20},
     "gp": {"n_startup_trials": 20},
     "predictor": {"initial": 20, "predictor": "gp", "kappa": 0.0},
+    "predictor-zc": {
+        "initial": 20,
+        "predictor": "gp",
+        "kappa": 0.0,
+        "proxy_features": ["meco", "synflow"],
+        "warm_start": ["meco", "synflow"],
+    },
 }
+# Labels that run another kind with their own settings.
+KINDS = {"predictor-zc": "predictor"}
+ZERO_COST = Path(__file__).resolve().parent / "results" / "zero_cost_nb201_cifar10_all.csv.gz"
 
 
 def hv_curve(
@@ -42,7 +57,7 @@ def hv_curve(
 ) -> list[float]:
     """Hypervolume after each evaluation."""
     searcher = create_searcher(
-        kind, evaluator.space, objectives, (), seed, SETTINGS.get(kind, {}),
+        KINDS.get(kind, kind), evaluator.space, objectives, (), seed, SETTINGS.get(kind, {}),
         cheap=evaluator.evaluate_cheap, cheap_metrics=evaluator.cheap_metrics,
     )  # fmt: skip
     points: list[dict[str, float]] = []
@@ -70,20 +85,27 @@ def main() -> None:
     parser.add_argument("--accuracy-csv", default=str(SHARED / "nats_bench_tss_200ep.csv"))
     parser.add_argument("--latency-csv", default=str(SHARED / "nb201_latency_help.csv"))
     parser.add_argument("--device", default="pixel3")
-    parser.add_argument("--searchers", default="random,evolution,nsga2,optuna-nsga2,tpe,predictor,gp")
+    parser.add_argument("--searchers", default="random,evolution,nsga2,optuna-nsga2,tpe,predictor,predictor-zc,gp")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--gp-seeds", type=int, default=3, help="seeds for Optuna's GP (slow)")
     parser.add_argument("--budget", type=int, default=1500, help="evaluations per run (searchers without a cap)")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/results/search_nb201.json")
+    parser.add_argument(
+        "--zero-cost", default=str(ZERO_COST),
+        help="per-arch zero-cost scores of every NB201 arch (for predictor-zc; "
+        "`python -m benchmarks.zero_cost_nb201 --archs 15625 --proxies meco,synflow --workers 2 "
+        "--out benchmarks/results/zero_cost_nb201_cifar10_all.json`)",
+    )  # fmt: skip
     parser.add_argument("--merge", action="store_true", help="keep the other searchers' results already in --out")
     args = parser.parse_args()
 
     from nas.evaluators import TabularEvaluator, TabularSpec
 
     space = NB201Space()
+    zero_cost = args.zero_cost if "predictor-zc" in args.searchers.split(",") else None
     evaluator = TabularEvaluator(
-        TabularSpec("tabular", args.accuracy_csv, args.latency_csv, "cifar10", [args.device]), space
+        TabularSpec("tabular", args.accuracy_csv, args.latency_csv, "cifar10", [args.device], zero_cost), space
     )
     lat = f"latency_ms@{args.device}"
     objectives = [Objective("accuracy", "max"), Objective(lat, "min")]

@@ -32,7 +32,7 @@ def _load(dataset: str, archs: int, seed: int, benchmark: str) -> tuple[list[int
     from search_spaces.nb201.tabular import TabularNB201Evaluator
 
     rows: dict[int, dict[str, Any]] = {}
-    for suffix in ("", "_new", "_swap"):  # the benchmark runs that scored these archs
+    for suffix in ("", "_new", "_swap", "_az"):  # the benchmark runs that scored these archs
         for record in read_score_records(RESULTS / f"zero_cost_nb201_{dataset}{suffix}.jsonl"):
             rows.setdefault(record["index"], {}).update({k: float(v) for k, v in record["scores"].items()})
     indices = np.random.default_rng(seed).choice(NUM_ARCHS, size=archs, replace=False).tolist()

@@ -29,6 +29,11 @@ Lightweight NAS" (ICLR 2021), and the original papers:
   in front of an activation (channel × position) gives the binary vector of the samples it is
   active for; the score counts the distinct vectors (Peng et al., ICLR 2024, without the paper's
   parameter-count regularisation). Forward only, no labels.
+- ``az_expressivity``: AZ-NAS's expressivity (Lee & Ham, CVPR 2024): per conv layer, the entropy
+  of the normalised eigenvalues of the covariance of its output channels over the batch's
+  samples and positions — how evenly a layer spreads its features over its channels
+  (isotropy) — summed over layers. Forward only, no labels; per conv layer rather than the
+  paper's per block, so it applies to any network with Conv2d layers.
 - ``params`` and ``flops``: trainable parameters and FLOPs per sample.
 """
 
@@ -336,6 +341,40 @@ def swap(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> flo
 
     _forward_with_activation_hook(net, x, collect, "swap")
     return float(torch.unique(torch.cat(patterns)).numel())
+
+
+def az_expressivity(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    """AZ-NAS expressivity over every Conv2d output (samples x positions as observations)."""
+    x, _ = _unpack(batch)
+    net = _copy(model)
+    maps: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: maps.append(out.detach()))
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    if not hooks:
+        raise ValueError("model: az_expressivity needs Conv2d layers (their feature maps)")
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0.0
+    for fmap in maps:
+        z = fmap.transpose(0, 1).reshape(fmap.shape[1], -1).double()  # channels x observations
+        if z.shape[0] < 2 or z.shape[1] < 2:
+            continue
+        z = z - z.mean(dim=1, keepdim=True)
+        eigenvalues = torch.linalg.eigvalsh(z @ z.T / z.shape[1]).clamp(min=0.0)
+        mass = float(eigenvalues.sum())
+        if not mass > 0:
+            continue
+        p = eigenvalues / mass
+        p = p[p > 0]
+        total += float(-(p * p.log()).sum())
+    return total
 
 
 def params(model: nn.Module, batch: Any = None, loss_fn: LossFn = F.cross_entropy) -> float:

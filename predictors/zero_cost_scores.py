@@ -2,7 +2,8 @@
 
 A score file holds per-arch proxy values: the JSON lines ``nas proxy score --out`` writes
 (``{"arch": ..., "scores": {"meco": ..., ...}}``, resumable) or a CSV with an ``arch`` column
-(the space's notation or JSON; NB201's ``arch_str`` also works) and one column per proxy.
+(the space's notation or JSON; NB201's ``arch_str`` also works) and one column per proxy;
+either may be gzip-compressed (``.jsonl.gz``, ``.csv.gz``).
 Evaluators offer each proxy as the cheap metric ``zc_<proxy>``, so the predictor-in-the-loop
 searcher can use them as surrogate features and rank archs by them before the first real
 evaluation (``proxy_features``, ``warm_start``).
@@ -15,6 +16,7 @@ or a resumed one reads back.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import logging
 import math
@@ -101,13 +103,26 @@ class ScoreFile:
         self._scores = scores
         logger.info("zero-cost scores: %d archs x %s from %s", len(scores), list(self.proxies), self.path)
 
+    def _open(self) -> Any:
+        if self.path.suffix.lower() == ".gz":
+            return gzip.open(self.path, "rt", newline="")
+        return self.path.open(newline="")
+
     def _rows(self) -> Any:
-        if self.path.suffix.lower() == ".csv":
-            with self.path.open(newline="") as fh:
+        try:
+            yield from self._parse()
+        except (OSError, EOFError, UnicodeDecodeError):
+            raise ValueError(
+                f"{self.path}: not a readable score file (JSON lines or CSV, gzip-compressed or not)"
+            ) from None
+
+    def _parse(self) -> Any:
+        if self.path.name.lower().removesuffix(".gz").endswith(".csv"):
+            with self._open() as fh:
                 for line, row in enumerate(csv.DictReader(fh), start=2):
                     yield f"{self.path}, line {line}", row
             return
-        with self.path.open() as fh:
+        with self._open() as fh:
             for line, text in enumerate(fh, start=1):
                 if not text.strip():
                     continue

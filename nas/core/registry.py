@@ -88,6 +88,7 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                     "meco",
                     "zico",
                     "swap",
+                    "az_expressivity",
                     "params",
                     "flops",
                 )

@@ -29,9 +29,10 @@ Zero-cost proxies (scores the evaluator offers as cheap metrics ``zc_<proxy>``, 
 per arch; :mod:`predictors.zero_cost_scores`): ``proxy_features`` joins them to the
 predictor's input (signed log, standardised on the evaluated archs, times
 ``proxy_feature_scale``), so the surrogate learns how far each proxy is to be trusted;
-``warm_start`` picks the first ``initial`` archs from a proxy ranking instead of at random:
-the non-dominated layers of (the proxy standing in for every predicted objective, the cheap
-objectives as they are), spread evenly along the first cheap objective within a layer.
+``warm_start`` (a proxy, or several: their rank vote) picks the first ``initial`` archs from
+the proxy ranking instead of at random: the non-dominated layers of (the proxy standing in for
+every predicted objective, the cheap objectives as they are), spread evenly along the first
+cheap objective within a layer.
 
 The predictor is refitted from the history at every ask, so a restore is exact.
 """
@@ -120,12 +121,15 @@ class PredictorLoopSearcher(Searcher):
             raise ValueError("searcher 'predictor': proxy_features must be a list of proxy names")
         names = [proxy_metric(p) for p in features]
         warm = self.settings["warm_start"]
-        if warm is not None and not isinstance(warm, str):
-            raise ValueError("searcher 'predictor': warm_start must be a proxy name or null")
+        listed = isinstance(warm, (list, tuple)) and len(warm) > 0 and all(isinstance(p, str) for p in warm)
+        ok = isinstance(warm, str) or listed
+        if warm is not None and not ok:
+            raise ValueError("searcher 'predictor': warm_start must be a proxy name, a list of them, or null")
         scale = self.settings["proxy_feature_scale"]
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 100:
             raise ValueError("searcher 'predictor': proxy_feature_scale must be a number in (0, 100]")
-        missing = [m for m in [*names, *([proxy_metric(warm)] if warm else [])] if m not in self.cheap_metrics]
+        warm_names = [proxy_metric(p) for p in ([warm] if isinstance(warm, str) else list(warm or []))]
+        missing = [m for m in dict.fromkeys([*names, *warm_names]) if m not in self.cheap_metrics]
         if missing:
             offered = [m for m in self.cheap_metrics if m.startswith("zc_")]
             raise ValueError(
@@ -394,6 +398,10 @@ class PredictorLoopSearcher(Searcher):
         logger.debug("predictor loop: %d candidates, picked %s", len(archs), chosen)
         return [archs[i] for i in chosen]
 
+    def _warm_start_proxies(self) -> list[str]:
+        warm = self.settings["warm_start"]
+        return [] if warm is None else [warm] if isinstance(warm, str) else list(warm)
+
     def _warm_start(self, n: int, rng: np.random.Generator) -> list[Arch]:
         """``n`` unseen archs from the proxy ranking: the non-dominated layers of (proxy, cheap
         objectives), the proxy standing in for every objective that is predicted; within the layer
@@ -403,7 +411,7 @@ class PredictorLoopSearcher(Searcher):
 
         from predictors.zero_cost_scores import proxy_metric
 
-        proxy = proxy_metric(str(self.settings["warm_start"]))
+        proxies = [proxy_metric(p) for p in self._warm_start_proxies()]
         if self.space.size() <= int(self.settings["exhaustive_below"]):
             pool = self._every_arch()
         else:
@@ -412,13 +420,18 @@ class PredictorLoopSearcher(Searcher):
         values = self._cheap_values(pool)
         cheap_constraints = [c for c in self.constraints if c.metric in self.cheap_metrics]
         keep = [
-            i for i, v in enumerate(values) if np.isfinite(v[proxy]) and violation(v, cheap_constraints) <= 0
+            i for i, v in enumerate(values)
+            if all(np.isfinite(v[p]) for p in proxies) and violation(v, cheap_constraints) <= 0
         ]  # fmt: skip
         if not keep:
-            logger.warning("warm start: no unseen arch has a finite %s score; sampling at random", proxy)
+            logger.warning("warm start: no unseen arch has finite %s scores; sampling at random", proxies)
             return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
         cheap_objectives = [o for o in self.objectives if o.metric in self.cheap_metrics]
-        columns = [[-values[i][proxy] for i in keep]]
+        from scipy.stats import rankdata
+
+        # one proxy: its score; several: the sum of their ranks over the pool (a rank vote)
+        vote = sum(rankdata([values[i][p] for i in keep]) for p in proxies)
+        columns = [list(-np.asarray(vote, dtype=float))]
         for o in cheap_objectives:
             sign = -1.0 if o.direction == "max" else 1.0
             columns.append([sign * values[i][o.metric] for i in keep])

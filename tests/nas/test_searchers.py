@@ -275,6 +275,9 @@ def test_predictor_proxy_settings_are_checked() -> None:
         _proxy_searcher({"proxy_features": ["meco"]})
     with pytest.raises(ValueError, match=r"offers none.*zero_cost_scores"):
         create_searcher("predictor", ToySpace(), OBJECTIVES, (), 0, {"warm_start": "meco"})
+    with pytest.raises(ValueError, match="warm_start must be a proxy name, a list of them, or null"):
+        _proxy_searcher({"warm_start": []})
+    assert _proxy_searcher({"warm_start": ["p", "zc_p"]}).ask(2)  # a list: the rank vote of its proxies
     with pytest.raises(ValueError, match="proxy_features must be a list"):
         _proxy_searcher({"proxy_features": "p"})
     with pytest.raises(ValueError, match="proxy_feature_scale"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -216,3 +217,24 @@ def test_swap_counts_distinct_sample_wise_activation_patterns() -> None:
     assert zc.score("swap", model, x4) == 2.0
     wide = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 1))
     assert 1.0 <= zc.score("swap", wide, torch.randn(8, 2)) <= 64.0  # at most one pattern per unit
+
+
+def test_az_expressivity_is_the_entropy_of_the_channel_covariance_spectrum() -> None:
+    """A 1x1 conv passing two channels through: uncorrelated channels of equal variance give log 2,
+    variances 1 : 4 give the entropy of (0.2, 0.8), and a copy of one channel (rank one) gives 0."""
+    a = torch.tensor([1.0, -1.0, 1.0, -1.0]).reshape(1, 1, 2, 2)
+    b = torch.tensor([1.0, 1.0, -1.0, -1.0]).reshape(1, 1, 2, 2)  # orthogonal to a, zero mean
+    identity = nn.Conv2d(2, 2, 1, bias=False)
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(2).reshape(2, 2, 1, 1))
+    assert zc.score("az_expressivity", identity, torch.cat([a, b], 1)) == pytest.approx(math.log(2), rel=1e-9)
+    assert zc.score("az_expressivity", identity, torch.cat([a, 2 * b], 1)) == pytest.approx(
+        -(0.2 * math.log(0.2) + 0.8 * math.log(0.8)), rel=1e-9
+    )
+    assert zc.score("az_expressivity", identity, torch.cat([a, a], 1)) == pytest.approx(0.0, abs=1e-9)
+    # two layers add up; samples and positions are both observations
+    two = nn.Sequential(identity, copy.deepcopy(identity))
+    x = torch.cat([torch.cat([a, b], 1), torch.cat([-a, -b], 1)])
+    assert zc.score("az_expressivity", two, x) == pytest.approx(2 * math.log(2), rel=1e-9)
+    with pytest.raises(ValueError, match="Conv2d"):
+        zc.score("az_expressivity", linear([[1.0, 0.0]]), torch.zeros(2, 2))

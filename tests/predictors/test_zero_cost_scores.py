@@ -109,3 +109,19 @@ def test_score_cache_scores_each_arch_once_and_persists(tmp_path: Path) -> None:
     more = ProxyScoreCache(space, ["meco", "zico"], score, path)  # a proxy the file lacks: scored anew
     more.lookup([a])
     assert len(calls) == 3
+
+
+def test_gzip_compressed_score_files(tmp_path: Path) -> None:
+    import gzip
+
+    space = create_space("nb201")
+    arch = space.to_string(space.from_index(7))
+    (tmp_path / "s.csv.gz").write_bytes(gzip.compress(f"arch,meco\n{arch},3.0\n".encode()))
+    (tmp_path / "s.jsonl.gz").write_bytes(
+        gzip.compress((json.dumps({"arch": arch, "scores": {"meco": 3.0}}) + "\n").encode())
+    )
+    for name in ("s.csv.gz", "s.jsonl.gz"):
+        assert ScoreFile(tmp_path / name, space).lookup([space.from_index(7)]) == [{"zc_meco": 3.0}]
+    (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="not a readable score file"):
+        ScoreFile(tmp_path / "broken.csv.gz", space)
