@@ -45,6 +45,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "kappa": 0.0,
         "proxy_features": ["meco", "synflow"],
         "warm_start": ["meco", "synflow"],
+        "local_fraction": 0.5,
     },
 }
 # Labels that run another kind with their own settings.

@@ -196,6 +196,7 @@ def cmd_proxy_score(args: argparse.Namespace) -> None:
         seed=args.seed,
         results_path=args.out,
         progress=not args.json,
+        workers=args.workers,
     )
     lines = [f"{'proxy':<10} {'spearman':>9} {'kendall':>8} {'published':>9} {'s/arch':>7}"]
     for name, m in result["proxies"].items():
@@ -369,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", type=int, default=100, help="random archs to score")
     p.add_argument("--batch-size", type=int, default=64, help="images in the proxies' one batch")
     p.add_argument("--seed", type=int, default=0, help="seeds the arch sample, the batch and the weights")
-    p.add_argument("--out", help="JSONL of per-arch scores (resumed when present)")
+    p.add_argument(
+        "--out", help="JSONL of per-arch scores (resumed when present; a search reads it as evaluator.zero_cost_scores)"
+    )
+    p.add_argument("--workers", type=int, default=1, help="archs scored at once, one process each")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_proxy_score)
 
