@@ -19,7 +19,7 @@ from typing import Any
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, InputLimits
 from nas.core.space import SearchSpace
-from nas.evaluators import check_evaluator
+from nas.evaluators import check_evaluator, declared_cheap_metrics
 from nas.job import JobSpec, job_from_dict
 from nas.searchers import create_searcher
 
@@ -79,6 +79,10 @@ def service_policy(data_roots: Sequence[str | Path], limits: InputLimits = DEFAU
     return SpecPolicy(allow_code=False, data_roots=tuple(roots), limits=limits)
 
 
+def _not_called(archs: Any) -> Any:
+    raise RuntimeError("admission builds searchers only to check their settings")
+
+
 def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, SearchSpace]:
     """A fully checked job spec and its space, ready to store and run.
 
@@ -96,10 +100,16 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
         spec.evaluator, space, allow_code=policy.allow_code,
         check_path=policy.check_path if policy.data_roots is not None else None,
     )  # fmt: skip
+    settings = dict(spec.searcher.settings)
+    cheap_metrics = declared_cheap_metrics(spec.evaluator, space)
+    if cheap_metrics is None:  # a plug-in evaluator: the runner checks proxy settings once it is built
+        cheap_metrics = ()
+        settings = {k: v for k, v in settings.items() if k not in ("proxy_features", "warm_start")}
     try:
         create_searcher(
-            spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings
-        )
+            spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, settings,
+            cheap=_not_called, cheap_metrics=cheap_metrics,
+        )  # fmt: skip
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

@@ -523,6 +523,23 @@ def check_evaluator(
     return out
 
 
+def declared_cheap_metrics(spec: Mapping[str, Any], space: SearchSpace) -> tuple[str, ...] | None:
+    """The cheap metrics a checked ``evaluator`` block will offer, without building anything heavy
+    (a supernet's from its spec; tables, predictors and proxies at init by building them);
+    ``None`` for plug-in and custom evaluators, whose are known only once built."""
+    parsed, _factory = _parse(spec, allow_code=True)
+    if isinstance(parsed, (PluginSpec, CustomSpec)):
+        return None
+    if not isinstance(parsed, SupernetSpec):
+        return tuple(getattr(build_evaluator(spec, space), "cheap_metrics", ()))
+    names: list[str] = ["macs", "params"] if _has_cost(space) else []
+    if parsed.latency_table is not None:
+        names.append(f"latency_ms@{_load_latency_table(parsed.latency_table, space).device}")
+    from predictors.zero_cost_scores import proxy_metric
+
+    return (*names, *(proxy_metric(p) for p in parsed.proxies or ()))
+
+
 def _load_latency_table(path: str, space: SearchSpace) -> Any:
     from predictors.latency import LatencyTable
 

@@ -125,3 +125,30 @@ def test_gzip_compressed_score_files(tmp_path: Path) -> None:
     (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match="not a readable score file"):
         ScoreFile(tmp_path / "broken.csv.gz", space)
+
+
+def test_admission_checks_proxy_settings_against_the_evaluators_scores(tmp_path: Path) -> None:
+    """`nas search`/the service admit a spec whose searcher uses the evaluator's scores, and refuse
+    one naming a proxy the evaluator does not offer, before any job exists."""
+    from nas.admission import admit_job
+
+    space = create_space("nb201")
+    acc, lat = write_nb201_tables(tmp_path, space)
+    scores = tmp_path / "scores.csv"
+    scores.write_text("arch,meco\n" + "".join(f"{space.to_string(space.from_index(i))},{i}\n" for i in range(50)))
+    spec = {
+        "space": {"name": "nb201"},
+        "evaluator": {
+            "kind": "tabular",
+            "accuracy_csv": str(acc),
+            "latency_csv": str(lat),
+            "devices": ["cpu"],
+            "zero_cost_scores": str(scores),
+        },
+        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "latency_ms@cpu", "direction": "min"}],
+        "searcher": {"kind": "predictor", "settings": {"proxy_features": ["meco"], "warm_start": "meco"}},
+    }
+    admit_job(spec)
+    spec["searcher"]["settings"]["proxy_features"] = ["synflow"]
+    with pytest.raises(ConfigError, match=r"searcher.settings: .*\['zc_synflow'\].*it offers \['zc_meco'\]"):
+        admit_job(spec)
