@@ -45,6 +45,18 @@ def test_example_runs_from_any_working_directory(path: Path, tmp_path: Path, mon
     assert all(set(o["metric"] for o in data["objectives"]) <= set(t.metrics) for t in trials)
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_is_admitted_as_nas_search_admits_it(path: Path) -> None:
+    """`nas search` checks a spec with the same admission the service uses (evaluator files, the
+    searcher's settings against what the evaluator offers) before any job exists."""
+    from nas.admission import admit_job
+
+    if yaml.safe_load(path.read_text())["evaluator"]["kind"] == "tabular" and not SHARED.exists():
+        pytest.skip(f"needs the NAS-Bench-201 tables in {SHARED}")
+    spec, _space = admit_job(load_job(path).to_dict())
+    assert spec.searcher.kind == yaml.safe_load(path.read_text())["searcher"]["kind"]
+
+
 def test_missing_data_path_is_an_error_naming_where_it_was_looked_for(tmp_path: Path) -> None:
     spec = yaml.safe_load((ROOT / "examples" / "nb201_evolution.yaml").read_text())
     moved = tmp_path / "elsewhere" / "spec.yaml"
