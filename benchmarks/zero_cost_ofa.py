@@ -113,6 +113,10 @@ def _as_features(rows: list[dict], run: str, fit: int, repeats: int, columns: di
     sets = {"encoding": encoding}
     for name, values in columns.items():
         sets[f"encoding+{name}"] = np.hstack([encoding, standard(values)[:, None]])
+    proxies = [n for n in columns if n != "macs"]
+    if "macs" in columns and proxies:  # MACs and the best proxy together
+        both = np.stack([standard(columns["macs"]), standard(columns[proxies[0]])], axis=1)
+        sets[f"encoding+macs+{proxies[0]}"] = np.hstack([encoding, both])
     out: dict[str, Any] = {}
     for name, x in sets.items():
         rhos = []
