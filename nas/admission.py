@@ -19,7 +19,7 @@ from typing import Any
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, InputLimits
 from nas.core.space import SearchSpace
-from nas.evaluators import check_evaluator, declared_cheap_metrics
+from nas.evaluators import check_evaluator
 from nas.job import JobSpec, job_from_dict
 from nas.searchers import create_searcher
 
@@ -96,12 +96,11 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
     """
     spec = job_from_dict(data, policy.limits)
     space = spec.space.build(allow_code=policy.allow_code)
-    spec.evaluator = check_evaluator(
+    spec.evaluator, cheap_metrics = check_evaluator(
         spec.evaluator, space, allow_code=policy.allow_code,
         check_path=policy.check_path if policy.data_roots is not None else None,
     )  # fmt: skip
     settings = dict(spec.searcher.settings)
-    cheap_metrics = declared_cheap_metrics(spec.evaluator, space)
     if cheap_metrics is None:  # a plug-in evaluator: the runner checks proxy settings once it is built
         cheap_metrics = ()
         settings = {k: v for k, v in settings.items() if k not in ("proxy_features", "warm_start")}

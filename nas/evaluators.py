@@ -159,6 +159,13 @@ class CostMixin(CheapMetricsMixin):
         return out
 
 
+def _with_scores(rows: list[dict[str, float]], scores: Any, archs: Sequence[Arch]) -> list[dict[str, float]]:
+    """Each row with its arch's ``zc_<proxy>`` scores from ``scores`` (a score file or cache) beside it."""
+    if scores is None:
+        return rows
+    return [{**row, **zc} for row, zc in zip(rows, scores.lookup(archs))]
+
+
 class TabularEvaluator(CheapMetricsMixin, Evaluator):
     """NAS-Bench-201 tables; latency columns are cheap (measured offline), and so are zero-cost
     scores from ``zero_cost_scores`` (a file of per-arch proxy values, ``zc_<proxy>``)."""
@@ -193,16 +200,12 @@ class TabularEvaluator(CheapMetricsMixin, Evaluator):
 
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         rows = self.inner.evaluate(archs)
-        if self.scores is not None:
-            rows = [{**row, **zc} for row, zc in zip(rows, self.scores.lookup(archs))]
-        return rows
+        return _with_scores(rows, self.scores, archs)
 
     def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         latency = [m for m in self.inner.metrics if m.startswith("latency_ms@")]
         rows = [{k: m[k] for k in latency} for m in self.inner.evaluate(archs)] if latency else [{} for _ in archs]
-        if self.scores is not None:
-            rows = [{**row, **zc} for row, zc in zip(rows, self.scores.lookup(archs))]
-        return rows
+        return _with_scores(rows, self.scores, archs)
 
 
 class PredictorEvaluator(CostMixin, Evaluator):
@@ -288,9 +291,7 @@ class SupernetEvaluator(CostMixin, Evaluator):
 
     def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         rows = super().evaluate_cheap(archs)
-        if self.proxy_cache is not None:
-            rows = [{**row, **zc} for row, zc in zip(rows, self.proxy_cache.lookup(archs))]
-        return rows
+        return _with_scores(rows, self.proxy_cache, archs)
 
     def proxy_scores(self, arch: Arch) -> dict[str, float]:
         """The subnet's zero-cost scores (its weights per ``proxy_weights``; seeded by the arch)."""
@@ -475,8 +476,10 @@ def _path_keys(parsed: Any, factory: Any) -> tuple[str, ...]:
 
 def check_evaluator(
     spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True, check_path: PathCheck | None = None
-) -> dict[str, Any]:
-    """Validates an ``evaluator`` block without running anything heavy; returns it with paths resolved.
+) -> tuple[dict[str, Any], tuple[str, ...] | None]:
+    """Validates an ``evaluator`` block without running anything heavy; returns it with paths resolved,
+    and the cheap metrics the evaluator will offer (``None`` for plug-in and custom evaluators, whose
+    are known only once built).
 
     ``check_path(key, value)`` returns the path to use or raises :class:`ConfigError`
     (the HTTP service keeps paths inside its data roots). Every file named must exist,
@@ -512,32 +515,19 @@ def check_evaluator(
                 f"evaluator.checkpoint: holds a supernet of space {found}, the job's space is {space.space_id}; "
                 "set space to match"
             )
+        from predictors.zero_cost_scores import proxy_metric
+
+        cheap: list[str] = ["macs", "params"] if _has_cost(space) else []
         if parsed.latency_table is not None:
-            _load_latency_table(out["latency_table"], space)
-    elif isinstance(parsed, PluginSpec):
+            cheap.append(f"latency_ms@{_load_latency_table(out['latency_table'], space).device}")
+        return out, (*cheap, *(proxy_metric(p) for p in parsed.proxies or ()))
+    if isinstance(parsed, PluginSpec):
         _check_options(factory, f"evaluator plug-in {parsed.kind!r}", options)
-    elif isinstance(parsed, CustomSpec):
+        return out, None
+    if isinstance(parsed, CustomSpec):
         _check_options(_custom_factory(parsed), repr(parsed.target), parsed.options or {})
-    else:
-        build_evaluator(out, space, allow_code=allow_code)
-    return out
-
-
-def declared_cheap_metrics(spec: Mapping[str, Any], space: SearchSpace) -> tuple[str, ...] | None:
-    """The cheap metrics a checked ``evaluator`` block will offer, without building anything heavy
-    (a supernet's from its spec; tables, predictors and proxies at init by building them);
-    ``None`` for plug-in and custom evaluators, whose are known only once built."""
-    parsed, _factory = _parse(spec, allow_code=True)
-    if isinstance(parsed, (PluginSpec, CustomSpec)):
-        return None
-    if not isinstance(parsed, SupernetSpec):
-        return tuple(getattr(build_evaluator(spec, space), "cheap_metrics", ()))
-    names: list[str] = ["macs", "params"] if _has_cost(space) else []
-    if parsed.latency_table is not None:
-        names.append(f"latency_ms@{_load_latency_table(parsed.latency_table, space).device}")
-    from predictors.zero_cost_scores import proxy_metric
-
-    return (*names, *(proxy_metric(p) for p in parsed.proxies or ()))
+        return out, None
+    return out, tuple(getattr(build_evaluator(out, space, allow_code=allow_code), "cheap_metrics", ()))
 
 
 def _load_latency_table(path: str, space: SearchSpace) -> Any:

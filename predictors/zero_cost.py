@@ -270,10 +270,8 @@ def zen(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> floa
     return score
 
 
-def meco(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
-    """MeCo; the Gaussian input comes from torch's global RNG (seeded by :func:`score`). A channel
-    that is constant over the feature map has no correlation: its row and column count as 0."""
-    x, _ = _unpack(batch)
+def _conv_feature_maps(model: nn.Module, x: torch.Tensor, name: str) -> list[torch.Tensor]:
+    """The output of every Conv2d of (a copy of) ``model`` for input ``x``, in call order, without gradients."""
     net = _copy(model)
     maps: list[torch.Tensor] = []
     hooks = [
@@ -282,13 +280,21 @@ def meco(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> flo
         if isinstance(m, nn.Conv2d)
     ]
     if not hooks:
-        raise ValueError("model: meco needs Conv2d layers (their feature maps)")
+        raise ValueError(f"model: {name} needs Conv2d layers (their feature maps)")
     try:
         with torch.no_grad():
-            net(torch.randn((1, *x.shape[1:]), dtype=x.dtype, device=x.device))
+            net(x)
     finally:
         for h in hooks:
             h.remove()
+    return maps
+
+
+def meco(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
+    """MeCo; the Gaussian input comes from torch's global RNG (seeded by :func:`score`). A channel
+    that is constant over the feature map has no correlation: its row and column count as 0."""
+    x, _ = _unpack(batch)
+    maps = _conv_feature_maps(model, torch.randn((1, *x.shape[1:]), dtype=x.dtype, device=x.device), "meco")
     total = 0.0
     for fmap in maps:
         channels = fmap[0].reshape(fmap.shape[1], -1).double()
@@ -346,21 +352,7 @@ def swap(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> flo
 def az_expressivity(model: nn.Module, batch: Any, loss_fn: LossFn = F.cross_entropy) -> float:
     """AZ-NAS expressivity over every Conv2d output (samples x positions as observations)."""
     x, _ = _unpack(batch)
-    net = _copy(model)
-    maps: list[torch.Tensor] = []
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: maps.append(out.detach()))
-        for m in net.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    if not hooks:
-        raise ValueError("model: az_expressivity needs Conv2d layers (their feature maps)")
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    maps = _conv_feature_maps(model, x, "az_expressivity")
     total = 0.0
     for fmap in maps:
         z = fmap.transpose(0, 1).reshape(fmap.shape[1], -1).double()  # channels x observations

@@ -39,18 +39,6 @@ def proxy_metric(proxy: str) -> str:
     return proxy if proxy.startswith(PREFIX) else PREFIX + proxy
 
 
-def is_proxy_metric(metric: str) -> bool:
-    return metric.startswith(PREFIX)
-
-
-def _float(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("a score is not a number") from None
-    return out
-
-
 class ScoreFile:
     """Per-arch proxy scores read from a file (every arch of a record must parse in ``space``).
 
@@ -72,19 +60,20 @@ class ScoreFile:
             raise ValueError(f"zero-cost scores: file {self.path} not found")
         scores: dict[str, dict[str, float]] = {}
         names: list[str] = []
+        keys = set(space.arch_keys())
         for where, row in self._rows():
             try:
-                arch = arch_of_row(space, row)
+                arch = arch_of_row(space, row, keys)
             except (ValueError, TypeError, KeyError, json.JSONDecodeError):
                 raise ValueError(f"{where}: no valid {space.space_id} arch in the row") from None
             values = row["scores"] if isinstance(row.get("scores"), dict) else row
             kept = {}
             for name, value in values.items():
-                if name in NOT_PROXIES or name in ("scores",) or (values is row and name in arch_keys(space)):
+                if name in NOT_PROXIES or name == "scores" or (values is row and name in keys):
                     continue
                 try:
-                    kept[str(name)] = _float(value)
-                except ValueError:
+                    kept[str(name)] = float(value)
+                except (TypeError, ValueError):
                     raise ValueError(f"{where}: the score of {str(name)[:40]!r} is not a number") from None
             for name in kept:
                 if name not in names:
@@ -148,10 +137,6 @@ class ScoreFile:
             found = self._scores.get(self.space.make(arch).arch_id, {})
             out.append({proxy_metric(p): float(found.get(p, math.nan)) for p in self.proxies})
         return out
-
-
-def arch_keys(space: SearchSpace) -> set[str]:
-    return set(space.max_arch().to_dict())
 
 
 class ProxyScoreCache:

@@ -114,7 +114,7 @@ class PredictorLoopSearcher(Searcher):
 
     def _check_proxies(self) -> tuple[str, ...]:
         """``proxy_features`` and ``warm_start`` as cheap metric names, checked against the evaluator's."""
-        from predictors.zero_cost_scores import proxy_metric
+        from predictors.zero_cost_scores import PREFIX, proxy_metric
 
         features = self.settings["proxy_features"]
         if not isinstance(features, (list, tuple)) or not all(isinstance(p, str) for p in features):
@@ -128,10 +128,10 @@ class PredictorLoopSearcher(Searcher):
         scale = self.settings["proxy_feature_scale"]
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 100:
             raise ValueError("searcher 'predictor': proxy_feature_scale must be a number in (0, 100]")
-        warm_names = [proxy_metric(p) for p in ([warm] if isinstance(warm, str) else list(warm or []))]
+        warm_names = [proxy_metric(p) for p in self._warm_start_proxies()]
         missing = [m for m in dict.fromkeys([*names, *warm_names]) if m not in self.cheap_metrics]
         if missing:
-            offered = [m for m in self.cheap_metrics if m.startswith("zc_")]
+            offered = [m for m in self.cheap_metrics if m.startswith(PREFIX)]
             raise ValueError(
                 f"searcher 'predictor': {missing} are not zero-cost scores the evaluator offers "
                 f"(it offers {offered or 'none'}); give the evaluator zero-cost scores "
@@ -408,6 +408,7 @@ class PredictorLoopSearcher(Searcher):
         that overflows, archs evenly spread along the first cheap objective. Constraints on cheap
         metrics are kept; archs without a finite score are not picked."""
         from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+        from scipy.stats import rankdata
 
         from predictors.zero_cost_scores import proxy_metric
 
@@ -427,8 +428,6 @@ class PredictorLoopSearcher(Searcher):
             logger.warning("warm start: no unseen arch has finite %s scores; sampling at random", proxies)
             return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
         cheap_objectives = [o for o in self.objectives if o.metric in self.cheap_metrics]
-        from scipy.stats import rankdata
-
         # one proxy: its score; several: the sum of their ranks over the pool (a rank vote)
         vote = sum(rankdata([values[i][p] for i in keep]) for p in proxies)
         columns = [list(-np.asarray(vote, dtype=float))]
