@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.core import registry
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, InputLimits
 from nas.core.space import SearchSpace
@@ -116,4 +117,51 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
     return spec, space
 
 
-__all__ = ["CLI_POLICY", "SpecPolicy", "admit_job", "service_policy"]
+def code_names(spec: JobSpec) -> dict[str, str]:
+    """The ``package.module:factory`` names a spec asks to import, by key."""
+    names: dict[str, str] = {}
+    if ":" in spec.space.name and not registry.has("space", spec.space.name):
+        names["space.name"] = spec.space.name
+    if spec.evaluator.get("kind") == "custom" and isinstance(spec.evaluator.get("target"), str):
+        names["evaluator.target"] = spec.evaluator["target"]
+    return names
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What :func:`check_job` found: the spec, its space (``None`` when the space is code) and the
+    code it did not run (key -> ``module:factory`` and the file that defines it)."""
+
+    spec: JobSpec
+    space: SearchSpace | None
+    code: dict[str, str]
+
+
+def check_job(data: Any) -> CheckReport:
+    """Every check :func:`admit_job` makes under :data:`CLI_POLICY`, without running user code.
+
+    ``module:factory`` names are found on the path without importing their modules; what
+    only the code itself can say (the space it builds, a custom evaluator's options) is
+    left to ``nas search``, and the report lists those names.
+
+    Raises:
+        ConfigError: naming the key that is wrong (a code name that cannot be found included).
+    """
+    spec = job_from_dict(data, CLI_POLICY.limits)
+    code = code_names(spec)
+    located: dict[str, str] = {}
+    for key, target in code.items():
+        try:
+            located[key] = f"{target} ({registry.locate_code(target)})"
+        except registry.RegistryError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    if not code:
+        spec, space = admit_job(spec.to_dict(), CLI_POLICY)
+        return CheckReport(spec, space, {})
+    if "space.name" in code:
+        return CheckReport(spec, None, located)
+    space = spec.space.build(allow_code=False)
+    return CheckReport(spec, space, located)
+
+
+__all__ = ["CLI_POLICY", "CheckReport", "SpecPolicy", "admit_job", "check_job", "code_names", "service_policy"]

@@ -108,20 +108,26 @@ def cmd_spec_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_spec_check(args: argparse.Namespace) -> None:
-    """Every check ``nas search`` makes before it creates a job, without creating one."""
-    from nas.admission import admit_job
+    """Every check ``nas search`` makes before it creates a job, without creating one and without
+    running code the spec names (``module:factory`` names are only found on the path)."""
+    from nas.admission import check_job
     from nas.job import load_job
 
-    spec = load_job(args.job)
-    spec, space = admit_job(spec.to_dict())
+    report = check_job(load_job(args.job).to_dict())
+    spec = report.spec
+    space_id = report.space.space_id if report.space is not None else spec.space.name
     objectives = [f"{o.direction} {o.metric}" for o in spec.objectives]
     summary = {
-        "ok": True, "name": spec.name, "space": space.space_id, "evaluator": spec.evaluator.get("kind"),
+        "ok": True, "name": spec.name, "space": space_id, "evaluator": spec.evaluator.get("kind"),
         "searcher": spec.searcher.kind, "objectives": objectives,
-        "budget": spec.budget.evaluations,
+        "budget": spec.budget.evaluations, "code_not_run": report.code,
     }  # fmt: skip
-    emit(args, summary, f"{args.job}: ok — {spec.searcher.kind} over {space.space_id}, "
-         f"{', '.join(objectives)}, {spec.budget.evaluations} evaluations")  # fmt: skip
+    text = (f"{args.job}: ok — {spec.searcher.kind} over {space_id}, "
+            f"{', '.join(objectives)}, {spec.budget.evaluations} evaluations")  # fmt: skip
+    if report.code:
+        names = "; ".join(f"{key} = {where}" for key, where in report.code.items())
+        text += f"\nnot run: {names} — found on the path; `nas search` imports it and checks what it builds"
+    emit(args, summary, text)
 
 
 def cmd_resume(args: argparse.Namespace) -> None:

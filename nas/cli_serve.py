@@ -30,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise ValueError("--ssl-certfile and --ssl-keyfile: give both or neither")
     store = _store(args)
     try:
-        source = None if args.no_auth else resolve_token(args.token, args.token_file, store.url)
+        source = None if args.no_auth else resolve_token(args.token, args.token_file, store.connection_url)
     except AuthSetupError as exc:
         raise ValueError(str(exc)) from None
     policy = service_policy(args.data_root or [], InputLimits(max_bytes=args.max_body_bytes))

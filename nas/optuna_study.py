@@ -71,7 +71,7 @@ class StudyMirror:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(
-                storage=self.store.url, study_name=study_name(self.job_id), load_if_exists=True,
+                storage=self.store.connection_url, study_name=study_name(self.job_id), load_if_exists=True,
                 directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives],
             )  # fmt: skip
             with warnings.catch_warnings():  # "experimental" since Optuna 3.2

@@ -149,7 +149,7 @@ def run_with_ray(
         tune.with_parameters(_trainable, evaluator=evaluator, objectives=spec.objective_list),
         {"cpu": spec.cpus_per_trial},
     )
-    storage = str(ray_results_dir(recorder.store.url))
+    storage = str(ray_results_dir(recorder.store.connection_url))
     logger.debug("Ray Tune writes its results under %s", storage)
     tuner = tune.Tuner(
         trainable,

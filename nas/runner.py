@@ -104,6 +104,7 @@ def run_job(
     on_created: Callable[[str], None] | None = None,
     allow_code: bool = True,
     lease_ttl_s: float | None = None,
+    continue_cancelled: bool = True,
 ) -> JobResult:
     """Runs (or resumes, with ``job_id``) a search job to its budget.
 
@@ -120,6 +121,8 @@ def run_job(
         allow_code: Whether the spec may name code (``module:factory``, ``custom``); the
             HTTP service runs its jobs with ``False``.
         lease_ttl_s: Seconds this runner's lease on the job outlives its last heartbeat.
+        continue_cancelled: Whether a cancelled job is run again (``nas resume``); the service's
+            worker passes ``False``, so a cancel that lands before the runner starts is final.
 
     Raises:
         JobBusy: when another runner holds the job (it is left untouched).
@@ -142,7 +145,7 @@ def run_job(
         on_created(job_id)
     with LeaseKeeper(store, job_id, lease_ttl_s) as lease:
         return _run_leased(spec, space, store, job_id, lease, ray_address, executor, progress, stop_after,
-                           evaluator, allow_code)  # fmt: skip
+                           evaluator, allow_code, continue_cancelled)  # fmt: skip
 
 
 def _run_leased(
@@ -157,6 +160,7 @@ def _run_leased(
     stop_after: int | None,
     evaluator: Evaluator | None,
     allow_code: bool,
+    continue_cancelled: bool,
 ) -> JobResult:
     from nas.evaluators import build_evaluator
 
@@ -165,11 +169,11 @@ def _run_leased(
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
             allow_invalid=spec.allow_invalid, study_name=study_name(job_id),
-            storage=store.url if not store.url.endswith(":memory:") else None,
+            storage=store.connection_url if not store.url.endswith(":memory:") else None,
             cheap=getattr(evaluator, "evaluate_cheap", None), cheap_metrics=getattr(evaluator, "cheap_metrics", ()),
         )  # fmt: skip
     except Exception as exc:
-        store.update_job(job_id, state="failed", error=error_text(exc))
+        store.transition_job(job_id, "failed", error=error_text(exc))
         raise
     stored_trials = store.trials(job_id)
     searcher.restore([_as_observation(t) for t in stored_trials])
@@ -187,7 +191,9 @@ def _run_leased(
     if spec.optuna_study and not store.url.endswith(":memory:") and not mirrored_by_searcher(searcher):
         mirror = StudyMirror(store, job_id, space, spec.objective_list, spec.constraint_list)
     recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease, mirror)
-    store.update_job(job_id, state="running", error=None)
+    # one compare-and-set: a cancel stored before this point stays (the service never runs it again)
+    if not store.transition_job(job_id, "running", unless=() if continue_cancelled else ("cancelled",), error=None):
+        raise JobCancelled(f"job {job_id} was cancelled before it started; `nas resume {job_id}` runs it")
     # while the bar is drawn, log records (and warnings, routed to logging) are written above it
     quiet_bar = progress_output() if progress else contextlib.nullcontext()
     try:
@@ -205,17 +211,18 @@ def _run_leased(
             raise JobCancelled(f"job {job_id} was cancelled; `nas resume {job_id}` continues it") from exc
         raise
     except KeyboardInterrupt:
-        store.update_job(job_id, state="interrupted", elapsed_s=budget.elapsed)
+        store.transition_job(job_id, "interrupted", elapsed_s=budget.elapsed)
         raise
     except Exception as exc:
-        store.update_job(job_id, state="failed", error=error_text(exc), elapsed_s=budget.elapsed)
+        store.transition_job(job_id, "failed", error=error_text(exc), elapsed_s=budget.elapsed)
         raise
     finally:
         bar.close()
         if mirror is not None:
             mirror.sync()
     state = "done" if budget.exhausted() or stop_after is None else "interrupted"
-    store.update_job(job_id, state=state, elapsed_s=budget.elapsed)
+    if not store.transition_job(job_id, state, elapsed_s=budget.elapsed):  # cancelled as the last trial landed
+        raise JobCancelled(f"job {job_id} was cancelled; `nas resume {job_id}` continues it")
     trials = {t.trial_id: t for t in store.trials(job_id)}
     return JobResult(
         job_id, state, tracker.evaluations, sum(t.state == "failed" for t in trials.values()),

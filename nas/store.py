@@ -355,7 +355,7 @@ class Store:
                 if create:
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": self.lock_timeout_s}
-        self.url = url
+        self.connection_url = url  # holds the password: only to connect, never shown
         try:
             self.engine: Engine = create_engine(url, **kwargs)
             if create:
@@ -368,6 +368,11 @@ class Store:
         except Exception as exc:  # driver missing, server unreachable, ...
             raise StoreError(f"store: cannot open {self.safe_url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        """The store's URL as it may be shown (password hidden); :attr:`connection_url` connects."""
+        return self.safe_url
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -390,7 +395,7 @@ class Store:
         with self._session() as s:
             row = s.get(_Job, job_id)
             if row is None:
-                raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
+                raise StoreError(f"job {job_id!r} not found in {self.safe_url}; `nas jobs` lists the jobs")
             return _job(row)
 
     @_retry_locked
@@ -412,6 +417,31 @@ class Store:
                 raise StoreError(f"job {job_id!r} not found")
             for key, value in fields.items():
                 setattr(row, key, value)
+
+    @_retry_locked
+    def transition_job(self, job_id: str, state: str, *, unless: Sequence[str] = ("cancelled",), **fields: Any) -> bool:
+        """Sets the job's ``state`` (and ``fields``) in one compare-and-set, unless its stored state is
+        one of ``unless``; ``False`` when it was (a cancel that landed first is never overwritten)."""
+        if state not in JOB_STATES:
+            raise StoreError(f"transition_job: state must be one of {JOB_STATES}")
+        unknown = set(fields) - {"elapsed_s", "error"}
+        if unknown:
+            raise StoreError(f"transition_job: cannot set {sorted(unknown)}")
+        with self._session() as s:
+            done: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+                update(_Job).where(_Job.id == job_id, _Job.state.not_in(list(unless))).values(state=state, **fields)
+            )
+            return done.rowcount == 1
+
+    @_retry_locked
+    def record_elapsed(self, job_id: str, elapsed_s: float) -> bool:
+        """Stores a running job's elapsed time; ``False`` (nothing written) once it is no longer
+        ``running`` — a cancel landed — so its runner stops at its next trial, not its next heartbeat."""
+        with self._session() as s:
+            done: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+                update(_Job).where(_Job.id == job_id, _Job.state == "running").values(elapsed_s=elapsed_s)
+            )
+            return done.rowcount == 1
 
     def delete_job(self, job_id: str) -> None:
         """Deletes a job with its trials, fronts, artifact rows and lease (files an artifact names
@@ -448,7 +478,7 @@ class Store:
         with self._session() as s:
             row = s.get(_Job, job_id)
             if row is None:
-                raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
+                raise StoreError(f"job {job_id!r} not found in {self.safe_url}; `nas jobs` lists the jobs")
             if row.state in ("done", "failed", "cancelled"):
                 raise JobBusy(f"job {job_id} is {row.state}: there is nothing to cancel")
             before = row.state
@@ -464,7 +494,7 @@ class Store:
         except ImportError:
             return
         with contextlib.suppress(KeyError):  # KeyError: the job had no Optuna searcher
-            optuna.delete_study(study_name=name, storage=self.url)
+            optuna.delete_study(study_name=name, storage=self.connection_url)
 
     # ------------------------------------------------------------ leases (one runner per job)
     @_retry_locked
@@ -634,7 +664,7 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(query).first()
         if row is None:
-            raise StoreError(f"job {job_id!r} not found in {self.url}; `nas jobs` lists the jobs")
+            raise StoreError(f"job {job_id!r} not found in {self.safe_url}; `nas jobs` lists the jobs")
         state, runner, acquired, heartbeat, expires, when, n = row
         held = None if runner is None else LeaseRecord(job_id, runner, acquired, heartbeat, expires)
         return str(state), held, (None if when is None else str(when), int(n))

@@ -195,7 +195,10 @@ class LeaseKeeper:
         while not self._stop.wait(self.ttl_s / 6):
             try:
                 if not self.store.renew_lease(self.job_id, self.runner, self.ttl_s):
-                    logger.error("job %s: lease lost to another runner; this runner stops", self.job_id)
+                    if self.store.job(self.job_id).state == "cancelled":
+                        logger.info("job %s: cancelled; this runner stops", self.job_id)
+                    else:
+                        logger.error("job %s: lease lost to another runner; this runner stops", self.job_id)
                     self.lost.set()
                     return
             except Exception as exc:  # a missed heartbeat is retried at the next beat
@@ -240,13 +243,16 @@ class TrialRecorder:
     def finished(self, trial_id: int, outcome: Outcome, worker: str | None = None) -> None:
         if self.lease_lost:  # the job is another runner's now: it re-evaluates this trial
             return
+        if not self.store.record_elapsed(self.job_id, self.budget.elapsed):  # cancelled: drop it and stop
+            if self.lease is not None:
+                self.lease.lost.set()
+            raise LeaseLost(f"job {self.job_id} is no longer running (cancelled); this runner stops")
         metrics, error = outcome
         self.store.finish_trial(self.job_id, trial_id, metrics, error, worker=worker)
         self.searcher.tell(trial_id, metrics, error)
         self.tracker.add(trial_id, metrics)
         self.budget.done += 1
         self.failed += metrics is None
-        self.store.update_job(self.job_id, elapsed_s=self.budget.elapsed)
         best = {f"best {k}": round(v, 4) for k, v in self.tracker.best().items()}  # per objective
         hv = self.tracker.hv
         self.bar.set_postfix({**best, "hv": f"{hv:.4g}" if hv is not None else "-", "failed": self.failed})

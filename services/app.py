@@ -126,7 +126,8 @@ class JobWorker:
             if self.store.job(job_id).state == "cancelled":  # cancelled while it waited in the queue
                 return
             # Jobs from the network never name code, also when they were queued before a restart.
-            result = run_job(None, self.store, job_id=job_id, progress=False, allow_code=False)
+            result = run_job(None, self.store, job_id=job_id, progress=False, allow_code=False,
+                             continue_cancelled=False)  # fmt: skip
             logger.info("job %s: %s after %d evaluations", job_id, result.state, result.evaluations)
         except JobCancelled:
             logger.info("job %s: cancelled", job_id)

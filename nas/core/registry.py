@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
@@ -217,6 +218,31 @@ def _import(target: str) -> Any:
     return obj
 
 
+def locate_code(target: str) -> str:
+    """The file that defines ``package.module`` of a ``package.module:attribute`` name, found
+    without importing (running) anything: each package is looked up on its parent's path.
+
+    Raises:
+        RegistryError: when the name is malformed or the module cannot be found.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    module_name, sep, attr = target.partition(":")
+    parts = module_name.split(".")
+    if not sep or not attr or not all(p.isidentifier() for p in parts):
+        raise RegistryError(f"{short_repr(target)} is not 'package.module:factory'")
+    spec = importlib.util.find_spec(parts[0]) if parts[0] not in sys.modules else sys.modules[parts[0]].__spec__
+    for part in parts[1:]:
+        locations = spec.submodule_search_locations if spec is not None else None
+        spec = importlib.machinery.PathFinder.find_spec(part, list(locations)) if locations else None
+        if spec is None:
+            break
+    if spec is None:
+        raise RegistryError(f"{short_repr(target)}: module {module_name!r} is not installed or not on the path")
+    return spec.origin or module_name
+
+
 def load(kind: str, name: str) -> Any:
     """The object ``name`` of ``kind`` stands for.
 
@@ -298,6 +324,7 @@ __all__ = [
     "create",
     "has",
     "load",
+    "locate_code",
     "names",
     "plugin_names",
     "register",

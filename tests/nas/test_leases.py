@@ -72,7 +72,7 @@ def test_racing_runners_get_the_lease_exactly_once(tmp_path: Path) -> None:
     winners, barrier = [], threading.Barrier(8)
 
     def race(i: int) -> None:
-        mine = Store(store.url)
+        mine = Store(store.connection_url)
         barrier.wait()
         try:
             mine.acquire_lease(job, f"elsewhere:{i}:x", ttl_s=30)

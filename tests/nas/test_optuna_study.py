@@ -22,7 +22,7 @@ from nas.testing.toy import ToyEvaluator, ToySpace, toy_job_spec
 
 
 def _check_study(store: Store, job_id: str) -> optuna.Study:
-    study = optuna.load_study(study_name=study_name(job_id), storage=store.url)
+    study = optuna.load_study(study_name=study_name(job_id), storage=store.connection_url)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == ["acc", "lat"]
     trials = {t.trial_id: t for t in store.trials(job_id) if t.state != "running"}
@@ -56,8 +56,8 @@ def test_evolution_job_is_an_optuna_study_and_resuming_adds_no_duplicates(tmp_pa
     assert resumed.state == "done"
     study = _check_study(store, first.job_id)
     assert len(study.trials) == 24
-    assert main(["delete", first.job_id, "--store", store.url]) == 0
-    assert study_name(first.job_id) not in [s.study_name for s in optuna.get_all_study_summaries(store.url)]
+    assert main(["delete", first.job_id, "--store", store.connection_url]) == 0
+    assert study_name(first.job_id) not in [s.study_name for s in optuna.get_all_study_summaries(store.connection_url)]
 
 
 def test_optuna_searcher_keeps_the_study_itself(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_optuna_dashboard_lists_the_job(tmp_path: Path) -> None:
     optuna_dashboard = pytest.importorskip("optuna_dashboard")
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     result = run_job(job_from_dict(toy_job_spec()), store, progress=False, evaluator=ToyEvaluator(fail_when=4))
-    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(store.url), handler_class=_Quiet)
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(store.connection_url), handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -103,4 +103,4 @@ def test_spec_can_turn_the_study_off(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     result = run_job(job_from_dict(toy_job_spec(optuna_study=False)), store, progress=False, evaluator=ToyEvaluator())
     assert result.state == "done"
-    assert study_name(result.job_id) not in [s.study_name for s in optuna.get_all_study_summaries(store.url)]
+    assert study_name(result.job_id) not in [s.study_name for s in optuna.get_all_study_summaries(store.connection_url)]

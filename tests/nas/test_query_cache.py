@@ -66,7 +66,7 @@ def test_front_is_reused_until_a_trial_completes(store: Store) -> None:
     assert cache.get("front", job) == first and cache.computed == 1  # ... and it had not changed
     store.add_trial(job, 20, archs[20])  # a running trial changes no front
     assert cache.get("front", job) == first and cache.computed == 1
-    other = Store(store.url)  # as another process would: its own engine
+    other = Store(store.connection_url)  # as another process would: its own engine
     metrics = _finish(other, job, 21, archs[21], np.random.default_rng(5))
     other.close()
     again = cache.get("front", job)

@@ -62,7 +62,7 @@ def test_job_trial_front_and_artifact_round_trip(store: Store, tmp_path) -> None
         store.add_artifact("x", tmp_path / "missing")
 
     store.update_job(job, state="done", elapsed_s=1.5)
-    again = Store(store.url)  # a second connection sees the same data
+    again = Store(store.connection_url)  # a second connection sees the same data
     assert again.job(job).state == "done" and again.job(job).elapsed_s == 1.5
     assert [j.id for j in again.jobs()] == [job]
 
@@ -96,10 +96,10 @@ def test_delete_job_removes_its_rows_and_optuna_study(tmp_path) -> None:
     for job in (keep, gone):
         store.add_trial(job, 0, arch)
         store.save_front(job, 1, [0], 1.0)
-    optuna.create_study(study_name=f"nas-{gone}", storage=store.url)
+    optuna.create_study(study_name=f"nas-{gone}", storage=store.connection_url)
     store.delete_job(gone)
     assert [j.id for j in store.jobs()] == [keep] and store.trials(gone) == [] and store.fronts(gone) == []
     assert len(store.trials(keep)) == 1 and store.lease(gone) is None
-    assert f"nas-{gone}" not in {s.study_name for s in optuna.get_all_study_summaries(storage=store.url)}
+    assert f"nas-{gone}" not in {s.study_name for s in optuna.get_all_study_summaries(storage=store.connection_url)}
     with pytest.raises(StoreError, match="not found"):
         store.delete_job(gone)

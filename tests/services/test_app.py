@@ -55,7 +55,7 @@ def test_submitted_job_runs_and_its_front_is_served(served) -> None:
     # a trial landing from elsewhere (another process's store) shows in the cached front within a moment
     from nas.testing.toy import ToySpace
 
-    other = Store(store.url)
+    other = Store(store.connection_url)
     done_archs = {t.arch_id for t in store.trials(job_id)}
     arch = next(a for a in ToySpace().sample_unique(60, np.random.default_rng(9)) if a.arch_id not in done_archs)
     other.add_trial(job_id, 1000, arch)
