@@ -33,11 +33,32 @@ class SpecPolicy:
         allow_code: Accept ``module:factory`` names and the ``custom`` evaluator.
         data_roots: Folders every file must resolve into; ``None`` means any path.
         limits: Bounds on the spec's values.
+        max_params: Largest parameter count of the space's largest subnet (``None``: no bound).
+        max_macs: Largest MACs per sample of the space's largest subnet (``None``: no bound).
     """
 
     allow_code: bool = True
     data_roots: tuple[Path, ...] | None = None
     limits: InputLimits = field(default=DEFAULT_LIMITS)
+    max_params: float | None = None
+    max_macs: float | None = None
+
+    def check_network(self, space: SearchSpace) -> None:
+        """Refuses a space whose largest subnet is past :attr:`max_params` or :attr:`max_macs`
+        (counted from its static layer description: nothing is built)."""
+        if self.max_params is None and self.max_macs is None:
+            return
+        from predictors.flops import arch_cost
+
+        cost = arch_cost(space, space.max_arch())
+        if cost is None:
+            return
+        for what, value, high in (("parameters", cost.params, self.max_params), ("MACs", cost.macs, self.max_macs)):
+            if high is not None and value > high:
+                raise ConfigError(
+                    f"space: the largest subnet of {space.space_id} has {value:.3g} {what}; this service runs "
+                    f"networks of at most {high:.3g} (ask its operator, or run it with `nas search`)"
+                )
 
     def check_path(self, key: str, value: str) -> str:
         """The absolute, symlink-free path ``value`` names, if it lies inside a data root.
@@ -69,15 +90,24 @@ class SpecPolicy:
 CLI_POLICY = SpecPolicy()
 
 
-def service_policy(data_roots: Sequence[str | Path], limits: InputLimits = DEFAULT_LIMITS) -> SpecPolicy:
-    """The policy of the HTTP service: registered names only, files inside ``data_roots``."""
+SERVICE_MAX_PARAMS = 250e6  # 1 GB of float32 weights; the largest published supernet has 48 M
+SERVICE_MAX_MACS = 100e9  # per sample; OFA-ResNet50's largest subnet needs 7.5 G at 224 px
+
+
+def service_policy(
+    data_roots: Sequence[str | Path], limits: InputLimits = DEFAULT_LIMITS, *,
+    max_params: float | None = SERVICE_MAX_PARAMS, max_macs: float | None = SERVICE_MAX_MACS,
+) -> SpecPolicy:  # fmt: skip
+    """The policy of the HTTP service: registered names only, files inside ``data_roots``,
+    networks up to ``max_params`` parameters and ``max_macs`` MACs."""
     roots = []
     for root in data_roots:
         real = Path(os.path.realpath(Path(root).expanduser()))
         if not real.is_dir():
             raise ConfigError(f"--data-root: {root} is not a folder")
         roots.append(real)
-    return SpecPolicy(allow_code=False, data_roots=tuple(roots), limits=limits)
+    return SpecPolicy(allow_code=False, data_roots=tuple(roots), limits=limits, max_params=max_params,
+                      max_macs=max_macs)  # fmt: skip
 
 
 def _not_called(archs: Any) -> Any:
@@ -97,6 +127,7 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
     """
     spec = job_from_dict(data, policy.limits)
     space = spec.space.build(allow_code=policy.allow_code)
+    policy.check_network(space)
     spec.evaluator, cheap_metrics = check_evaluator(
         spec.evaluator, space, allow_code=policy.allow_code,
         check_path=policy.check_path if policy.data_roots is not None else None,

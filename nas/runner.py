@@ -175,6 +175,7 @@ def _run_leased(
     except Exception as exc:
         store.transition_job(job_id, "failed", error=error_text(exc))
         raise
+    searcher.stop_check = lease.check  # a cancel (lease revoked) stops the searcher inside long steps
     stored_trials = store.trials(job_id)
     searcher.restore([_as_observation(t) for t in stored_trials])
     tracker = FrontTracker(store, job_id, spec)

@@ -137,7 +137,24 @@ def _settings(kind: str) -> dict[str, Any]:
     except Exception:
         return {"type": "object"}
     properties = {name: {**_json_type(value), "default": value} for name, value in defaults.items()}
+    for name, (low, high) in cls.setting_bounds().items():
+        properties[name].update(minimum=low, maximum=high)
     return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def _size_bounds_text() -> str:
+    """The bounds on the built-in spaces' options that size a network, as one sentence."""
+    from search_spaces.ofa_mbv3.config import SIZE_BOUNDS as MBV3
+    from search_spaces.ofa_resnet50.config import SIZE_BOUNDS as RESNET
+
+    def listed(bounds: dict[str, float]) -> str:
+        return ", ".join(f"{name} <= {high:g}" for name, high in bounds.items())
+
+    return (
+        f"; options that size a network are bounded (each entry of a list): ofa_mbv3 {listed(MBV3)}; "
+        f"ofa_resnet50 {listed(RESNET)}; the HTTP service also bounds the largest subnet's parameters "
+        "and MACs (`nas serve --max-params/--max-macs`)"
+    )
 
 
 def _kind_is(kind: str, default: bool) -> dict[str, Any]:
@@ -161,6 +178,7 @@ def job_schema() -> dict[str, Any]:
         "description": DESCRIPTIONS["JobSpec"]["evaluator"],
         "oneOf": evaluators,
     }
+    defs["SpaceRef"]["properties"]["options"]["description"] += _size_bounds_text()
     searcher = defs["SearcherSpec"]
     kinds = searcher_kinds()
     searcher["properties"]["kind"]["enum"] = kinds

@@ -161,6 +161,20 @@ def load_json_text(text: str, limits: InputLimits = DEFAULT_LIMITS, what: str = 
         raise DocumentSyntaxError(f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
 
 
+def check_sizes(bounds: Mapping[str, float], values: Any, what: str = "") -> None:
+    """Refuses an option that sizes a network past its bound: ``bounds`` maps an attribute of
+    ``values`` (a number or a sequence of numbers) to its largest allowed value.
+
+    Raises:
+        ValueError: naming the option, its bound and the value given.
+    """
+    for name, high in bounds.items():
+        value = getattr(values, name)
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and item > high:
+                raise ValueError(f"{what}{name}: at most {high:g} (got {item:g}); larger networks are not supported")
+
+
 def check_values(data: Any, limits: InputLimits = DEFAULT_LIMITS, path: str = "") -> None:
     """Refuses values past ``limits`` anywhere in ``data``, naming the key path.
 
@@ -203,6 +217,6 @@ def check_values(data: Any, limits: InputLimits = DEFAULT_LIMITS, path: str = ""
 
 
 __all__ = [
-    "DEFAULT_LIMITS", "DocumentSyntaxError", "InputLimits", "check_values", "json_depth", "load_json_text",
-    "load_yaml_text",
+    "DEFAULT_LIMITS", "DocumentSyntaxError", "InputLimits", "check_sizes", "check_values", "json_depth",
+    "load_json_text", "load_yaml_text",
 ]  # fmt: skip

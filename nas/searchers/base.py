@@ -86,6 +86,21 @@ def num_constraint_values(constraints: Sequence[Constraint]) -> int:
     return sum((c.max is not None) + (c.min is not None) for c in constraints)
 
 
+def _bounded(kind: str, name: str, value: Any, low: float, high: float, *, integer: bool) -> Any:
+    """``value`` of setting ``name`` if it is a number within ``[low, high]`` (an integer where
+    ``integer``); a ``ValueError`` naming the setting and its range otherwise."""
+    wanted = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"searcher {kind!r}: {name} must be {wanted} in [{low:g}, {high:g}], got {value!r}")
+    if integer and isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"searcher {kind!r}: {name} must be an integer, got {value!r}")
+        value = int(value)
+    if not low <= value <= high:
+        raise ValueError(f"searcher {kind!r}: {name} must be in [{low:g}, {high:g}], got {value:g}")
+    return value
+
+
 class Searcher(ABC):
     """Base class: bookkeeping, de-duplication and JSON state; subclasses only propose.
 
@@ -118,6 +133,7 @@ class Searcher(ABC):
         self.allow_invalid = bool(allow_invalid)
         self.settings = self._check_settings(settings)
         self.history: dict[int, Observation] = {}
+        self.stop_check: Callable[[], None] | None = None  # set by the runner; raises to stop a step
         self.next_id = 0
         self._seen: set[str] = set()
 
@@ -127,13 +143,29 @@ class Searcher(ABC):
         """Settings and their defaults; other keys are rejected."""
         return {}
 
+    @classmethod
+    def setting_bounds(cls) -> dict[str, tuple[float, float]]:
+        """Inclusive ``(low, high)`` of each numeric setting: every setting that sizes a population,
+        a candidate pool or a loop has one, so that no spec can make one step run for hours.
+        A setting whose default is an integer must be an integer."""
+        return {}
+
     def _check_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         defaults = self.defaults()
         unknown = sorted(set(settings) - set(defaults))
         if unknown:
             known = ", ".join(sorted(defaults)) or "none"
             raise ValueError(f"searcher {self.kind!r}: unknown settings {unknown}; known: {known}")
-        return {**defaults, **settings}
+        merged = {**defaults, **settings}
+        for name, (low, high) in self.setting_bounds().items():
+            merged[name] = _bounded(self.kind, name, merged[name], low, high, integer=isinstance(defaults[name], int))
+        return merged
+
+    def check_stop(self) -> None:
+        """Called inside long steps (a surrogate search, scoring a large pool): raises when the runner
+        was told to stop (:attr:`stop_check`, e.g. the job was cancelled), so a step never outlives it."""
+        if self.stop_check is not None:
+            self.stop_check()
 
     # ------------------------------------------------------------ ask / tell
     def rng(self, trial_id: int, salt: int = 0) -> np.random.Generator:

@@ -68,6 +68,10 @@ class OptunaSearcher(Searcher):
     def defaults(cls) -> dict[str, Any]:
         return {"n_startup_trials": 10, "population": 20}
 
+    @classmethod
+    def setting_bounds(cls) -> dict[str, tuple[float, float]]:
+        return {"n_startup_trials": (0, 1_000_000), "population": (2, 100_000)}
+
     # ------------------------------------------------------------ optuna objects
     def _sampler(self, seed: int) -> Any:
         import warnings

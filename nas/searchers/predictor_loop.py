@@ -56,6 +56,9 @@ logger = logging.getLogger(__name__)
 CheapFn = Callable[[Sequence[Arch]], list[dict[str, float]]]
 
 
+MAX_SURROGATE_SCORES = 1_000_000  # population x generations of the surrogate search, per proposal
+
+
 class PredictorLoopSearcher(Searcher):
     """Predictor-in-the-loop multi-objective search.
 
@@ -87,6 +90,12 @@ class PredictorLoopSearcher(Searcher):
         self._cheap_cache: dict[str, dict[str, float]] = {}
         self._feature_cache: dict[str, np.ndarray] = {}
         self._all: list[Arch] | None = None
+        scored = int(self.settings["population"]) * int(self.settings["generations"])
+        if scored > MAX_SURROGATE_SCORES:
+            raise ValueError(
+                f"searcher 'predictor': population x generations = {scored:,} surrogate scores per proposal; "
+                f"at most {MAX_SURROGATE_SCORES:,}"
+            )
         self._use_ehvi()  # checks the acquisition setting now, not at the first proposal
         self.encoding = space.resolve_encoding(self.settings["encoding"])
         self.proxy_metrics = self._check_proxies()
@@ -111,6 +120,17 @@ class PredictorLoopSearcher(Searcher):
             "proxy_feature_scale": 1.0,
             "warm_start": None,
         }
+
+    @classmethod
+    def setting_bounds(cls) -> dict[str, tuple[float, float]]:
+        """The surrogate scores ``population`` x ``generations`` + ``random_candidates`` archs per
+        proposal (or every arch of a space up to ``exhaustive_below``): each bounded so that one
+        proposal stays within minutes on a CPU."""
+        return {
+            "initial": (1, 100_000), "local_fraction": (0.0, 1.0), "kappa": (0.0, 100.0),
+            "population": (2, 10_000), "generations": (1, 10_000), "random_candidates": (0, 100_000),
+            "exhaustive_below": (0, 100_000), "proxy_feature_scale": (0.0, 1e6),
+        }  # fmt: skip
 
     def _check_proxies(self) -> tuple[str, ...]:
         """``proxy_features`` and ``warm_start`` as cheap metric names, checked against the evaluator's."""
@@ -221,6 +241,7 @@ class PredictorLoopSearcher(Searcher):
 
         class Surrogate(Problem):
             def _evaluate(self, x: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+                searcher.check_stop()  # once per generation
                 archs = [searcher.space.decode(np.clip(np.rint(row), xl, xu)) for row in x]
                 means, _ = searcher._estimate(models, archs)
                 out["F"] = searcher._minimise(means)
@@ -310,11 +331,14 @@ class PredictorLoopSearcher(Searcher):
                 return self._warm_start(n, rng)
             return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
         models = self._fit(rng)
+        self.check_stop()
         if self.space.size() <= int(self.settings["exhaustive_below"]):
             pool = self._every_arch()
         else:
             pool = self._surrogate_search(models, rng)
+            self.check_stop()
             pool += self.space.sample_unique(int(self.settings["random_candidates"]), rng)
+        self.check_stop()
         seen = set(self._seen)
         candidates: dict[str, Arch] = {}
         for arch in pool:

@@ -30,6 +30,11 @@ class PymooNSGA2Searcher(Searcher):
     def defaults(cls) -> dict[str, Any]:
         return {"population": 20, "crossover_prob": 0.9, "crossover_eta": 15.0, "mutation_eta": 20.0}
 
+    @classmethod
+    def setting_bounds(cls) -> dict[str, tuple[float, float]]:
+        return {"population": (2, 100_000), "crossover_prob": (0.0, 1.0), "crossover_eta": (0.0, 1000.0),
+                "mutation_eta": (0.0, 1000.0)}  # fmt: skip
+
     def _problem(self) -> Any:
         from pymoo.core.problem import Problem
 

@@ -38,6 +38,10 @@ class EvolutionSearcher(Searcher):
     def defaults(cls) -> dict[str, Any]:
         return {"population": 20, "mutation_ratio": 0.5, "mutation_prob": 0.1}
 
+    @classmethod
+    def setting_bounds(cls) -> dict[str, tuple[float, float]]:
+        return {"population": (2, 100_000), "mutation_ratio": (0.0, 1.0), "mutation_prob": (0.0, 1.0)}
+
     def _propose(self, n: int) -> list[Arch]:
         rng = self.rng(self.next_id)
         done = self.completed()

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.core.limits import check_sizes
+
 ACTIVATIONS = ("relu", "relu6", "h_swish")
 
 # fields added after the first release: hashed into a custom config's fingerprint only when they
@@ -40,6 +42,18 @@ _LATER_FIELDS = (
     "feature_mix_bn",
     "feature_mix_before_pool",
 )
+
+
+# The largest value of each option that sizes the network (far above every preset): a spec cannot
+# ask for a network that exhausts memory by one option (the service also bounds the whole network's
+# parameters and MACs at admission).
+SIZE_BOUNDS = {
+    "in_channels": 64, "num_classes": 100_000, "stem_width": 4096, "first_block_width": 4096,
+    "stage_widths": 4096, "stage_fixed_depths": 32, "final_expand_width": 8192, "feature_mix_width": 8192,
+    "width_mult": 8.0, "ks_choices": 15, "expand_choices": 16, "depth_choices": 32, "resolutions": 1024,
+    "se_reduction": 1024,
+}  # fmt: skip
+MAX_STAGES = 16
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -151,9 +165,12 @@ class OFAMobileNetV3Config:
             raise ValueError(
                 "final_expand_width: a head with the feature mix before pooling has no final expand; set it to 0"
             )
+        check_sizes(SIZE_BOUNDS, self)
         n = len(self.stage_widths)
         if n == 0:
             raise ValueError("stage_widths: at least one stage is needed")
+        if n > MAX_STAGES:
+            raise ValueError(f"stage_widths: at most {MAX_STAGES} stages, got {n}")
         for name in ("stage_strides", "stage_acts", "stage_se"):
             if len(getattr(self, name)) != n:
                 raise ValueError(

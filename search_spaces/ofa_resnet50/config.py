@@ -23,7 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search_spaces.ofa_mbv3.config import make_divisible
+from nas.core.limits import check_sizes
+from search_spaces.ofa_mbv3.config import MAX_STAGES, make_divisible
+
+# The largest value of each option that sizes the network (far above every preset; see ofa_mbv3's).
+SIZE_BOUNDS = {
+    "in_channels": 64, "num_classes": 100_000, "stem_width": 4096, "stage_widths": 16_384, "base_depths": 32,
+    "depth_choices": 32, "expand_choices": 4.0, "width_choices": 4.0, "resolutions": 1024,
+}  # fmt: skip
 
 
 def _positive_ints(name: str, values: tuple[int, ...]) -> None:
@@ -82,6 +89,9 @@ class OFAResNetConfig:
     bn_eps: float = 1e-5
 
     def __post_init__(self) -> None:
+        check_sizes(SIZE_BOUNDS, self)
+        if len(self.stage_widths) > MAX_STAGES:
+            raise ValueError(f"stage_widths: at most {MAX_STAGES} stages, got {len(self.stage_widths)}")
         for name in ("in_channels", "num_classes", "stem_width"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -144,3 +144,74 @@ def test_spec_check_runs_no_code_a_spec_names(tmp_path: Path) -> None:
     refused = subprocess.run([sys.executable, "-m", "nas.cli", "spec", "check", str(missing)], cwd=tmp_path,
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert refused.returncode == 2 and "space.name" in refused.stderr and "not installed" in refused.stderr
+
+
+def test_searcher_settings_that_size_a_step_are_bounded(served: Served) -> None:
+    """Row 5: ``random_candidates: 1e8`` was admitted and kept a core busy for hours."""
+    cases = {
+        "random_candidates": ({"random_candidates": 1e8}, "random_candidates must be in [0, 100000]"),
+        "population": ({"population": 10**7}, "population must be in [2, 10000]"),
+        "product": ({"population": 5000, "generations": 5000}, "population x generations = 25,000,000"),
+        "type": ({"generations": "many"}, "generations must be an integer"),
+    }
+    for name, (settings, message) in cases.items():
+        job = toy_job(searcher={"kind": "predictor", "settings": settings})
+        refused = httpx.post(f"{served.url}/api/jobs", json=job, headers=AUTH)
+        assert refused.status_code == 422 and message in refused.json()["detail"], (name, refused.text)
+    evolution = toy_job(searcher={"kind": "evolution", "settings": {"population": 10**6}})
+    assert httpx.post(f"{served.url}/api/jobs", json=evolution, headers=AUTH).status_code == 422
+    schema = httpx.get(f"{served.url}/api/openapi.json", headers=AUTH).json()
+    assert "100000" in str(schema["components"]["schemas"]["SearcherSpec"])  # the bounds are documented
+    assert served.store.jobs() == []
+
+
+def test_a_cancel_stops_a_runner_inside_a_long_searcher_step(
+    tmp_path: Path, toy_plugin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row 5: the runner only looked for a cancel between trials; a surrogate search of a million
+    scores now checks once per generation, so the worker is free for the next job within seconds."""
+    monkeypatch.setenv("NAS_LEASE_TTL_S", "3")  # heartbeats every half second
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    url, server, thread = serve(store, ServiceConfig(token=TOKEN, policy=service_policy([])))
+    try:
+        slow = toy_job(budget={"evaluations": 50}, searcher={"kind": "predictor", "settings": {
+            "initial": 4, "exhaustive_below": 0, "population": 1000, "generations": 1000,
+            "random_candidates": 0}})  # fmt: skip
+        job_id = httpx.post(f"{url}/api/jobs", json=slow, headers=AUTH).json()["job_id"]
+        deadline = time.monotonic() + 60
+        while len(store.trials(job_id, ["complete", "failed"])) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # inside the first surrogate search now
+        assert store.job(job_id).state == "running"
+        assert httpx.post(f"{url}/api/jobs/{job_id}/cancel", json={}, headers=AUTH).status_code == 200
+        start = time.monotonic()
+        quick = httpx.post(f"{url}/api/jobs", json=toy_job(budget={"evaluations": 4}), headers=AUTH).json()
+        done = wait_for_state(url, quick["job_id"], {"done", "failed"}, seconds=60)
+        assert done["state"] == "done" and time.monotonic() - start < 30
+        assert store.job(job_id).state == "cancelled"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_space_options_that_would_exhaust_memory_are_refused(served: Served) -> None:
+    """Row 6: 100,000 blocks, four million classes or widths x 1000 were admitted and the server
+    grew by gigabytes; each option is bounded, and so is the largest subnet as a whole."""
+    accuracy = [{"metric": "accuracy", "direction": "max"}, {"metric": "macs", "direction": "min"}]
+    imagenet = {"stage_widths": [4096] * 5, "stage_fixed_depths": [32] * 5, "feature_mix_width": 8192,
+                "final_expand_width": 8192}  # fmt: skip
+    cases = {
+        "depth": ({"stage_fixed_depths": [0, 0, 0, 0, 100000]}, "stage_fixed_depths: at most 32"),
+        "classes": ({"num_classes": 4000000}, "num_classes: at most 100000"),
+        "widths": ({"stage_widths": [24000, 40000, 80000, 112000, 160000]}, "stage_widths: at most 4096"),
+        "whole network": (imagenet, "parameters; this service runs networks of at most 2.5e+08"),
+    }
+    for name, (options, message) in cases.items():
+        job = toy_job(space={"name": "ofa_mbv3", "config": "imagenet", "options": options},
+                      evaluator={"kind": "zero_cost", "proxy": "synflow"}, objectives=accuracy,
+                      constraints=[], reference=None)  # fmt: skip
+        start = time.perf_counter()
+        refused = httpx.post(f"{served.url}/api/jobs", json=job, headers=AUTH, timeout=30)
+        assert refused.status_code == 422 and message in refused.json()["detail"], (name, refused.text)
+        assert time.perf_counter() - start < 5
+    assert served.store.jobs() == []
