@@ -24,6 +24,8 @@ from nas.evaluators import check_evaluator
 from nas.job import JobSpec, job_from_dict
 from nas.searchers import create_searcher
 
+MAX_NAME_BYTES = 255  # one path component (NAME_MAX on Linux, macOS and Windows file systems)
+
 
 @dataclass(frozen=True)
 class SpecPolicy:
@@ -72,19 +74,23 @@ class SpecPolicy:
             raise ConfigError(
                 f"evaluator.{key}: this service accepts no file paths (start it with `nas serve --data-root DIR`)"
             )
-        if "\x00" in value:
-            raise ConfigError(f"evaluator.{key}: not a valid path")
-        given = Path(value).expanduser() if value.startswith("~") else Path(value)
-        candidates = [given] if given.is_absolute() else [root / given for root in self.data_roots]
-        inside = []
-        for candidate in candidates:
-            real = Path(os.path.realpath(candidate))
-            if any(real == root or root in real.parents for root in self.data_roots):
-                inside.append(real)
-        if not inside:
+        if "\x00" in value or any(len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES for part in Path(value).parts):
+            raise ConfigError(f"evaluator.{key}: not a valid path (a name over {MAX_NAME_BYTES} bytes or a NUL)")
+        try:
+            given = Path(value).expanduser() if value.startswith("~") else Path(value)
+            candidates = [given] if given.is_absolute() else [root / given for root in self.data_roots]
+            inside = []
+            for candidate in candidates:
+                real = Path(os.path.realpath(candidate))
+                if any(real == root or root in real.parents for root in self.data_roots):
+                    inside.append(real)
+            found = next((p for p in inside if os.path.exists(p)), inside[0] if inside else None)
+        except (OSError, RuntimeError, ValueError):  # a path the system cannot resolve (too long, a loop)
+            raise ConfigError(f"evaluator.{key}: not a valid path") from None
+        if found is None:
             roots = ", ".join(str(r) for r in self.data_roots)
             raise ConfigError(f"evaluator.{key}: {value[:200]} is outside the data roots ({roots})")
-        return str(next((p for p in inside if p.exists()), inside[0]))
+        return str(found)
 
 
 CLI_POLICY = SpecPolicy()

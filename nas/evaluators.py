@@ -506,6 +506,8 @@ def check_evaluator(
     if isinstance(parsed, SupernetSpec):
         from search_spaces.training.checkpoint import CheckpointError, supernet_space_id
 
+        if check_path is not None:
+            contain_checkpoint(out["checkpoint"], check_path)
         try:
             found = supernet_space_id(out["checkpoint"])
         except CheckpointError as exc:
@@ -530,6 +532,50 @@ def check_evaluator(
     return out, tuple(getattr(build_evaluator(out, space, allow_code=allow_code), "cheap_metrics", ()))
 
 
+def contain_checkpoint(checkpoint: str, check_path: PathCheck) -> None:
+    """Applies ``check_path`` to every file a supernet checkpoint names: its description, its
+    weights, and its data section's root and shards, which must be local files (a WebDataset
+    ``pipe:`` command or a URL is refused: it would run a command or fetch from the network).
+
+    Raises:
+        ConfigError: naming the checkpoint's entry that is refused (never a file's content).
+    """
+    from search_spaces.streaming import expand_shards
+    from search_spaces.training.checkpoint import CheckpointError, read_supernet_meta
+
+    try:
+        meta_path, meta = read_supernet_meta(checkpoint)
+    except CheckpointError as exc:
+        raise ConfigError(f"evaluator.checkpoint: {exc}") from exc
+    check_path("checkpoint", str(meta_path))
+    weights = meta.get("weights_file")
+    if not isinstance(weights, str):
+        raise ConfigError(f"evaluator.checkpoint: {meta_path} names no weights file")
+    check_path("checkpoint's weights_file", str(meta_path.with_name(weights)))
+    found = meta.get("data")
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
+    if data.get("download"):
+        raise ConfigError("evaluator.checkpoint: its data.download is true; this service reads data, never fetches it")
+    for name in ("root", "train_shards", "val_shards"):
+        value = data.get(name)
+        if value is None:
+            continue
+        where = f"checkpoint's data.{name}"
+        if not isinstance(value, str) or value.startswith("pipe:") or "://" in value:
+            raise ConfigError(
+                f"evaluator.{where}: a command (pipe:) or URL is not accepted here; name shards inside the data roots"
+            )
+        if name == "root":
+            check_path(where, os.path.abspath(value))  # as the loader resolves it: from the working directory
+            continue
+        try:
+            shards = expand_shards(value)
+        except Exception as exc:  # a missing shard, a bad pattern
+            raise ConfigError(f"evaluator.{where}: {type(exc).__name__}: the shards cannot be listed") from None
+        for shard in shards:
+            check_path(where, os.path.abspath(shard))
+
+
 def _load_latency_table(path: str, space: SearchSpace) -> Any:
     from predictors.latency import LatencyTable
 
@@ -539,8 +585,13 @@ def _load_latency_table(path: str, space: SearchSpace) -> Any:
         raise ConfigError(f"evaluator.latency_table: {exc}") from exc
 
 
-def build_evaluator(spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True) -> Evaluator:
+def build_evaluator(
+    spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True, check_path: PathCheck | None = None
+) -> Evaluator:
     """Validates an ``evaluator`` block and builds it.
+
+    ``check_path`` (the HTTP service's data roots) is applied again here, to the files named and
+    to those a supernet checkpoint names, since they may have changed since admission.
 
     Raises:
         ConfigError: naming the key that is wrong.
@@ -548,8 +599,12 @@ def build_evaluator(spec: Mapping[str, Any], space: SearchSpace, *, allow_code: 
     parsed, factory = _parse(spec, allow_code)
     for name in parsed.paths:
         value = getattr(parsed, name, None)
+        if value is not None and check_path is not None:
+            check_path(name, value)
         if value is not None and not os.path.exists(value):
             raise ConfigError(f"evaluator.{name}: {value} not found")
+    if isinstance(parsed, SupernetSpec) and check_path is not None:
+        contain_checkpoint(parsed.checkpoint, check_path)
     if isinstance(parsed, PluginSpec):
         return _call_factory(factory, f"evaluator plug-in {parsed.kind!r}", space, parsed.options or {})
     try:

@@ -33,6 +33,8 @@ Every error names the key path and what was expected. No torch import.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +49,8 @@ from nas.searchers import searcher_kinds
 MAX_NAME = 200  # job names, metric names: the store's column width
 MAX_BUDGET = 10**9
 MAX_PARALLELISM = 4096
+MAX_OBJECTIVES = 8  # hypervolume's cost grows exponentially with the number of objectives
+MAX_CONSTRAINTS = 64
 
 
 @dataclass
@@ -55,7 +59,7 @@ class ObjectiveSpec:
     direction: Literal["min", "max"] = "min"
 
     def validate(self, path: str) -> None:
-        _check_name(key(path, "metric"), self.metric)
+        _check_name(key(path, "metric"), self.metric, metric=True)
 
 
 @dataclass
@@ -65,7 +69,7 @@ class ConstraintSpec:
     max: float | None = None
 
     def validate(self, path: str) -> None:
-        _check_name(key(path, "metric"), self.metric)
+        _check_name(key(path, "metric"), self.metric, metric=True)
         if self.min is None and self.max is None:
             raise ConfigError(f"{path}: give min and/or max for {self.metric!r}")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -125,6 +129,10 @@ class JobSpec:
         _check_name("name", self.name)
         if not self.objectives:
             raise ConfigError("objectives: at least one objective is needed")
+        if len(self.objectives) > MAX_OBJECTIVES:
+            raise ConfigError(f"objectives: at most {MAX_OBJECTIVES}, got {len(self.objectives)}")
+        if len(self.constraints) > MAX_CONSTRAINTS:
+            raise ConfigError(f"constraints: at most {MAX_CONSTRAINTS}, got {len(self.constraints)}")
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ConfigError(f"objectives: a metric is listed twice: {metrics}")
@@ -155,11 +163,23 @@ class JobSpec:
         return to_dict(self)
 
 
-def _check_name(path: str, value: str) -> None:
+# Metric names are identifiers (``accuracy``, ``latency_ms@pixel3``, ``zc_synflow``): nothing a
+# page, a terminal or a plot could read as markup.
+METRIC_NAME = re.compile(r"[A-Za-z0-9_.@:+/%=-]+")
+# Unicode categories refused in any name: controls (C0, DEL, C1), format characters (bidi
+# overrides and isolates, zero-width joiners), surrogates, private use, line/paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def _check_name(path: str, value: str, *, metric: bool = False) -> None:
     if not value or len(value) > MAX_NAME:
         raise ConfigError(f"{path}: must be 1 to {MAX_NAME} characters, got {len(value)}")
-    if any(ord(c) < 32 for c in value):
-        raise ConfigError(f"{path}: must not contain control characters (newlines, tabs, ...)")
+    if any(unicodedata.category(c) in _HIDDEN_CATEGORIES for c in value):
+        raise ConfigError(
+            f"{path}: must not contain control or formatting characters (newlines, tabs, DEL, bidi overrides, ...)"
+        )
+    if metric and not METRIC_NAME.fullmatch(value):
+        raise ConfigError(f"{path}: a metric name is letters, digits and _ . @ : + / % = - (e.g. latency_ms@pixel3)")
 
 
 def job_from_dict(data: Any, limits: InputLimits = DEFAULT_LIMITS) -> JobSpec:

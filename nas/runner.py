@@ -105,6 +105,7 @@ def run_job(
     allow_code: bool = True,
     lease_ttl_s: float | None = None,
     continue_cancelled: bool = True,
+    check_path: Callable[[str, str], str] | None = None,
 ) -> JobResult:
     """Runs (or resumes, with ``job_id``) a search job to its budget.
 
@@ -123,6 +124,8 @@ def run_job(
         lease_ttl_s: Seconds this runner's lease on the job outlives its last heartbeat.
         continue_cancelled: Whether a cancelled job is run again (``nas resume``); the service's
             worker passes ``False``, so a cancel that lands before the runner starts is final.
+        check_path: Applied to every file the evaluator reads, again at run time (the service's
+            data roots; see :func:`nas.evaluators.build_evaluator`).
 
     Raises:
         JobBusy: when another runner holds the job (it is left untouched).
@@ -145,7 +148,7 @@ def run_job(
         on_created(job_id)
     with LeaseKeeper(store, job_id, lease_ttl_s) as lease:
         return _run_leased(spec, space, store, job_id, lease, ray_address, executor, progress, stop_after,
-                           evaluator, allow_code, continue_cancelled)  # fmt: skip
+                           evaluator, allow_code, continue_cancelled, check_path)  # fmt: skip
 
 
 def _run_leased(
@@ -161,11 +164,12 @@ def _run_leased(
     evaluator: Evaluator | None,
     allow_code: bool,
     continue_cancelled: bool,
+    check_path: Callable[[str, str], str] | None,
 ) -> JobResult:
     from nas.evaluators import build_evaluator
 
     try:
-        evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code)
+        evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code, check_path=check_path)
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
             allow_invalid=spec.allow_invalid, study_name=study_name(job_id),

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.space import SearchSpace
 
@@ -68,13 +69,14 @@ class ScoreFile:
                 raise ValueError(f"{where}: no valid {space.space_id} arch in the row") from None
             values = row["scores"] if isinstance(row.get("scores"), dict) else row
             kept = {}
-            for name, value in values.items():
+            for position, (name, value) in enumerate(values.items(), start=1):
                 if name in NOT_PROXIES or name == "scores" or (values is row and name in keys):
                     continue
                 try:
                     kept[str(name)] = float(value)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{where}: the score of {str(name)[:40]!r} is not a number") from None
+                except (TypeError, ValueError):  # the file's own text (names, values) is never quoted
+                    field = "column" if values is row else "score"
+                    raise ValueError(f"{where}: {field} {position} is not a number") from None
             for name in kept:
                 if name not in names:
                     names.append(name)
@@ -84,8 +86,10 @@ class ScoreFile:
         wanted = list(proxies) if proxies is not None else names
         missing = [p for p in wanted if p not in names]
         if missing:
+            known = set(registry.names("proxy"))
+            has = [n for n in names if n in known]  # only registered proxy names: never the file's other text
             raise ValueError(
-                f"zero-cost scores: {self.path} has no scores for {missing}; it has {names}. "
+                f"zero-cost scores: {self.path} has no scores for {missing}; it has {has or 'no known proxy'}. "
                 "Score them with `nas proxy score --proxies ... --out FILE`"
             )
         self.proxies: tuple[str, ...] = tuple(wanted)
@@ -100,7 +104,7 @@ class ScoreFile:
     def _rows(self) -> Any:
         try:
             yield from self._parse()
-        except (OSError, EOFError, UnicodeDecodeError):
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error):  # csv.Error: NUL bytes, a field over 128 KiB
             raise ValueError(
                 f"{self.path}: not a readable score file (JSON lines or CSV, gzip-compressed or not)"
             ) from None

@@ -56,6 +56,20 @@ from services.auth import token_matches
 logger = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("static") / "index.html"
+# the pages' own code and styles, by name (a fixed list: a request never names a file)
+ASSETS = {"page.js": "text/javascript", "page.css": "text/css", "docs.js": "text/javascript", "docs.css": "text/css"}
+# Every answer: no inline or foreign code, no framing, no sniffing. Plotly sets style attributes and
+# injects its own stylesheet, hence style-src 'unsafe-inline'; no 'unsafe-eval', so no WebGL traces.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+        "connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 SPEC_TYPES = {"application/json": "JSON", "application/yaml": "YAML"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -106,8 +120,9 @@ class ServiceConfig:
 class JobWorker:
     """Runs submitted jobs in background threads (``threads`` at a time), each with ``run_job``."""
 
-    def __init__(self, store: Store, threads: int = 1) -> None:
+    def __init__(self, store: Store, threads: int = 1, policy: SpecPolicy | None = None) -> None:
         self.store = store
+        self.policy = policy
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nas-job")
         self._lock = threading.Lock()
         self._queued: set[str] = set()
@@ -126,8 +141,10 @@ class JobWorker:
             if self.store.job(job_id).state == "cancelled":  # cancelled while it waited in the queue
                 return
             # Jobs from the network never name code, also when they were queued before a restart.
+            policy = self.policy
+            check_path = policy.check_path if policy is not None and policy.data_roots is not None else None
             result = run_job(None, self.store, job_id=job_id, progress=False, allow_code=False,
-                             continue_cancelled=False)  # fmt: skip
+                             continue_cancelled=False, check_path=check_path)  # fmt: skip
             logger.info("job %s: %s after %d evaluations", job_id, result.state, result.evaluations)
         except JobCancelled:
             logger.info("job %s: cancelled", job_id)
@@ -180,8 +197,21 @@ def _parse_spec(body: bytes, media_type: str, limits: InputLimits) -> Any:
         raise HTTPException(422, str(exc)) from None
 
 
-def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable[Response]]:
-    """Requests that change state: JSON or YAML only (415), and only from this origin (403).
+def _has_token(request: Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and token_matches(token, given.strip() or None)
+
+
+def _unauthorized() -> JSONResponse:
+    return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+def _write_guard(allowed: tuple[str, ...], token: str | None) -> Callable[[Request, Any], Awaitable[Response]]:
+    """Requests that change state: with the token (401 first: nothing else is said to a stranger),
+    JSON or YAML only (415), and only from this origin (403).
 
     A form or a ``no-cors`` fetch from another site can only send ``text/plain``, form or
     multipart bodies, which are refused before anything else looks at them.
@@ -190,6 +220,8 @@ def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable
     async def guard(request: Request, call_next: Any) -> Response:
         if request.method in SAFE_METHODS:
             return await call_next(request)
+        if not _has_token(request, token):
+            return _unauthorized()
         # a DELETE carries no body; other sites cannot send one without a CORS preflight we refuse
         bodiless = request.method == "DELETE" and request.headers.get("content-length", "0") == "0"
         if not bodiless and _media_type(request) not in SPEC_TYPES:
@@ -204,6 +236,13 @@ def _write_guard(allowed: tuple[str, ...]) -> Callable[[Request, Any], Awaitable
         return await call_next(request)
 
     return guard
+
+
+async def _security_headers(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def plotly_bundle() -> Path | None:
@@ -236,7 +275,7 @@ def with_job_schema(document: dict[str, Any]) -> dict[str, Any]:
 def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     """The service over ``store`` (a :class:`Store` or its URL) under ``config``."""
     store = Store(store) if isinstance(store, str) else store
-    worker = JobWorker(store, config.threads)
+    worker = JobWorker(store, config.threads, config.policy)
     cache = QueryCache(store)
     limits = config.limits
 
@@ -253,7 +292,8 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url=None,
     )  # fmt: skip
     app.state.store, app.state.worker, app.state.config = store, worker, config
-    app.middleware("http")(_write_guard(config.cors_origins))
+    app.middleware("http")(_write_guard(config.cors_origins, config.token))
+    app.middleware("http")(_security_headers)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST", "DELETE"],
@@ -262,10 +302,7 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
 
     async def authenticated(request: Request) -> None:
-        if config.token is None:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token_matches(config.token, given.strip() or None):
+        if not _has_token(request, config.token):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(StoreError)
@@ -390,6 +427,14 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         if path is None:
             raise HTTPException(404, "plotly is not installed: pip install 'hwnas[serve]'")
         return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def asset(name: Annotated[str, PathParam(max_length=20)]) -> Response:
+        """The pages' scripts and styles (code, no data: no token needed)."""
+        if name not in ASSETS:
+            raise HTTPException(404, "not found")
+        return Response((PAGE.parent / name).read_bytes(), media_type=ASSETS[name],
+                        headers={"Cache-Control": "no-cache"})  # fmt: skip
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> str:

@@ -47,13 +47,21 @@ def test_bad_score_files_are_clear_errors_that_do_not_quote_content(tmp_path: Pa
         "notjson.jsonl": "secret-token-123\n",
         "badarch.jsonl": json.dumps({"arch": "secret-token-123", "scores": {"meco": 1}}) + "\n",
         "badnumber.csv": f"arch,meco\n{arch},secret-token-123\n",
+        "badheader.csv": f"arch,password=secret-token-123\n{arch},x\n",
+        "badkey.jsonl": json.dumps({"arch": arch, "scores": {"secret-token-123": "x"}}) + "\n",
+        "nul.csv": f"arch,meco\n{arch},1\x00secret-token-123\n",
+        "hugefield.csv": f"arch,meco\n{arch},{'9' * 200_000}secret-token-123\n",
         "empty.csv": "arch,meco\n",
     }
     messages = {
         "missing.jsonl": "not found",
         "notjson.jsonl": "line 1: invalid JSON",
         "badarch.jsonl": "line 1: no valid nb201 arch",
-        "badnumber.csv": "line 2: the score of 'meco' is not a number",
+        "badnumber.csv": "line 2: column 2 is not a number",
+        "badheader.csv": "line 2: column 2 is not a number",
+        "badkey.jsonl": "line 1: score 1 is not a number",
+        "nul.csv": "not a readable score file|line 2: column 2 is not a number",  # Python < 3.11: csv.Error
+        "hugefield.csv": "not a readable score file",
         "empty.csv": "holds no rows",
     }
     for name, text in cases.items():
@@ -64,9 +72,10 @@ def test_bad_score_files_are_clear_errors_that_do_not_quote_content(tmp_path: Pa
             ScoreFile(path, space)
         assert "secret-token-123" not in str(info.value)
     good = tmp_path / "good.csv"
-    good.write_text(f"arch,meco\n{arch},1.0\n")
-    with pytest.raises(ValueError, match=r"no scores for \['synflow'\]; it has \['meco'\].*nas proxy score"):
+    good.write_text(f"arch,meco,secret-token-123\n{arch},1.0,2.0\n")
+    with pytest.raises(ValueError, match=r"no scores for \['synflow'\]; it has \['meco'\].*nas proxy score") as info:
         ScoreFile(good, space, ["synflow"])
+    assert "secret-token-123" not in str(info.value)
 
 
 def test_tabular_evaluator_offers_scores_as_cheap_metrics(tmp_path: Path) -> None:

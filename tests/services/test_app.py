@@ -115,9 +115,12 @@ def test_web_page_uses_the_api(served) -> None:
     url = served.url
     page = httpx.get(f"{url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/page.js">' in page.text and "<script>" not in page.text  # no inline code
+    script = httpx.get(f"{url}/static/page.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     for endpoint in ("/api/jobs", "/api/info", "/pareto?", "/points?", "/history", "/cancel", "Authorization",
                      "sessionStorage"):  # fmt: skip
-        assert endpoint in page.text
+        assert endpoint in script.text
     # nothing is loaded from another site: Plotly.js comes from this service (the plotly package)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)
     plotly = httpx.get(f"{url}/static/plotly.min.js")
@@ -125,8 +128,8 @@ def test_web_page_uses_the_api(served) -> None:
     assert len(plotly.content) > 1_000_000 and b"plotly" in plotly.content[:2000].lower()
     # every element the script looks up exists on the page
     ids = set(re.findall(r'id="([^"]+)"', page.text))
-    used = set(re.findall(r'getElementById\("([^"]+)"\)', page.text))
-    used |= {m.split()[0] for m in re.findall(r'querySelector(?:All)?\("#([^"]+)"\)', page.text)}
+    used = set(re.findall(r'getElementById\("([^"]+)"\)', script.text))
+    used |= {m.split()[0] for m in re.findall(r'querySelector(?:All)?\("#([^"]+)"\)', script.text)}
     assert used and used <= ids
 
 

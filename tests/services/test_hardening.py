@@ -19,7 +19,7 @@ from nas.core.limits import json_depth
 from nas.store import JobCancelled, Store
 from nas.testing.toy import ToyEvaluator, ToySpace, toy_job_spec
 from services.app import ServiceConfig
-from services.testing import AUTH, TOKEN, Served, serve, toy_job, wait_for_state
+from services.testing import AUTH, TOKEN, Served, chromium, serve, toy_job, wait_for_state
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
@@ -215,3 +215,170 @@ def test_space_options_that_would_exhaust_memory_are_refused(served: Served) -> 
         assert refused.status_code == 422 and message in refused.json()["detail"], (name, refused.text)
         assert time.perf_counter() - start < 5
     assert served.store.jobs() == []
+
+
+def test_the_page_shows_user_text_as_text_under_a_strict_policy(served: Served) -> None:
+    """Row 10 and item 4: a metric named ``<a href=...>click</a>`` became a live link in the plot's
+    axis title. Admission now refuses such names; a job already in the store with them (or with
+    markup in its name and archs) is still drawn as text, and the page runs under a CSP that
+    forbids inline and foreign code and framing, with no policy violation of its own."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from nas.testing.toy import ToySpace
+
+    link = '<a href="https://evil.example/x">click</a>'
+    name = '<img src=x onerror="window.pwned=1">'
+    spec = toy_job_spec(name=name, objectives=[{"metric": link, "direction": "max"},
+                                               {"metric": "lat", "direction": "min"}],
+                        constraints=[], reference=None)  # fmt: skip
+    store = served.store
+    job_id = store.create_job(name, spec, "toy", 4)
+    space = ToySpace()
+    for i in range(4):
+        store.add_trial(job_id, i, space.make({"x": [i, 0, 0, 0, 0, 0]}), worker="test")
+        store.finish_trial(job_id, i, {link: i / 4, "lat": 4.0 - i})
+    store.update_job(job_id, state="done")
+
+    page = httpx.get(f"{served.url}/")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in httpx.get(f"{served.url}/api/jobs", headers=AUTH).headers
+
+    browser = chromium()
+    try:
+        wait = WebDriverWait(browser, 30)
+        browser.get(served.url + "/")
+        login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
+                           else None)  # fmt: skip
+        login.find_element(By.NAME, "token").send_keys(TOKEN)
+        login.find_element(By.CSS_SELECTOR, "button").click()
+        row = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]'))
+        assert name in row.text  # the name, shown as the characters it is
+        row.click()
+        titles = "return [...document.querySelectorAll('#scatter .xtitle, #scatter .ytitle')].map(t => t.textContent)"
+        shown = wait.until(lambda b: b.execute_script(titles) or None)
+        assert any(link in t for t in shown), shown
+        assert browser.execute_script("return document.querySelectorAll('#scatter a, #jobs a, #jobs img').length") == 0
+        assert browser.execute_script("return window.pwned === undefined")
+        # an inline script injected now is refused by the policy
+        browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+                               "document.body.append(s);")  # fmt: skip
+        assert browser.execute_script("return window.ran === undefined")
+        refused = [m["message"] for m in browser.get_log("browser") if "Content Security Policy" in m["message"]]
+        assert len(refused) == 1 and "inline script" in refused[0], refused  # the injected one; none of the page's
+    finally:
+        browser.quit()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny supernet (seconds), copied into each test's data root."""
+    from nas.testing.tiny_train import tiny
+    from search_spaces.training.config import load_train_config
+    from search_spaces.training.trainer import SupernetTrainer
+
+    folder = tmp_path_factory.mktemp("tiny") / "run"
+    SupernetTrainer(load_train_config(tiny()), folder).run()
+    return folder
+
+
+def _supernet_job(checkpoint: str) -> dict:
+    from nas.testing.tiny_train import TINY_SPACE
+
+    return toy_job(space=TINY_SPACE, evaluator={"kind": "supernet", "checkpoint": checkpoint, "recal_batches": 1},
+                   objectives=[{"metric": "accuracy", "direction": "max"}, {"metric": "macs", "direction": "min"}],
+                   constraints=[], reference=None, budget={"evaluations": 2})  # fmt: skip
+
+
+def _copy_run(tiny_run: Path, where: Path, data: dict | None = None) -> Path:
+    import json
+    import shutil
+
+    shutil.copytree(tiny_run, where)
+    if data is not None:
+        meta = json.loads((where / "supernet.json").read_text())
+        meta["data"] = {**meta["data"], **data}
+        (where / "supernet.json").write_text(json.dumps(meta))
+    return where
+
+
+def test_a_checkpoint_cannot_name_a_command_or_files_outside_the_roots(
+    served: Served, tiny_run: Path, tmp_path: Path
+) -> None:
+    """Rows 7 and 8: a ``supernet.json`` inside the data root named WebDataset shards ``pipe:touch
+    marker`` (the command ran when a job used it), or reached outside the root through symlinks or
+    its dataset root; each is now refused at admission, naming the entry, never quoting a file."""
+    marker = tmp_path / "pwned"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = served.data_root
+    cases: dict[str, tuple[str, str]] = {}
+    _copy_run(tiny_run, root / "pipe", {"name": "webdataset", "train_shards": f"pipe:touch {marker}",
+                                        "val_shards": f"pipe:touch {marker}"})  # fmt: skip
+    cases["pipe"] = ("pipe", "checkpoint's data.train_shards: a command (pipe:) or URL is not accepted")
+    _copy_run(tiny_run, root / "url", {"name": "webdataset", "train_shards": "https://evil.example/{0..3}.tar"})
+    cases["url"] = ("url", "checkpoint's data.train_shards: a command (pipe:) or URL is not accepted")
+    _copy_run(tiny_run, root / "dataroot", {"name": "imagefolder-stream", "root": str(outside)})
+    cases["dataset root"] = ("dataroot", "checkpoint's data.root")
+    _copy_run(tiny_run, root / "download", {"download": True})
+    cases["download"] = ("download", "data.download is true")
+    # the description itself a symlink to a file outside
+    _copy_run(tiny_run, outside / "run")
+    (root / "linked").mkdir()
+    (root / "linked" / "supernet.json").symlink_to(outside / "run" / "supernet.json")
+    cases["description symlink"] = ("linked", "evaluator.checkpoint")
+    # the weights a symlink to a file outside
+    weights = _copy_run(tiny_run, root / "weights")
+    name = next(weights.glob("*.safetensors")).name
+    (weights / name).unlink()
+    (weights / name).symlink_to(outside / "run" / name)
+    cases["weights symlink"] = ("weights", "checkpoint's weights_file")
+    for case, (folder, message) in cases.items():
+        refused = httpx.post(f"{served.url}/api/jobs", json=_supernet_job(folder), headers=AUTH)
+        detail = refused.json()["detail"]
+        assert refused.status_code == 422 and message in detail, (case, refused.text)
+        assert "outside the data roots" in detail or "not accepted" in detail or "download" in detail, case
+    # the same checkpoint, contained, is admitted and runs
+    _copy_run(tiny_run, root / "clean")
+    admitted = httpx.post(f"{served.url}/api/jobs", json=_supernet_job("clean"), headers=AUTH)
+    assert admitted.status_code == 202, admitted.text
+    assert wait_for_state(served.url, admitted.json()["job_id"], {"done", "failed"})["state"] == "done"
+    assert not marker.exists()
+
+
+def test_a_checkpoint_changed_after_admission_is_checked_again_when_the_job_runs(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """Row 7 at run time: the runner applies the data roots again, so a description swapped for a
+    ``pipe:`` one between admission and the run is refused before any shard is opened."""
+    from nas.core.config import ConfigError
+    from nas.evaluators import build_evaluator
+    from nas.testing.tiny_train import TINY_SPACE
+
+    root = tmp_path / "data"
+    root.mkdir()
+    marker = tmp_path / "pwned"
+    run = _copy_run(tiny_run, root / "run")
+    policy = service_policy([root])
+    spec = {"kind": "supernet", "checkpoint": str(run), "recal_batches": 1}
+    from nas.core.space import SpaceRef
+
+    space = SpaceRef(**TINY_SPACE).build()
+    build_evaluator(spec, space, allow_code=False, check_path=policy.check_path)  # clean: builds
+    _copy_run(tiny_run, root / "swapped", {"name": "webdataset", "train_shards": f"pipe:touch {marker}"})
+    with pytest.raises(ConfigError, match="not accepted here"):
+        build_evaluator({**spec, "checkpoint": str(root / "swapped")}, space, allow_code=False,
+                        check_path=policy.check_path)  # fmt: skip
+    assert not marker.exists()
+
+
+def test_paths_the_system_cannot_resolve_are_a_422_not_a_500(served: Served) -> None:
+    """Row 9: a path component over 255 bytes raised ``ENAMETOOLONG`` inside admission (a 500)."""
+    for path in ("a" * 300 + "/x.csv", "x/" + "é" * 200 + ".csv", "/" + "b" * 1000):
+        objectives = [{"metric": "accuracy", "direction": "max"}]
+        job = toy_job(space={"name": "nb201"}, evaluator={"kind": "tabular", "accuracy_csv": path},
+                      objectives=objectives, constraints=[], reference=None)  # fmt: skip
+        refused = httpx.post(f"{served.url}/api/jobs", json=job, headers=AUTH)
+        assert refused.status_code == 422 and "evaluator.accuracy_csv: not a valid path" in refused.json()["detail"]

@@ -83,6 +83,8 @@ def test_cross_site_posts_are_refused(served: Served, tmp_path: Path) -> None:
     plain = httpx.post(f"{served.url}/api/jobs", content=body, headers={"content-type": "text/plain", **AUTH})
     assert plain.status_code == 415
     form = httpx.post(f"{served.url}/api/jobs", data={"spec": body})
+    assert form.status_code == 401  # a stranger learns nothing else (no 415/403 before the token)
+    form = httpx.post(f"{served.url}/api/jobs", data={"spec": body}, headers=AUTH)
     assert form.status_code == 415
     other_origin = {**JSON_HEADERS, "origin": "http://evil.example"}
     assert httpx.post(f"{served.url}/api/jobs", content=body, headers=other_origin).status_code == 403
@@ -184,7 +186,16 @@ def test_yaml_alias_bomb_and_deep_nesting_are_refused_quickly(served: Served) ->
     [
         ({"name": "x" * (20 << 20)}, 413, "request body larger than 1048576 bytes"),
         ({"name": "x" * 201}, 422, "name: must be 1 to 200 characters"),
-        ({"name": "a\nb"}, 422, "name: must not contain control characters"),
+        ({"name": "a\nb"}, 422, "name: must not contain control or formatting characters"),
+        ({"name": "a\x7fb"}, 422, "name: must not contain control or formatting characters"),  # DEL
+        ({"name": "a\u009b31mb"}, 422, "name: must not contain control or formatting characters"),  # C1 CSI
+        ({"name": "invoice\u202egpj.exe"}, 422, "name: must not contain control or formatting characters"),  # bidi
+        (
+            {"objectives": [{"metric": "<a href=https://evil.example>click</a>", "direction": "max"}]},
+            422,
+            "objectives[0].metric: a metric name is letters, digits",
+        ),
+        ({"constraints": [{"metric": "lat", "max": 6.0}] * 65}, 422, "constraints: at most 64, got 65"),
         ({"budget": {"evaluations": 1e30}}, 422, "budget.evaluations: expected an integer"),
         ({"budget": {"evaluations": 10**12}}, 422, "budget.evaluations: must be in [1, 1e+09]"),
         ({"budget": {"evaluations": 10**30}}, 422, "budget.evaluations: integer out of range"),
