@@ -20,6 +20,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from nas.core.limits import InputLimits
     from services.app import LOOPBACK_HOSTS, ServiceConfig, create_app
     from services.auth import AuthSetupError, is_loopback, is_wildcard, resolve_token
+    from services.server import ConnectionLimits, server_config
 
     loopback = is_loopback(args.host)
     if args.no_auth and not loopback:
@@ -28,6 +29,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         raise ValueError("--ssl-certfile and --ssl-keyfile: give both or neither")
+    limits = ConnectionLimits(
+        max_connections=args.max_connections, max_per_client=args.max_connections_per_client,
+        head_timeout_s=args.head_timeout, body_timeout_s=args.body_timeout,
+    )  # fmt: skip
     store = _store(args)
     try:
         source = None if args.no_auth else resolve_token(args.token, args.token_file, store.connection_url)
@@ -42,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         hosts = ("*",) if is_wildcard(args.host) else (args.host,)
     config = ServiceConfig(
         token=source.token if source else None, policy=policy, threads=args.jobs, allowed_hosts=hosts,
-        cors_origins=tuple(args.cors_origin or ()),
+        cors_origins=tuple(args.cors_origin or ()), body_timeout_s=limits.body_timeout_s,
     )  # fmt: skip
     app = create_app(store, config)
     scheme = "https" if args.ssl_certfile else "http"
@@ -61,10 +66,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             f"warning: serving {args.host} without TLS: the token and results cross the network in clear text; "
             "pass --ssl-certfile/--ssl-keyfile or put a TLS proxy in front"
         )
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level="warning", ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile, limit_concurrency=args.max_connections,
-    )  # fmt: skip
+    uvicorn.Server(
+        server_config(app, args.host, args.port, limits, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    ).run()
 
 
 def add_serve_command(sub: Any) -> None:
@@ -108,6 +112,21 @@ def add_serve_command(sub: Any) -> None:
     )
     p.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile")
     p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
-    p.add_argument("--max-connections", type=int, default=200, help="concurrent connections before 503s")
+    p.add_argument(
+        "--max-connections", type=int, default=200,
+        help="open connections in all; more are closed at once (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-connections-per-client", type=int, default=20,
+        help="open connections from one address; more are closed at once (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--head-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="a request's line and headers must arrive within this (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--body-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="a request's body must arrive within this after its headers; 408 after (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
     p.set_defaults(func=cmd_serve)

@@ -27,6 +27,7 @@ loop. Jobs left ``created`` by a stopped service are queued again when it starts
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import json
@@ -104,6 +105,7 @@ class ServiceConfig:
         threads: Jobs run at the same time.
         allowed_hosts: ``Host`` header values served (DNS-rebinding guard); ``("*",)`` any.
         cors_origins: Other origins whose pages may call the API (none by default).
+        body_timeout_s: Seconds a request body may take to arrive after its head (408 after).
     """
 
     token: str | None
@@ -111,6 +113,7 @@ class ServiceConfig:
     threads: int = 1
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     cors_origins: tuple[str, ...] = ()
+    body_timeout_s: float = 30.0
 
     @property
     def limits(self) -> InputLimits:
@@ -169,13 +172,24 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes, and with 408 when
+    it has not all arrived ``timeout_s`` seconds after its head (a client trickling it in)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(deadline - loop.time(), 0.0))
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise HTTPException(408, f"request body not received within {timeout_s:g} s",
+                                headers={"Connection": "close"}) from None  # fmt: skip
         size += len(chunk)
         if size > limit:
             raise HTTPException(413, f"request body larger than {limit} bytes")
@@ -352,7 +366,7 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     )  # fmt: skip
     async def submit(request: Request) -> dict[str, Any]:
         """Submit a job spec (JSON or YAML; the write guard refused other types); 202 with its id once stored."""
-        body = await _read_body(request, limits.max_bytes)
+        body = await _read_body(request, limits.max_bytes, config.body_timeout_s)
         created = await run_in_threadpool(admit_and_store, body, _media_type(request))
         worker.submit(created["job_id"])
         return created

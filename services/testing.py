@@ -18,6 +18,7 @@ import uvicorn
 from nas.store import Store
 from nas.testing.toy import toy_job_spec
 from services.app import ServiceConfig, create_app
+from services.server import ConnectionLimits, server_config
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -106,10 +107,12 @@ class Served:
     config: ServiceConfig
 
 
-def serve(store: Store, config: ServiceConfig) -> tuple[str, uvicorn.Server, threading.Thread]:
+def serve(
+    store: Store, config: ServiceConfig, limits: ConnectionLimits | None = None
+) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """The app on a free port of 127.0.0.1, served as ``nas serve`` serves it (:func:`server_config`)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store, config), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
+    server = uvicorn.Server(server_config(create_app(store, config), "127.0.0.1", port, limits or ConnectionLimits()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ real server on 127.0.0.1 (or to the piece of the runner it reached), and now ref
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 import subprocess
 import sys
 import time
@@ -382,3 +383,62 @@ def test_paths_the_system_cannot_resolve_are_a_422_not_a_500(served: Served) -> 
                       objectives=objectives, constraints=[], reference=None)  # fmt: skip
         refused = httpx.post(f"{served.url}/api/jobs", json=job, headers=AUTH)
         assert refused.status_code == 422 and "evaluator.accuracy_csv: not a valid path" in refused.json()["detail"]
+
+
+def _slow_socket(port: int, source: str, text: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    sock.sendall(text)
+    return sock
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0.5)
+    try:
+        return sock.recv(1024) == b"" or True  # closed (b"") or answered before closing
+    except TimeoutError:
+        return False
+    except OSError:  # reset: closed too
+        return True
+
+
+def test_slowloris_neither_locks_others_out_nor_holds_sockets(served: Served) -> None:
+    """Row 3 and item 2: ~200 sockets that send a request line and one header and stop made every
+    other client get 503 and were never timed out. Now one address holds at most 20 connections
+    (the rest are closed at once), other clients are served throughout, and heads that do not
+    finish within the default 10 s are closed. Real sockets; the attacker uses 127.0.0.2."""
+    port = int(served.url.rsplit(":", 1)[1])
+    head = b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    attackers = [_slow_socket(port, "127.0.0.2", head) for _ in range(200)]
+    try:
+        time.sleep(0.5)
+        refused = sum(_closed_by_server(s) for s in attackers)
+        assert refused >= 180, refused  # beyond the per-client cap: closed as soon as they opened
+        for _ in range(10):  # another client meanwhile: answered at once, never a 503
+            assert httpx.get(f"{served.url}/api/health", timeout=2).status_code == 200
+            assert httpx.get(f"{served.url}/api/jobs", headers=AUTH, timeout=2).status_code == 200
+        time.sleep(11)  # the default head timeout (10 s) passes
+        assert all(_closed_by_server(s) for s in attackers)
+    finally:
+        for sock in attackers:
+            sock.close()
+
+
+def test_a_body_trickled_in_is_answered_408(tmp_path: Path, toy_plugin: Path) -> None:
+    """Item 2: a complete head announcing a body that never fully arrives ends with 408."""
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    config = ServiceConfig(token=TOKEN, policy=service_policy([]), body_timeout_s=1.5)
+    url, server, thread = serve(store, config)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        head = (f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{").encode()  # fmt: skip
+        sock = _slow_socket(port, "127.0.0.1", head)
+        sock.settimeout(10)
+        start = time.monotonic()
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - start < 5, answer[:200]
+        sock.close()
+        assert store.jobs() == []
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
