@@ -7,6 +7,7 @@ import functools
 import sys
 from typing import Any
 
+from nas.admission import SERVICE_MAX_MACS, SERVICE_MAX_PARAMS
 from nas.cli_search import DEFAULT_STORE_ENV, _store
 from nas.core.extras import require_extra
 
@@ -18,7 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from nas.admission import service_policy
     from nas.core.limits import InputLimits
-    from services.app import LOOPBACK_HOSTS, ServiceConfig, create_app
+    from services.app import LOOPBACK_HOSTS, Quotas, ServiceConfig, create_app
     from services.auth import AuthSetupError, is_loopback, is_wildcard, resolve_token
     from services.server import ConnectionLimits, server_config
 
@@ -38,7 +39,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         source = None if args.no_auth else resolve_token(args.token, args.token_file, store.connection_url)
     except AuthSetupError as exc:
         raise ValueError(str(exc)) from None
-    policy = service_policy(args.data_root or [], InputLimits(max_bytes=args.max_body_bytes))
+    policy = service_policy(args.data_root or [], InputLimits(max_bytes=args.max_body_bytes),
+                            max_params=args.max_params, max_macs=args.max_macs)  # fmt: skip
+    if args.max_active_jobs < 1 or args.max_evaluations < 1:
+        raise ValueError("--max-active-jobs and --max-evaluations must be >= 1")
+    quotas = Quotas(max_active_jobs=args.max_active_jobs, max_evaluations=args.max_evaluations)
     if args.allowed_host:
         hosts = tuple(args.allowed_host)
     elif loopback:
@@ -47,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         hosts = ("*",) if is_wildcard(args.host) else (args.host,)
     config = ServiceConfig(
         token=source.token if source else None, policy=policy, threads=args.jobs, allowed_hosts=hosts,
-        cors_origins=tuple(args.cors_origin or ()), body_timeout_s=limits.body_timeout_s,
+        cors_origins=tuple(args.cors_origin or ()), body_timeout_s=limits.body_timeout_s, quotas=quotas,
     )  # fmt: skip
     app = create_app(store, config)
     scheme = "https" if args.ssl_certfile else "http"
@@ -110,6 +115,21 @@ def add_serve_command(sub: Any) -> None:
         metavar="ORIGIN",
         help="another origin whose pages may call the API (repeatable; default: none)",
     )
+    p.add_argument(
+        "--max-active-jobs", type=int, default=20, help="jobs queued or running at once; more get 429 (default: 20)"
+    )
+    p.add_argument(
+        "--max-evaluations", type=int, default=100_000,
+        help="largest evaluation budget of a submitted job (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-params", type=float, default=SERVICE_MAX_PARAMS,
+        help="largest parameter count of a space's largest subnet (default: %(default).3g)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-macs", type=float, default=SERVICE_MAX_MACS,
+        help="largest MACs per sample of a space's largest subnet (default: %(default).3g)",
+    )  # fmt: skip
     p.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile")
     p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     p.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 import time
@@ -227,8 +228,8 @@ def hypervolume_history(store: Store, job_id: str) -> dict[str, Any]:
 
 @dataclass
 class _Entry:
-    version: tuple[str | None, int]
-    result: dict[str, Any]
+    version: tuple[str | None, int] | None  # None: an answer kept for fresh_s only (QueryCache.recent)
+    result: Any
     state: str
     checked: float  # clock() when the version was last read from the store
 
@@ -259,7 +260,7 @@ class QueryCache:
     def _key(kind: str, job_id: str, query: Mapping[str, Any]) -> tuple[Any, ...]:
         return (kind, job_id, *sorted(query.items()))
 
-    def _peek(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    def _peek(self, key: tuple[Any, ...]) -> Any:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or self.clock() - entry.checked > self.fresh_s:
@@ -308,6 +309,34 @@ class QueryCache:
         :func:`hypervolume_history` (``history``) of a job, computed again only when a trial has
         completed since; a front carries the job's state as read now."""
         return self._get(self._key(kind, job_id, query), lambda: self._compute(kind, job_id, query))
+
+    def recent(self, kind: str, job_id: str, compute: Callable[[], Any], **query: Any) -> Any:
+        """``compute()``'s answer, reused for ``fresh_s`` after it was computed: for lists whose
+        every change has no version to check (trials in all states, the job list, a summary),
+        so that a burst of reads costs one store query per quarter second. Use :meth:`peek` (same
+        ``kind``/``job_id``/``query``) first to answer without I/O."""
+        key = self._key(kind, job_id, query)
+        found = self._peek(key)
+        if found is not None:
+            return found
+        result = compute()
+        with self._lock:
+            self._entries[key] = _Entry(None, result, "", self.clock())
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return result
+
+    def png(self, job_id: str, **query: Any) -> bytes:
+        """The front's plot as PNG bytes (:func:`front_query` with a plot), redrawn only when a
+        trial of the job has completed since (as :meth:`get`)."""
+
+        def draw() -> dict[str, Any]:
+            buf = io.BytesIO()
+            front_query(self.store, job_id, **query, plot=buf)
+            return {"png": buf.getvalue()}
+
+        return bytes(self._get(self._key("png", job_id, query), draw)["png"])
 
     def forget(self, job_id: str) -> None:
         """Drops a (deleted) job's entries."""

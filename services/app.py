@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 import json
 import logging
 import threading
@@ -50,7 +49,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from nas.admission import SpecPolicy, admit_job
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
-from nas.queries import QueryCache, front_query, job_summaries, job_summary
+from nas.queries import QueryCache, job_summaries, job_summary
 from nas.store import JobBusy, JobCancelled, Store, StoreError
 from services.auth import token_matches
 
@@ -92,6 +91,44 @@ def front_bounds(
 
 
 Bounds = Annotated[dict[str, Any], Depends(front_bounds)]
+MAX_PAGE = 1000
+PAGE_HEADERS = ("X-Total-Count", "X-Next-Offset", "X-Job-Trials")
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items per page (at most {MAX_PAGE})")]
+PageOffset = Annotated[int, Query(ge=0, le=2**31, description="items skipped")]
+
+
+def _page(items: list[Any], limit: int, offset: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """One page of ``items`` as JSON, with ``X-Total-Count`` (all items) and, when more follow, the
+    next page's offset in ``X-Next-Offset``."""
+    out = {"X-Total-Count": str(len(items)), **(headers or {})}
+    if offset + limit < len(items):
+        out["X-Next-Offset"] = str(offset + limit)
+    return JSONResponse(items[offset : offset + limit], headers=out)
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Server-wide limits on the work token holders may ask for (``nas serve --max-...``).
+
+    Attributes:
+        max_active_jobs: Jobs queued or running at once; another submission gets 429.
+        max_evaluations: A job's budget of evaluations (422 above; a budget must name it).
+        max_wall_time_s: A job's wall-time budget (422 above).
+    """
+
+    max_active_jobs: int = 20
+    max_evaluations: int = 100_000
+    max_wall_time_s: float = 7 * 24 * 3600.0
+
+    def check_budget(self, evaluations: int | None, wall_time_s: float | None) -> None:
+        if evaluations is None:
+            raise ConfigError(f"budget.evaluations: this service needs one (at most {self.max_evaluations})")
+        if evaluations > self.max_evaluations:
+            raise ConfigError(
+                f"budget.evaluations: this service runs at most {self.max_evaluations} per job, got {evaluations}"
+            )
+        if wall_time_s is not None and wall_time_s > self.max_wall_time_s:
+            raise ConfigError(f"budget.wall_time_s: this service runs jobs of at most {self.max_wall_time_s:g} s")
 
 
 @dataclass(frozen=True)
@@ -106,6 +143,7 @@ class ServiceConfig:
         allowed_hosts: ``Host`` header values served (DNS-rebinding guard); ``("*",)`` any.
         cors_origins: Other origins whose pages may call the API (none by default).
         body_timeout_s: Seconds a request body may take to arrive after its head (408 after).
+        quotas: Jobs at once and budgets per job.
     """
 
     token: str | None
@@ -114,6 +152,7 @@ class ServiceConfig:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     cors_origins: tuple[str, ...] = ()
     body_timeout_s: float = 30.0
+    quotas: Quotas = field(default_factory=Quotas)
 
     @property
     def limits(self) -> InputLimits:
@@ -311,7 +350,7 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type"], expose_headers=list(PAGE_HEADERS),
         )  # fmt: skip
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
 
@@ -344,17 +383,37 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
             "max_body_bytes": limits.max_bytes,
         }
 
+    async def recent(kind: str, job_id: str, compute: Callable[[], Any], **query: Any) -> Any:
+        """An answer at most ``fresh_s`` old: from memory on the event loop, else computed off it."""
+        found = cache.peek(kind, job_id, **query)
+        if found is None:
+            found = await run_in_threadpool(functools.partial(cache.recent, kind, job_id, compute, **query))
+        return found
+
     @api.get("/jobs")
-    def jobs() -> list[dict[str, Any]]:
-        return job_summaries(store)
+    async def jobs(limit: PageLimit = 100, offset: PageOffset = 0) -> JSONResponse:
+        """Every job's summary, oldest first, a page at a time (``X-Total-Count`` says how many in all)."""
+        return _page(await recent("jobs", "*", functools.partial(job_summaries, store)), limit, offset)
+
+    admission = threading.Lock()  # counting active jobs and storing a new one happen as one step
 
     def admit_and_store(body: bytes, media_type: str) -> dict[str, Any]:
         data = _parse_spec(body, media_type, limits)
         try:
             spec, space = admit_job(data, config.policy)
+            config.quotas.check_budget(spec.budget.evaluations, spec.budget.wall_time_s)
         except ConfigError as exc:
             raise HTTPException(422, str(exc)) from None
-        job_id = store.create_job(spec.name, spec.to_dict(), space.space_id, spec.budget.evaluations)
+        with admission:
+            active = sum(job.state in ("created", "running") for job in store.jobs())
+            if active >= config.quotas.max_active_jobs:
+                raise HTTPException(
+                    429, f"this service already has {active} jobs queued or running (at most "
+                    f"{config.quotas.max_active_jobs}); wait for one to finish or cancel one",
+                    headers={"Retry-After": "60"},
+                )  # fmt: skip
+            job_id = store.create_job(spec.name, spec.to_dict(), space.space_id, spec.budget.evaluations)
+        cache.forget("*")  # the job list shows it at once
         return {"job_id": job_id, "state": "created", "url": f"/api/jobs/{job_id}"}
 
     @api.post(
@@ -371,16 +430,21 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         worker.submit(created["job_id"])
         return created
 
-    @api.get("/jobs/{job_id}")
-    def job(job_id: JobId) -> dict[str, Any]:
+    def one_job(job_id: str) -> dict[str, Any]:
         record = store.job(job_id)
         return {**job_summary(store, record), "spec": record.spec}
+
+    @api.get("/jobs/{job_id}")
+    async def job(job_id: JobId) -> JSONResponse:
+        """The job's summary and spec (at most a quarter second old)."""
+        return JSONResponse(await recent("job", job_id, functools.partial(one_job, job_id)))
 
     @api.delete("/jobs/{job_id}")
     def delete_job(job_id: JobId) -> dict[str, Any]:
         """Deletes a job that is not running, with its trials and fronts (409 while it runs)."""
         store.delete_job(job_id)
         cache.forget(job_id)
+        cache.forget("*")
         return {"job_id": job_id, "deleted": True}
 
     @api.post("/jobs/{job_id}/cancel")
@@ -388,12 +452,32 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         """Stops a queued or running job (409 once it has finished); its runner stops within a heartbeat
         (10 s by default), dropping evaluations in flight. Send ``{}`` as JSON."""
         before = store.cancel_job(job_id)
+        cache.forget(job_id)
+        cache.forget("*")
         return {"job_id": job_id, "state": "cancelled", "was": before}
 
-    @api.get("/jobs/{job_id}/trials")
-    def trials(job_id: JobId, state: Literal["running", "complete", "failed"] | None = None) -> list[dict[str, Any]]:
+    def all_trials(job_id: str, state: str | None) -> dict[str, Any]:
         store.job(job_id)
-        return [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
+        rows = [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
+        return {"rows": rows, "text": [json.dumps(r, default=str).lower() for r in rows]}
+
+    @api.get("/jobs/{job_id}/trials")
+    async def trials(
+        job_id: JobId, state: Literal["running", "complete", "failed"] | None = None,
+        contains: Annotated[str | None, Query(max_length=200)] = None,
+        order: Literal["asc", "desc"] = "asc", limit: PageLimit = 100, offset: PageOffset = 0,
+    ) -> JSONResponse:  # fmt: skip
+        """The job's trials in id order (``order=desc``: newest first), optionally those in one ``state``
+        or whose arch, metrics or error contain ``contains``; a page at a time: ``X-Total-Count`` is how
+        many match, ``X-Job-Trials`` how many the job has in that state."""
+        found = await recent("trials", job_id, functools.partial(all_trials, job_id, state), state=state)
+        rows = found["rows"]
+        if contains:
+            needle = contains.lower()
+            rows = [r for r, text in zip(rows, found["text"]) if needle in text]
+        if order == "desc":
+            rows = rows[::-1]
+        return _page(rows, limit, offset, {"X-Job-Trials": str(len(found["rows"]))})
 
     async def cached(kind: str, job_id: str, query: dict[str, Any]) -> JSONResponse:
         """A cached answer on the event loop when fresh (no I/O), else read/computed off it."""
@@ -421,9 +505,8 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
 
     @api.get("/jobs/{job_id}/pareto.png", response_class=Response)
     def pareto_png(job_id: JobId, query: Bounds) -> Response:
-        buf = io.BytesIO()
-        front_query(store, job_id, **query, plot=buf)
-        return Response(buf.getvalue(), media_type="image/png")
+        """The front's plot (redrawn only when a trial has completed since)."""
+        return Response(cache.png(job_id, **query), media_type="image/png")
 
     @api.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:

@@ -28,14 +28,30 @@ async function api(url, options = {}) {
   return response;
 }
 
-async function getJSON(url, options) {
+async function getResponse(url, options) {
   const response = await api(url, options);
   const body = await response.json();
   if (!response.ok) {
     const detail = Array.isArray(body.detail) ? body.detail.map(d => d.msg).join("; ") : body.detail;
     throw new Error(detail || response.statusText);
   }
-  return body;
+  return {body, headers: response.headers};
+}
+
+async function getJSON(url, options) {
+  return (await getResponse(url, options)).body;
+}
+
+// every page of a list route (X-Next-Offset says where the next one starts)
+async function getAll(url) {
+  const items = [];
+  for (let offset = 0; offset !== null;) {
+    const {body, headers} = await getResponse(`${url}${url.includes("?") ? "&" : "?"}limit=1000&offset=${offset}`);
+    items.push(...body);
+    const next = headers.get("X-Next-Offset");
+    offset = next === null ? null : Number(next);
+  }
+  return items;
 }
 
 const report = err => { if (!(err instanceof Unauthorized)) showError("error", err.message); };
@@ -43,7 +59,7 @@ const report = err => { if (!(err instanceof Unauthorized)) showError("error", e
 // ------------------------------------------------------------------ jobs
 let jobsById = {};
 async function loadJobs() {
-  const jobs = await getJSON("/api/jobs");
+  const jobs = await getAll("/api/jobs");
   jobsById = Object.fromEntries(jobs.map(j => [j.job_id, j]));
   const body = document.querySelector("#jobs tbody");
   body.replaceChildren(...jobs.map(job => {
@@ -270,15 +286,18 @@ const trialFilterKey = () => `${document.getElementById("trial-state").value}|${
 
 async function loadTrials() {
   const state = document.getElementById("trial-state").value;
-  const needle = document.getElementById("trial-filter").value.trim().toLowerCase();
-  const trials = await getJSON(`/api/jobs/${selected}/trials${state ? "?state=" + state : ""}`);
-  const metrics = [...new Set(trials.flatMap(t => Object.keys(t.metrics)))];
-  const text = t => [JSON.stringify(t.arch), t.error || "", ...metrics.map(m => `${m}=${fmt(t.metrics[m])}`)].join(" ").toLowerCase();
-  const shown = (needle ? trials.filter(t => text(t).includes(needle)) : trials).slice().reverse();
+  const needle = document.getElementById("trial-filter").value.trim();
+  // the server filters and pages: the latest TRIAL_ROWS matching trials, and how many match in all
+  const query = new URLSearchParams({order: "desc", limit: String(TRIAL_ROWS)});
+  if (state) query.set("state", state);
+  if (needle) query.set("contains", needle);
+  const {body: shown, headers} = await getResponse(`/api/jobs/${selected}/trials?${query}`);
+  const matching = Number(headers.get("X-Total-Count")), all = Number(headers.get("X-Job-Trials"));
+  const metrics = [...new Set(shown.flatMap(t => Object.keys(t.metrics)))];
   document.getElementById("trials-summary").textContent =
-    `${shown.length} of ${trials.length} trials` + (shown.length > TRIAL_ROWS ? ` (latest ${TRIAL_ROWS} shown)` : "");
+    `${matching} of ${all} trials` + (matching > TRIAL_ROWS ? ` (latest ${TRIAL_ROWS} shown)` : "");
   document.querySelector("#trials thead").replaceChildren(header(["trial", "state", ...metrics, "arch", "error"]));
-  document.querySelector("#trials tbody").replaceChildren(...shown.slice(0, TRIAL_ROWS).map(t => {
+  document.querySelector("#trials tbody").replaceChildren(...shown.map(t => {
     const tr = document.createElement("tr");
     const arch = document.createElement("td"); const code = document.createElement("code");
     code.textContent = JSON.stringify(t.arch); arch.append(code);

@@ -442,3 +442,59 @@ def test_a_body_trickled_in_is_answered_408(tmp_path: Path, toy_plugin: Path) ->
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_quotas_refuse_clearly(tmp_path: Path, toy_plugin: Path) -> None:
+    """Item 3: a server-wide cap on jobs queued or running (429) and on a job's budget (422)."""
+    from services.app import Quotas
+
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    config = ServiceConfig(token=TOKEN, policy=service_policy([]), quotas=Quotas(max_active_jobs=2, max_evaluations=50))
+    url, server, thread = serve(store, config)
+    try:
+        big = httpx.post(f"{url}/api/jobs", json=toy_job(budget={"evaluations": 51}), headers=AUTH)
+        assert big.status_code == 422 and "at most 50 per job" in big.json()["detail"]
+        endless = httpx.post(f"{url}/api/jobs", json=toy_job(budget={"evaluations": None, "wall_time_s": 60}),
+                             headers=AUTH)  # fmt: skip
+        assert endless.status_code == 422 and "budget.evaluations: this service needs one" in endless.text
+        slow = toy_job(budget={"evaluations": 50}, evaluator={"kind": "toy", "options": {"sleep_s": 0.2}})
+        ids = [httpx.post(f"{url}/api/jobs", json=slow, headers=AUTH).json()["job_id"] for _ in range(2)]
+        third = httpx.post(f"{url}/api/jobs", json=slow, headers=AUTH)
+        assert third.status_code == 429 and "at most 2" in third.json()["detail"]
+        assert third.headers["retry-after"] == "60"
+        httpx.post(f"{url}/api/jobs/{ids[0]}/cancel", json={}, headers=AUTH)
+        assert httpx.post(f"{url}/api/jobs", json=slow, headers=AUTH).status_code == 202  # room again
+    finally:
+        for job in store.jobs():
+            if job.state in ("created", "running"):
+                store.cancel_job(job.id)
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_lists_come_a_page_at_a_time(served: Served) -> None:
+    """Item 3: ``/trials`` sent every trial (467 KB for 1,246) and ``/api/jobs`` every job."""
+    job_id = httpx.post(f"{served.url}/api/jobs", json=toy_job(), headers=AUTH).json()["job_id"]
+    wait_for_state(served.url, job_id, {"done"})
+    every = served.store.trials(job_id)
+    url = f"{served.url}/api/jobs/{job_id}/trials"
+    first = httpx.get(url, params={"limit": 5}, headers=AUTH)
+    assert [t["trial_id"] for t in first.json()] == [t.trial_id for t in every[:5]]
+    assert first.headers["x-total-count"] == str(len(every)) and first.headers["x-next-offset"] == "5"
+    pages, offset = [], 0
+    while True:
+        page = httpx.get(url, params={"limit": 7, "offset": offset}, headers=AUTH)
+        pages += page.json()
+        if "x-next-offset" not in page.headers:
+            break
+        offset = int(page.headers["x-next-offset"])
+    assert [t["trial_id"] for t in pages] == [t.trial_id for t in every]
+    newest = httpx.get(url, params={"order": "desc", "limit": 3}, headers=AUTH).json()
+    assert [t["trial_id"] for t in newest] == [t.trial_id for t in every[::-1][:3]]
+    failed = httpx.get(url, params={"contains": "CANNOT evaluate"}, headers=AUTH)
+    assert failed.headers["x-total-count"] == str(sum(t.state == "failed" for t in every)) != "0"
+    assert failed.headers["x-job-trials"] == str(len(every))
+    for bad in ({"limit": 0}, {"limit": 100_000}, {"offset": -1}, {"contains": "x" * 201}, {"order": "up"}):
+        assert httpx.get(url, params=bad, headers=AUTH).status_code == 422, bad
+    jobs = httpx.get(f"{served.url}/api/jobs", params={"limit": 1}, headers=AUTH)
+    assert len(jobs.json()) == 1 and jobs.headers["x-total-count"] == "1"
