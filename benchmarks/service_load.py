@@ -1,4 +1,4 @@
-"""Read load on the HTTP service: requests per second for a job's Pareto front (and the job list),
+"""Read load on the HTTP service: requests per second for every read route (fronts, lists, plots),
 as a ratio to ``/api/health`` served in the same run — loopback, N client threads, the same cores.
 
 The service runs as ``nas serve`` in its own process (so the clients' threads do not share its
@@ -154,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             "history_24": f"/api/jobs/{small}/history",
             f"history_{args.trials}": f"/api/jobs/{large}/history",
             "jobs": "/api/jobs",
+            "job_10000": f"/api/jobs/{large}",
+            f"trials_{args.trials}": f"/api/jobs/{large}/trials",
+            f"trials_{args.trials}_newest_failed": f"/api/jobs/{large}/trials?order=desc&contains=failure",
+            f"points_{args.trials}": f"/api/jobs/{large}/points",
+            "pareto_png_24": f"/api/jobs/{small}/pareto.png",
+            f"pareto_png_{args.trials}": f"/api/jobs/{large}/pareto.png",
+            "info": "/api/info",
         }
         results: dict[str, Any] = {}
         for name, route in routes.items():
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     write_result(args.out, {
         "benchmark": "service_load", "clients": args.clients, "seconds_per_endpoint": args.seconds,
         "trials": {"small": 24, "large": args.trials}, "results": results, "ratio_to_health": ratios,
-        "target": "pareto at 10,000 trials >= 0.5 of health, no errors",
+        "target": "every read route >= 0.5 of health, no errors (issue 24)",
     })  # fmt: skip
     logger.info("wrote %s", args.out)
     return 0

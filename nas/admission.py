@@ -10,8 +10,9 @@ No torch import here; checking a supernet checkpoint reads only its description.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,20 @@ def service_policy(
                       max_macs=max_macs)  # fmt: skip
 
 
+@contextlib.contextmanager
+def _stage(key: str) -> Iterator[None]:
+    """Turns an unexpected exception while checking ``key`` (a plug-in's bug, a value its code did
+    not expect) into a :class:`ConfigError` naming the key and the exception's type only."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"{key}: checking it raised {type(exc).__name__}; its options are not ones its code accepts"
+        ) from exc
+
+
 def _not_called(archs: Any) -> Any:
     raise RuntimeError("admission builds searchers only to check their settings")
 
@@ -132,12 +147,14 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
         ConfigError: naming the key that is wrong.
     """
     spec = job_from_dict(data, policy.limits)
-    space = spec.space.build(allow_code=policy.allow_code)
-    policy.check_network(space)
-    spec.evaluator, cheap_metrics = check_evaluator(
-        spec.evaluator, space, allow_code=policy.allow_code,
-        check_path=policy.check_path if policy.data_roots is not None else None,
-    )  # fmt: skip
+    with _stage("space"):  # a plug-in's own errors are the spec's errors, never a crash of the caller
+        space = spec.space.build(allow_code=policy.allow_code)
+        policy.check_network(space)
+    with _stage("evaluator"):
+        spec.evaluator, cheap_metrics = check_evaluator(
+            spec.evaluator, space, allow_code=policy.allow_code,
+            check_path=policy.check_path if policy.data_roots is not None else None,
+        )  # fmt: skip
     settings = dict(spec.searcher.settings)
     if cheap_metrics is None:  # a plug-in evaluator: the runner checks proxy settings once it is built
         cheap_metrics = ()
@@ -151,6 +168,8 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"searcher.settings: {exc}") from exc
+    except Exception as exc:
+        raise ConfigError(f"searcher: checking it raised {type(exc).__name__}") from exc
     return spec, space
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import threading
 import time
@@ -228,10 +229,12 @@ def hypervolume_history(store: Store, job_id: str) -> dict[str, Any]:
 
 @dataclass
 class _Entry:
-    version: tuple[str | None, int] | None  # None: an answer kept for fresh_s only (QueryCache.recent)
+    version: Any  # None: an answer kept for fresh_s only (QueryCache.recent)
     result: Any
     state: str
     checked: float  # clock() when the version was last read from the store
+    body: bytes | None = None  # the result as JSON, rendered once (with ``body_state`` for fronts)
+    body_state: str = ""
 
 
 class QueryCache:
@@ -260,35 +263,88 @@ class QueryCache:
     def _key(kind: str, job_id: str, query: Mapping[str, Any]) -> tuple[Any, ...]:
         return (kind, job_id, *sorted(query.items()))
 
-    def _peek(self, key: tuple[Any, ...]) -> Any:
+    @staticmethod
+    def _view(key: tuple[Any, ...], entry: _Entry) -> Any:
+        return {**entry.result, "state": entry.state} if key[0] == "front" else entry.result
+
+    def _fresh(self, key: tuple[Any, ...]) -> _Entry | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or self.clock() - entry.checked > self.fresh_s:
                 return None
             self._entries.move_to_end(key)
-            return {**entry.result, "state": entry.state} if key[0] == "front" else entry.result
+            return entry
 
-    def _get(self, key: tuple[Any, ...], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        stored, lease, version = self.store.job_status(key[1])
-        state = effective_state(stored, lease)
+    def _peek(self, key: tuple[Any, ...]) -> Any:
+        entry = self._fresh(key)
+        return None if entry is None else self._view(key, entry)
+
+    def _entry(self, key: tuple[Any, ...], compute: Callable[[], Any], read: Callable[[], tuple[Any, str]]) -> _Entry:
+        """The entry of ``key``, computed again when ``read()``'s version differs from the stored one."""
+        version, state = read()
         now = self.clock()
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.version == version:
                 entry.state, entry.checked = state, now
                 self._entries.move_to_end(key)
-                result = entry.result
-            else:
-                result = None
-        if result is None:
-            result = compute()
-            with self._lock:
-                self.computed += 1
-                self._entries[key] = _Entry(version, result, state, now)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
-        return {**result, "state": state} if key[0] == "front" else result
+                return entry
+        entry = _Entry(version, compute(), state, now)
+        with self._lock:
+            self.computed += 1
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return entry
+
+    def _job_version(self, job_id: str) -> tuple[Any, str]:
+        stored, lease, version = self.store.job_status(job_id)
+        return version, effective_state(stored, lease)
+
+    def _get(self, key: tuple[Any, ...], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return dict(self._view(key, self._entry(key, compute, lambda: self._job_version(key[1]))))
+
+    def _body(self, key: tuple[Any, ...], entry: _Entry) -> bytes:
+        """The entry as JSON bytes, rendered once per entry (and per state, for a front)."""
+        with self._lock:
+            if entry.body is not None and entry.body_state == entry.state:
+                return entry.body
+            state = entry.state
+        body = json.dumps(self._view(key, entry), separators=(",", ":"), allow_nan=False).encode()
+        with self._lock:
+            entry.body, entry.body_state = body, state
+        return body
+
+    def peek_json(self, kind: str, job_id: str, **query: Any) -> bytes | None:
+        """:meth:`peek` as JSON bytes (rendered once per entry): no I/O, for the event loop."""
+        key = self._key(kind, job_id, query)
+        entry = self._fresh(key)
+        return None if entry is None else self._body(key, entry)
+
+    def get_json(self, kind: str, job_id: str, **query: Any) -> bytes:
+        """:meth:`get` as JSON bytes, rendered once per computed entry."""
+        key = self._key(kind, job_id, query)
+        entry = self._entry(key, lambda: self._compute(kind, job_id, query), lambda: self._job_version(job_id))
+        return self._body(key, entry)
+
+    def trials_page(self, job_id: str, compute: Callable[[], tuple[list[Any], dict[str, str]]],
+                    **query: Any) -> tuple[bytes, dict[str, str]]:  # fmt: skip
+        """``compute()``'s page of trials as JSON bytes, with its headers (counts), computed again
+        only when a trial of the job was added or finished since (:meth:`Store.trials_version`)."""
+        key = self._key("trials", job_id, query)
+        entry = self._entry(key, compute, lambda: (self.store.trials_version(job_id), ""))
+        with self._lock:
+            if entry.body is None:
+                entry.body = json.dumps(entry.result[0], separators=(",", ":"), default=str).encode()
+            return entry.body, entry.result[1]
+
+    def peek_trials_page(self, job_id: str, **query: Any) -> tuple[bytes, dict[str, str]] | None:
+        """:meth:`trials_page` if it was checked within ``fresh_s`` (no I/O)."""
+        entry = self._fresh(self._key("trials", job_id, query))
+        if entry is None or entry.body is None:
+            return None
+        return entry.body, entry.result[1]
 
     def _compute(self, kind: str, job_id: str, query: Mapping[str, Any]) -> dict[str, Any]:
         if kind == "front":
@@ -331,12 +387,18 @@ class QueryCache:
         """The front's plot as PNG bytes (:func:`front_query` with a plot), redrawn only when a
         trial of the job has completed since (as :meth:`get`)."""
 
-        def draw() -> dict[str, Any]:
+        def draw() -> bytes:
             buf = io.BytesIO()
             front_query(self.store, job_id, **query, plot=buf)
-            return {"png": buf.getvalue()}
+            return buf.getvalue()
 
-        return bytes(self._get(self._key("png", job_id, query), draw)["png"])
+        key = self._key("png", job_id, query)
+        return bytes(self._entry(key, draw, lambda: self._job_version(job_id)).result)
+
+    def peek_png(self, job_id: str, **query: Any) -> bytes | None:
+        """The cached PNG if its version was read within ``fresh_s`` (no I/O)."""
+        entry = self._fresh(self._key("png", job_id, query))
+        return None if entry is None else bytes(entry.result)
 
     def forget(self, job_id: str) -> None:
         """Drops a (deleted) job's entries."""

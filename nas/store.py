@@ -651,6 +651,17 @@ class Store:
             return None if when is None else str(when), int(n)
 
     @_retry_locked
+    def trials_version(self, job_id: str) -> tuple[int, int, str | None]:
+        """Changes whenever a trial of the job is added or finishes: (trials, finished trials, last
+        finish time), in one indexed query."""
+        query = select(func.count(), func.count(_Trial.finished_at), func.max(_Trial.finished_at)).where(
+            _Trial.job_id == job_id
+        )
+        with self.engine.connect() as c:
+            n, finished, last = c.execute(query).one()
+            return int(n), int(finished), None if last is None else str(last)
+
+    @_retry_locked
     def job_status(self, job_id: str) -> tuple[str, LeaseRecord | None, tuple[str | None, int]]:
         """The job's stored state, its lease and :meth:`trial_version`, in one query (what a
         cached front needs per request)."""

@@ -97,13 +97,17 @@ PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items per page
 PageOffset = Annotated[int, Query(ge=0, le=2**31, description="items skipped")]
 
 
-def _page(items: list[Any], limit: int, offset: int, headers: dict[str, str] | None = None) -> JSONResponse:
-    """One page of ``items`` as JSON, with ``X-Total-Count`` (all items) and, when more follow, the
-    next page's offset in ``X-Next-Offset``."""
-    out = {"X-Total-Count": str(len(items)), **(headers or {})}
-    if offset + limit < len(items):
+def _page_headers(total: int, limit: int, offset: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``X-Total-Count`` (all items) and, when more follow, the next page's offset in ``X-Next-Offset``."""
+    out = {"X-Total-Count": str(total), **(extra or {})}
+    if offset + limit < total:
         out["X-Next-Offset"] = str(offset + limit)
-    return JSONResponse(items[offset : offset + limit], headers=out)
+    return out
+
+
+def _page(items: list[Any], limit: int, offset: int) -> JSONResponse:
+    """One page of ``items`` as JSON, with :func:`_page_headers`."""
+    return JSONResponse(items[offset : offset + limit], headers=_page_headers(len(items), limit, offset))
 
 
 @dataclass(frozen=True)
@@ -456,57 +460,68 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         cache.forget("*")
         return {"job_id": job_id, "state": "cancelled", "was": before}
 
-    def all_trials(job_id: str, state: str | None) -> dict[str, Any]:
+    def trials_page(job_id: str, state: str | None, contains: str | None, order: str, limit: int,
+                    offset: int) -> tuple[list[dict[str, Any]], dict[str, str]]:  # fmt: skip
         store.job(job_id)
         rows = [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
-        return {"rows": rows, "text": [json.dumps(r, default=str).lower() for r in rows]}
+        matching = rows
+        if contains:
+            needle = contains.lower()
+            matching = [r for r in rows if needle in json.dumps(r, default=str).lower()]
+        if order == "desc":
+            matching = matching[::-1]
+        headers = _page_headers(len(matching), limit, offset, {"X-Job-Trials": str(len(rows))})
+        return matching[offset : offset + limit], headers
 
     @api.get("/jobs/{job_id}/trials")
     async def trials(
         job_id: JobId, state: Literal["running", "complete", "failed"] | None = None,
         contains: Annotated[str | None, Query(max_length=200)] = None,
         order: Literal["asc", "desc"] = "asc", limit: PageLimit = 100, offset: PageOffset = 0,
-    ) -> JSONResponse:  # fmt: skip
+    ) -> Response:  # fmt: skip
         """The job's trials in id order (``order=desc``: newest first), optionally those in one ``state``
         or whose arch, metrics or error contain ``contains``; a page at a time: ``X-Total-Count`` is how
-        many match, ``X-Job-Trials`` how many the job has in that state."""
-        found = await recent("trials", job_id, functools.partial(all_trials, job_id, state), state=state)
-        rows = found["rows"]
-        if contains:
-            needle = contains.lower()
-            rows = [r for r, text in zip(rows, found["text"]) if needle in text]
-        if order == "desc":
-            rows = rows[::-1]
-        return _page(rows, limit, offset, {"X-Job-Trials": str(len(found["rows"]))})
-
-    async def cached(kind: str, job_id: str, query: dict[str, Any]) -> JSONResponse:
-        """A cached answer on the event loop when fresh (no I/O), else read/computed off it."""
-        found = cache.peek(kind, job_id, **query)
+        many match, ``X-Job-Trials`` how many the job has in that state. Computed again only when a
+        trial was added or finished since."""
+        query = {"state": state, "contains": contains, "order": order, "limit": limit, "offset": offset}
+        found = cache.peek_trials_page(job_id, **query)
         if found is None:
-            found = await run_in_threadpool(functools.partial(cache.get, kind, job_id, **query))
-        return JSONResponse(found)
+            compute = functools.partial(trials_page, job_id, state, contains, order, limit, offset)
+            found = await run_in_threadpool(functools.partial(cache.trials_page, job_id, compute, **query))
+        body, headers = found
+        return Response(body, media_type="application/json", headers=headers)
+
+    async def cached(kind: str, job_id: str, query: dict[str, Any]) -> Response:
+        """A cached answer (JSON rendered once) on the event loop when fresh (no I/O), else read/computed off it."""
+        found = cache.peek_json(kind, job_id, **query)
+        if found is None:
+            found = await run_in_threadpool(functools.partial(cache.get_json, kind, job_id, **query))
+        return Response(found, media_type="application/json")
 
     @api.get("/jobs/{job_id}/pareto")
-    async def pareto(job_id: JobId, query: Bounds) -> JSONResponse:
+    async def pareto(job_id: JobId, query: Bounds) -> Response:
         """The feasible front under the job's constraints and these bounds (cached until a trial lands;
         the store is asked at most every quarter second per query)."""
         return await cached("front", job_id, query)
 
     @api.get("/jobs/{job_id}/points")
-    async def points(job_id: JobId, query: Bounds) -> JSONResponse:
+    async def points(job_id: JobId, query: Bounds) -> Response:
         """Every completed trial as columns (metrics, feasible, within the bounds, on the front, arch),
         for the page's interactive plot; cached as the front is."""
         return await cached("points", job_id, query)
 
     @api.get("/jobs/{job_id}/history")
-    async def history(job_id: JobId) -> JSONResponse:
+    async def history(job_id: JobId) -> Response:
         """Hypervolume each time the front changed, against evaluations (cached as the front is)."""
         return await cached("history", job_id, {})
 
     @api.get("/jobs/{job_id}/pareto.png", response_class=Response)
-    def pareto_png(job_id: JobId, query: Bounds) -> Response:
+    async def pareto_png(job_id: JobId, query: Bounds) -> Response:
         """The front's plot (redrawn only when a trial has completed since)."""
-        return Response(cache.png(job_id, **query), media_type="image/png")
+        found = cache.peek_png(job_id, **query)
+        if found is None:
+            found = await run_in_threadpool(functools.partial(cache.png, job_id, **query))
+        return Response(found, media_type="image/png")
 
     @api.get("/openapi.json", include_in_schema=False)
     def openapi() -> dict[str, Any]:

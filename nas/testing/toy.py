@@ -16,6 +16,10 @@ class ToySpace(SearchSpace):
     name = "toy"
 
     def __init__(self, n: int = 6, k: int = 5) -> None:
+        # a plug-in bounds the options that size it, as the built-in spaces do (docs/SECURITY.md)
+        for name, value in (("n", n), ("k", k)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+                raise ValueError(f"{name}: an integer in [1, 64], got {value!r}")
         self.n, self.k = n, k
 
     @property

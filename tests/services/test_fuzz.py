@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import time
+from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -73,3 +75,73 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+MiB = 1 << 20
+# characters that drive JSON and YAML scanners into their slow paths: quotes and escapes, brackets,
+# YAML indicators (anchors, aliases, tags, block scalars, comments), numbers, whitespace
+PATHOLOGICAL = "[]{}\",:\\ \n\t0123456789eE+-.ntruefals#&*!|>?%@`'u"
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5000)
+    )  # fmt: skip
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=6) | st.dictionaries(
+        st.text(max_size=20), inner, max_size=6), max_leaves=60)  # fmt: skip
+
+
+def test_any_body_is_answered_fast_and_never_with_a_500(served: Served) -> None:
+    """Item 5: property-based bodies, 1 MiB of a repeated pathological fragment after any prefix,
+    as JSON and YAML: each answered in under a second (and /api/health meanwhile), never a 500."""
+    from hypothesis import strategies as st
+
+    slowest: list[float] = []
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(prefix=st.text(alphabet=PATHOLOGICAL, max_size=40), fragment=st.text(alphabet=PATHOLOGICAL, min_size=1,
+           max_size=6), media=st.sampled_from(["application/json", "application/yaml"]))  # fmt: skip
+    def body_of_any_shape(prefix: str, fragment: str, media: str) -> None:
+        body = (prefix + fragment * (MiB // len(fragment)))[: MiB - 64].encode("utf-8")[: MiB - 64]
+        start = time.perf_counter()
+        response = httpx.post(f"{served.url}/api/jobs", content=body, headers={**AUTH, "content-type": media},
+                              timeout=30)  # fmt: skip
+        slowest.append(time.perf_counter() - start)
+        assert response.status_code in (400, 413, 422), (prefix, fragment, media, response.status_code, response.text)
+
+    body_of_any_shape()
+    assert max(slowest) < 1.0, sorted(slowest)[-3:]
+    assert httpx.get(f"{served.url}/api/health", timeout=2).status_code == 200
+
+
+def test_specs_with_large_and_deep_values_get_bounded_answers(served: Served) -> None:
+    """Item 5: a valid spec with any JSON value (huge numbers, long strings, nesting) in any of its
+    keys is admitted or refused in under a second, never with a 500."""
+    from hypothesis import strategies as st
+
+    keys = [("space", "options", "n"), ("space", "options", "k"), ("searcher", "settings", "population"),
+            ("evaluator", "options", "fail_when"), ("budget", "evaluations"), ("budget", "wall_time_s"),
+            ("name",), ("seed",), ("parallelism",), ("reference", "acc"), ("constraints",), ("objectives",),
+            ("searcher", "kind"), ("evaluator", "kind"), ("space", "name"), ("cpus_per_trial",)]  # fmt: skip
+    answers: collections.Counter[int] = collections.Counter()
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(where=st.sampled_from(keys), value=_json_values())
+    def spec_with(where: tuple[str, ...], value: Any) -> None:
+        spec = toy_job(budget={"evaluations": 2})
+        node = spec
+        for part in where[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[where[-1]] = value
+        start = time.perf_counter()
+        response = httpx.post(f"{served.url}/api/jobs", json=spec, headers=AUTH, timeout=30)
+        elapsed = time.perf_counter() - start
+        answers[response.status_code] += 1
+        assert response.status_code in (202, 400, 413, 422, 429), (where, response.status_code, response.text)
+        assert elapsed < 1.0, (where, elapsed)
+
+    spec_with()
+    assert answers[422] > 0, answers
