@@ -19,8 +19,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from nas.admission import service_policy
     from nas.core.limits import InputLimits
-    from services.app import LOOPBACK_HOSTS, Quotas, ServiceConfig, create_app
-    from services.auth import AuthSetupError, is_loopback, is_wildcard, resolve_token
+    from services.app import Quotas, ServiceConfig, create_app
+    from services.auth import AuthSetupError, is_loopback, resolve_token, served_names
     from services.server import ConnectionLimits, server_config
 
     loopback = is_loopback(args.host)
@@ -44,12 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.max_active_jobs < 1 or args.max_evaluations < 1:
         raise ValueError("--max-active-jobs and --max-evaluations must be >= 1")
     quotas = Quotas(max_active_jobs=args.max_active_jobs, max_evaluations=args.max_evaluations)
-    if args.allowed_host:
-        hosts = tuple(args.allowed_host)
-    elif loopback:
-        hosts = LOOPBACK_HOSTS
-    else:
-        hosts = ("*",) if is_wildcard(args.host) else (args.host,)
+    hosts = tuple(args.allowed_host) if args.allowed_host else served_names(args.host)
     config = ServiceConfig(
         token=source.token if source else None, policy=policy, threads=args.jobs, allowed_hosts=hosts,
         cors_origins=tuple(args.cors_origin or ()), body_timeout_s=limits.body_timeout_s, quotas=quotas,
@@ -64,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         say(f"a new access token was written to {source.where} (readable only by you); the page asks for it")
     else:
         say(f"access token: from {source.where}")
+    say(f"Host names served: {', '.join(hosts)} (--allowed-host NAME adds a name clients use)")
     roots = ", ".join(str(r) for r in policy.data_roots or ()) or "none (specs may name no files)"
     say(f"data roots: {roots}")
     if not loopback and not args.ssl_certfile:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import math
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.core.errors import ConfigError
 from nas.store import LeaseRecord, Store
 
 
@@ -94,14 +96,14 @@ def _front(
     known = [o.metric for o in objectives] + [c.metric for c in constraints]
     for option, name in (("--latency-metric", latency), ("--accuracy-metric", accuracy_metric)):
         if name is not None and name not in known and (option == "--latency-metric" or min_accuracy is not None):
-            raise ValueError(
+            raise ConfigError(
                 f"{option}: job {job.id} has no metric {name!r}; its metrics are {', '.join(dict.fromkeys(known))}"
             )
     latency = latency_metric(job.spec["objectives"], latency)
     spec_constraints = len(constraints)
     if max_latency is not None:
         if latency is None:
-            raise ValueError("max_latency: the job has no latency objective; name the metric (--latency-metric)")
+            raise ConfigError("max_latency: the job has no latency objective; name the metric (--latency-metric)")
         constraints.append(Constraint(latency, max=max_latency))
     if min_accuracy is not None:
         constraints.append(Constraint(accuracy_metric, min=min_accuracy))
@@ -235,6 +237,7 @@ class _Entry:
     checked: float  # clock() when the version was last read from the store
     body: bytes | None = None  # the result as JSON, rendered once (with ``body_state`` for fronts)
     body_state: str = ""
+    gzipped: bytes | None = None  # ``body`` compressed, once, for clients that accept gzip
 
 
 class QueryCache:
@@ -305,28 +308,37 @@ class QueryCache:
     def _get(self, key: tuple[Any, ...], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return dict(self._view(key, self._entry(key, compute, lambda: self._job_version(key[1]))))
 
-    def _body(self, key: tuple[Any, ...], entry: _Entry) -> bytes:
-        """The entry as JSON bytes, rendered once per entry (and per state, for a front)."""
+    def _body(self, key: tuple[Any, ...], entry: _Entry, compressed: bool = False) -> bytes:
+        """The entry as JSON bytes (gzip-compressed if ``compressed``), rendered and compressed once
+        per entry (and per state, for a front)."""
         with self._lock:
             if entry.body is not None and entry.body_state == entry.state:
-                return entry.body
+                if not compressed:
+                    return entry.body
+                if entry.gzipped is not None:
+                    return entry.gzipped
             state = entry.state
         body = json.dumps(self._view(key, entry), separators=(",", ":"), allow_nan=False).encode()
+        packed = gzip.compress(body, compresslevel=6, mtime=0) if compressed else None
         with self._lock:
+            if entry.body_state != state or entry.body != body:
+                entry.gzipped = None
             entry.body, entry.body_state = body, state
-        return body
+            if packed is not None:
+                entry.gzipped = packed
+        return packed if packed is not None else body
 
-    def peek_json(self, kind: str, job_id: str, **query: Any) -> bytes | None:
-        """:meth:`peek` as JSON bytes (rendered once per entry): no I/O, for the event loop."""
+    def peek_json(self, kind: str, job_id: str, *, compressed: bool = False, **query: Any) -> bytes | None:
+        """:meth:`peek` as JSON bytes (gzip if ``compressed``; rendered once per entry): no I/O."""
         key = self._key(kind, job_id, query)
         entry = self._fresh(key)
-        return None if entry is None else self._body(key, entry)
+        return None if entry is None else self._body(key, entry, compressed)
 
-    def get_json(self, kind: str, job_id: str, **query: Any) -> bytes:
-        """:meth:`get` as JSON bytes, rendered once per computed entry."""
+    def get_json(self, kind: str, job_id: str, *, compressed: bool = False, **query: Any) -> bytes:
+        """:meth:`get` as JSON bytes (gzip if ``compressed``), rendered once per computed entry."""
         key = self._key(kind, job_id, query)
         entry = self._entry(key, lambda: self._compute(kind, job_id, query), lambda: self._job_version(job_id))
-        return self._body(key, entry)
+        return self._body(key, entry, compressed)
 
     def trials_page(self, job_id: str, compute: Callable[[], tuple[list[Any], dict[str, str]]],
                     **query: Any) -> tuple[bytes, dict[str, str]]:  # fmt: skip
@@ -418,7 +430,7 @@ def plot_front(points: list[dict[str, float]], front: list[int], objectives: Any
     import matplotlib.pyplot as plt
 
     if len(objectives) < 2:
-        raise ValueError("--plot: needs at least two objectives")
+        raise ConfigError("--plot: needs at least two objectives")
     # Job names and metric names are user text: never parsed as mathtext ("$...$").
     with plt.rc_context({"text.parse_math": False, "text.usetex": False}):
         _draw_front(plt, points, front, objectives, list(constraints), list(bounds), out, title)

@@ -62,7 +62,15 @@ class StoreError(ValueError):
 
 
 class JobBusy(StoreError):
-    """Another runner holds the job's lease (its heartbeat is recent)."""
+    """Another runner holds the job's lease (its heartbeat is recent).
+
+    ``public`` says the same without naming the runner (its host and process id), for answers
+    to clients of the HTTP service.
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public if public is not None else message
 
 
 class LeaseLost(StoreError):
@@ -519,7 +527,7 @@ class Store:
                 else:
                     held = _lease(row)
                     if held.runner != runner and held.live(now):
-                        raise JobBusy(self._busy_message(held, now))
+                        raise JobBusy(self._busy_message(held, now), self._busy_message(held, now, public=True))
                     taken: CursorResult[Any] = s.execute(  # type: ignore[assignment]
                         update(_Lease)
                         .where(_Lease.job_id == job_id, _Lease.runner == held.runner,
@@ -535,11 +543,12 @@ class Store:
             raise JobBusy(f"job {job_id}: another runner started it at the same moment") from None
         return LeaseRecord(job_id, runner, now, now, expires)
 
-    def _busy_message(self, held: LeaseRecord, now: dt.datetime) -> str:
+    def _busy_message(self, held: LeaseRecord, now: dt.datetime, public: bool = False) -> str:
         age = (now - held.heartbeat_at).total_seconds()
         left = (held.expires_at - now).total_seconds()
+        who = "another runner" if public else held.runner
         return (
-            f"job {held.job_id} is being run by {held.runner} (last heartbeat {age:.0f} s ago); only one runner "
+            f"job {held.job_id} is being run by {who} (last heartbeat {age:.0f} s ago); only one runner "
             f"may run a job. If that runner is gone, `nas resume {held.job_id}` takes over once its lease "
             f"expires (in {max(left, 0):.0f} s)"
         )

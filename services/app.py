@@ -365,11 +365,17 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         status = 404 if "not found" in str(exc) else 409 if isinstance(exc, JobBusy) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        detail = exc.public if isinstance(exc, JobBusy) else str(exc)  # never the runner's host and pid
+        return JSONResponse({"detail": detail}, status_code=status)
 
     @app.exception_handler(ValueError)
     async def bad_request(request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        """Our own errors (:class:`ConfigError`) say what is wrong; any other ``ValueError`` is
+        answered without its text (it may quote internals) and logged."""
+        if isinstance(exc, ConfigError):
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        logger.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return JSONResponse({"detail": f"the request cannot be answered ({type(exc).__name__})"}, status_code=400)
 
     @app.get("/api/health")
     async def health() -> dict[str, str]:
@@ -491,29 +497,32 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
         body, headers = found
         return Response(body, media_type="application/json", headers=headers)
 
-    async def cached(kind: str, job_id: str, query: dict[str, Any]) -> Response:
-        """A cached answer (JSON rendered once) on the event loop when fresh (no I/O), else read/computed off it."""
-        found = cache.peek_json(kind, job_id, **query)
+    async def cached(request: Request, kind: str, job_id: str, query: dict[str, Any]) -> Response:
+        """A cached answer (JSON rendered, and gzip-compressed for clients that accept it, once per
+        entry) on the event loop when fresh (no I/O), else read/computed off it."""
+        packed = "gzip" in request.headers.get("accept-encoding", "")
+        found = cache.peek_json(kind, job_id, compressed=packed, **query)
         if found is None:
-            found = await run_in_threadpool(functools.partial(cache.get_json, kind, job_id, **query))
-        return Response(found, media_type="application/json")
+            found = await run_in_threadpool(functools.partial(cache.get_json, kind, job_id, compressed=packed, **query))
+        headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if packed else {"Vary": "Accept-Encoding"}
+        return Response(found, media_type="application/json", headers=headers)
 
     @api.get("/jobs/{job_id}/pareto")
-    async def pareto(job_id: JobId, query: Bounds) -> Response:
+    async def pareto(request: Request, job_id: JobId, query: Bounds) -> Response:
         """The feasible front under the job's constraints and these bounds (cached until a trial lands;
         the store is asked at most every quarter second per query)."""
-        return await cached("front", job_id, query)
+        return await cached(request, "front", job_id, query)
 
     @api.get("/jobs/{job_id}/points")
-    async def points(job_id: JobId, query: Bounds) -> Response:
+    async def points(request: Request, job_id: JobId, query: Bounds) -> Response:
         """Every completed trial as columns (metrics, feasible, within the bounds, on the front, arch),
         for the page's interactive plot; cached as the front is."""
-        return await cached("points", job_id, query)
+        return await cached(request, "points", job_id, query)
 
     @api.get("/jobs/{job_id}/history")
-    async def history(job_id: JobId) -> Response:
+    async def history(request: Request, job_id: JobId) -> Response:
         """Hypervolume each time the front changed, against evaluations (cached as the front is)."""
-        return await cached("history", job_id, {})
+        return await cached(request, "history", job_id, {})
 
     @api.get("/jobs/{job_id}/pareto.png", response_class=Response)
     async def pareto_png(job_id: JobId, query: Bounds) -> Response:

@@ -63,14 +63,25 @@ def read_or_create_token_file(path: Path) -> TokenSource:
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")
         return TokenSource(token, str(path), created=True)
-    mode = path.stat().st_mode
-    if not stat.S_ISREG(mode):
-        raise AuthSetupError(f"token file {path}: not a regular file")
-    if mode & 0o077:
-        raise AuthSetupError(
-            f"token file {path}: readable by other users (mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`"
-        )
-    return TokenSource(_check_token(path.read_text(), f"token file {path}"), str(path))
+    # the file itself, not what a link points to: a link (even to a 0600 file) could hand the
+    # service a token another user controls, and O_NOFOLLOW makes the check and the read one file
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise AuthSetupError(f"token file {path}: a symbolic link or unreadable; use a plain file") from None
+    with os.fdopen(fd) as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise AuthSetupError(f"token file {path}: not a regular file")
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            raise AuthSetupError(f"token file {path}: owned by another user (uid {info.st_uid}); use your own file")
+        if info.st_mode & 0o077:
+            raise AuthSetupError(
+                f"token file {path}: readable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"run `chmod 600 {path}`"
+            )
+        text = fh.read(4096)
+    return TokenSource(_check_token(text, f"token file {path}"), str(path))
 
 
 def resolve_token(token: str | None, token_file: str | Path | None, store_url: str) -> TokenSource:
@@ -107,6 +118,26 @@ def is_wildcard(host: str) -> bool:
     return host.strip("[]") in ("0.0.0.0", "::", "")
 
 
+def served_names(host: str) -> tuple[str, ...]:
+    """The ``Host`` values a server bound to ``host`` answers by default: the loopback names for a
+    loopback host, the host itself for one address, and for all interfaces (``0.0.0.0``, ``::``)
+    this machine's names and addresses — never any name (a DNS-rebinding guard); more with
+    ``--allowed-host``."""
+    import socket
+
+    if is_loopback(host):
+        return LOOPBACK_NAMES
+    if not is_wildcard(host):
+        return (host.strip("[]"),)
+    names = {*LOOPBACK_NAMES, socket.gethostname(), socket.getfqdn()}
+    try:
+        _, aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+        names.update(aliases, addresses)
+    except OSError:
+        pass
+    return tuple(sorted(n for n in names if n))
+
+
 __all__ = [
     "TOKEN_ENV",
     "AuthSetupError",
@@ -116,5 +147,6 @@ __all__ = [
     "is_wildcard",
     "read_or_create_token_file",
     "resolve_token",
+    "served_names",
     "token_matches",
 ]

@@ -498,3 +498,48 @@ def test_lists_come_a_page_at_a_time(served: Served) -> None:
         assert httpx.get(url, params=bad, headers=AUTH).status_code == 422, bad
     jobs = httpx.get(f"{served.url}/api/jobs", params={"limit": 1}, headers=AUTH)
     assert len(jobs.json()) == 1 and jobs.headers["x-total-count"] == "1"
+
+
+def test_token_files_are_the_owners_own_plain_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weaker points: a 0600 symlink to another user's file was accepted, and the owner not checked."""
+    import os
+
+    from services.auth import AuthSetupError, read_or_create_token_file
+
+    real = tmp_path / "real.token"
+    created = read_or_create_token_file(real)
+    assert created.created and read_or_create_token_file(real).token == created.token
+    link = tmp_path / "link.token"
+    link.symlink_to(real)
+    with pytest.raises(AuthSetupError, match="symbolic link"):
+        read_or_create_token_file(link)
+    monkeypatch.setattr(os, "getuid", lambda: real.stat().st_uid + 1)
+    with pytest.raises(AuthSetupError, match="owned by another user"):
+        read_or_create_token_file(real)
+
+
+def test_all_interfaces_serve_this_machines_names_not_any_host() -> None:
+    """Weaker point: with ``--host 0.0.0.0`` any ``Host`` header was accepted (DNS rebinding)."""
+    import socket
+
+    from services.auth import served_names
+
+    names = served_names("0.0.0.0")
+    assert "*" not in names and "attacker.example" not in names
+    assert socket.gethostname() in names and "127.0.0.1" in names
+    assert served_names("127.0.0.1") == ("localhost", "127.0.0.1", "::1")
+    assert served_names("10.1.2.3") == ("10.1.2.3",)
+
+
+def test_errors_say_what_is_wrong_without_internals(served: Served) -> None:
+    """Weaker points: 409s named the runner's host and pid; 400s carried Python exception text."""
+    store = served.store
+    busy = store.create_job("busy", toy_job(), "toy")
+    store.acquire_lease(busy, "secret-host:4242", ttl_s=300)
+    refused = httpx.delete(f"{served.url}/api/jobs/{busy}", headers=AUTH)
+    assert refused.status_code == 409 and "secret-host" not in refused.text and "4242" not in refused.text
+    job_id = httpx.post(f"{served.url}/api/jobs", json=toy_job(budget={"evaluations": 4}), headers=AUTH).json()
+    wait_for_state(served.url, job_id["job_id"], {"done"})
+    ours = httpx.get(f"{served.url}/api/jobs/{job_id['job_id']}/pareto", params={"latency_metric": "nope"},
+                     headers=AUTH)  # fmt: skip
+    assert ours.status_code == 400 and "has no metric 'nope'" in ours.json()["detail"]  # our own message stays
