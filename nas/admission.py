@@ -11,6 +11,7 @@ No torch import here; checking a supernet checkpoint reads only its description.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from nas.core.limits import DEFAULT_LIMITS, InputLimits
 from nas.core.space import SearchSpace
 from nas.evaluators import check_evaluator
 from nas.job import JobSpec, job_from_dict
-from nas.searchers import create_searcher
+from nas.searchers import create_searcher, searcher_class
 
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on Linux, macOS and Windows file systems)
 
@@ -117,6 +118,22 @@ def service_policy(
                       max_macs=max_macs)  # fmt: skip
 
 
+def _check_metrics(spec: JobSpec, offered: tuple[str, ...]) -> None:
+    """Every objective and constraint names a metric the evaluator offers (a typo such as
+    ``acc`` or ``latency_ms@pixel4`` would otherwise fail every trial and still end ``done``)."""
+    names = ", ".join(offered)
+    named = [("objectives", i, o.metric) for i, o in enumerate(spec.objectives)]
+    named += [("constraints", i, c.metric) for i, c in enumerate(spec.constraints)]
+    for key, i, metric in named:
+        if metric not in offered:
+            close = difflib.get_close_matches(metric, offered, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{key}[{i}].metric: {metric!r} is not a metric of this evaluator "
+                f"({spec.evaluator.get('kind')}: {names}){hint}"
+            )
+
+
 @contextlib.contextmanager
 def _stage(key: str) -> Iterator[None]:
     """Turns an unexpected exception while checking ``key`` (a plug-in's bug, a value its code did
@@ -151,10 +168,13 @@ def admit_job(data: Any, policy: SpecPolicy = CLI_POLICY) -> tuple[JobSpec, Sear
         space = spec.space.build(allow_code=policy.allow_code)
         policy.check_network(space)
     with _stage("evaluator"):
-        spec.evaluator, cheap_metrics = check_evaluator(
+        checked = check_evaluator(
             spec.evaluator, space, allow_code=policy.allow_code,
             check_path=policy.check_path if policy.data_roots is not None else None,
         )  # fmt: skip
+    spec.evaluator, cheap_metrics = checked.spec, checked.cheap_metrics
+    if checked.metrics is not None:
+        _check_metrics(spec, checked.metrics)
     settings = dict(spec.searcher.settings)
     if cheap_metrics is None:  # a plug-in evaluator: the runner checks proxy settings once it is built
         cheap_metrics = ()
@@ -214,6 +234,12 @@ def check_job(data: Any) -> CheckReport:
     if not code:
         spec, space = admit_job(spec.to_dict(), CLI_POLICY)
         return CheckReport(spec, space, {})
+    try:  # the searcher's settings need no space: checked whatever the space is
+        searcher_class(spec.searcher.kind).checked_settings(spec.searcher.settings)
+    except TypeError:  # a plug-in whose defaults() needs an instance: checked when `nas search` builds it
+        pass
+    except ValueError as exc:
+        raise ConfigError(f"searcher.settings: {exc}") from None
     if "space.name" in code:
         return CheckReport(spec, None, located)
     space = spec.space.build(allow_code=False)

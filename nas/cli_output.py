@@ -6,8 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
+
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control and formatting characters (C0 but newlines and tabs, DEL, C1 such as
+    the terminal's CSI, bidi overrides) shown as escapes: names from a store are shown, never
+    obeyed by the terminal."""
+    if all(c in "\n\t" or unicodedata.category(c) not in _HIDDEN for c in text):
+        return text
+    return "".join(c if c in "\n\t" or unicodedata.category(c) not in _HIDDEN else ascii(c)[1:-1] for c in text)
 
 
 def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -21,7 +33,7 @@ def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
         json.dump(payload, out, indent=2, default=str)
         out.write("\n")
     else:
-        out.write(text.rstrip("\n") + "\n")
+        out.write(printable(text.rstrip("\n")) + "\n")
 
 
 class CLIError(Exception):

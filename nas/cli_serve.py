@@ -120,11 +120,11 @@ def add_serve_command(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--max-params", type=float, default=SERVICE_MAX_PARAMS,
-        help="largest parameter count of a space's largest subnet (default: %(default).3g)",
+        help="largest parameter count of a space's largest subnet (default: %(default)s)",
     )  # fmt: skip
     p.add_argument(
         "--max-macs", type=float, default=SERVICE_MAX_MACS,
-        help="largest MACs per sample of a space's largest subnet (default: %(default).3g)",
+        help="largest MACs per sample of a space's largest subnet (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--ssl-certfile", help="TLS certificate (PEM), with --ssl-keyfile")
     p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")

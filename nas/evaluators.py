@@ -474,12 +474,22 @@ def _path_keys(parsed: Any, factory: Any) -> tuple[str, ...]:
     return tuple(parsed.paths)
 
 
+@dataclass(frozen=True)
+class EvaluatorCheck:
+    """What :func:`check_evaluator` found: the block with its paths resolved, and the metrics the
+    evaluator will offer, all of them and the cheap ones (``None`` for plug-in and custom
+    evaluators, whose metrics are known only once built)."""
+
+    spec: dict[str, Any]
+    cheap_metrics: tuple[str, ...] | None
+    metrics: tuple[str, ...] | None
+
+
 def check_evaluator(
     spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True, check_path: PathCheck | None = None
-) -> tuple[dict[str, Any], tuple[str, ...] | None]:
-    """Validates an ``evaluator`` block without running anything heavy; returns it with paths resolved,
-    and the cheap metrics the evaluator will offer (``None`` for plug-in and custom evaluators, whose
-    are known only once built).
+) -> EvaluatorCheck:
+    """Validates an ``evaluator`` block without running anything heavy: its paths resolved, and the
+    metrics the evaluator will offer (:class:`EvaluatorCheck`).
 
     ``check_path(key, value)`` returns the path to use or raises :class:`ConfigError`
     (the HTTP service keeps paths inside its data roots). Every file named must exist,
@@ -522,14 +532,16 @@ def check_evaluator(
         cheap: list[str] = ["macs", "params"] if _has_cost(space) else []
         if parsed.latency_table is not None:
             cheap.append(f"latency_ms@{_load_latency_table(out['latency_table'], space).device}")
-        return out, (*cheap, *(proxy_metric(p) for p in parsed.proxies or ()))
+        offered = (*cheap, *(proxy_metric(p) for p in parsed.proxies or ()))
+        return EvaluatorCheck(out, offered, ("accuracy", "loss", *offered))
     if isinstance(parsed, PluginSpec):
         _check_options(factory, f"evaluator plug-in {parsed.kind!r}", options)
-        return out, None
+        return EvaluatorCheck(out, None, None)
     if isinstance(parsed, CustomSpec):
         _check_options(_custom_factory(parsed), repr(parsed.target), parsed.options or {})
-        return out, None
-    return out, tuple(getattr(build_evaluator(out, space, allow_code=allow_code), "cheap_metrics", ()))
+        return EvaluatorCheck(out, None, None)
+    built = build_evaluator(out, space, allow_code=allow_code)
+    return EvaluatorCheck(out, tuple(getattr(built, "cheap_metrics", ())), tuple(built.metrics))
 
 
 def contain_checkpoint(checkpoint: str, check_path: PathCheck) -> None:

@@ -209,6 +209,11 @@ class JobWorker:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        import sys
+
+        ray = sys.modules.get("ray")  # a parallel job started a local Ray: its processes stop with the service
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
 
 
 def _media_type(request: Request) -> str:

@@ -101,6 +101,19 @@ def _bounded(kind: str, name: str, value: Any, low: float, high: float, *, integ
     return value
 
 
+def _merged_settings(
+    kind: str, defaults: Mapping[str, Any], bounds: Mapping[str, tuple[float, float]], settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        known = ", ".join(sorted(defaults)) or "none"
+        raise ValueError(f"searcher {kind!r}: unknown settings {unknown}; known: {known}")
+    merged = {**defaults, **settings}
+    for name, (low, high) in bounds.items():
+        merged[name] = _bounded(kind, name, merged[name], low, high, integer=isinstance(defaults[name], int))
+    return merged
+
+
 class Searcher(ABC):
     """Base class: bookkeeping, de-duplication and JSON state; subclasses only propose.
 
@@ -151,15 +164,16 @@ class Searcher(ABC):
         return {}
 
     def _check_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        defaults = self.defaults()
-        unknown = sorted(set(settings) - set(defaults))
-        if unknown:
-            known = ", ".join(sorted(defaults)) or "none"
-            raise ValueError(f"searcher {self.kind!r}: unknown settings {unknown}; known: {known}")
-        merged = {**defaults, **settings}
-        for name, (low, high) in self.setting_bounds().items():
-            merged[name] = _bounded(self.kind, name, merged[name], low, high, integer=isinstance(defaults[name], int))
-        return merged
+        return _merged_settings(self.kind, self.defaults(), self.setting_bounds(), settings)
+
+    @classmethod
+    def checked_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``settings`` over the defaults, each known and within its bounds (no space needed).
+
+        Raises:
+            ValueError: naming the unknown or out-of-range setting.
+        """
+        return _merged_settings(cls.kind, cls.defaults(), cls.setting_bounds(), settings)
 
     def check_stop(self) -> None:
         """Called inside long steps (a surrogate search, scoring a large pool): raises when the runner

@@ -38,7 +38,7 @@ def _toy() -> dict[str, Any]:
     return {
         "space": {"name": "nb201"},
         "evaluator": {"kind": "zero_cost", "proxy": "synflow"},
-        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "params"}],
+        "objectives": [{"metric": "synflow", "direction": "max"}, {"metric": "params"}],
         "searcher": {"kind": "nsga2", "settings": {"population": 8}},
         "budget": {"evaluations": 10},
     }

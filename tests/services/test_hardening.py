@@ -543,3 +543,30 @@ def test_errors_say_what_is_wrong_without_internals(served: Served) -> None:
     ours = httpx.get(f"{served.url}/api/jobs/{job_id['job_id']}/pareto", params={"latency_metric": "nope"},
                      headers=AUTH)  # fmt: skip
     assert ours.status_code == 400 and "has no metric 'nope'" in ours.json()["detail"]  # our own message stays
+
+
+def test_nas_jobs_shows_stored_names_without_obeying_them(tmp_path: Path) -> None:
+    """Weaker point: ``nas jobs`` printed a stored name's U+009B (the terminal's CSI) raw."""
+    db = tmp_path / "nas.db"
+    store = Store(f"sqlite:///{db}")
+    store.create_job("evil\u009b31m\u202ename", toy_job(), "toy", 3)
+    done = subprocess.run([sys.executable, "-m", "nas.cli", "jobs", "--store", f"sqlite:///{db}"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\u009b" not in done.stdout and "\u202e" not in done.stdout and "evil\\x9b31m\\u202ename" in done.stdout
+
+
+def test_objectives_must_name_metrics_the_evaluator_offers(served: Served) -> None:
+    """Weaker point: admission did not check that objective metrics exist; such a job failed every
+    trial and still ended ``done``. Now a typo is a 422 with the metrics on offer and a suggestion."""
+    typo = toy_job(space={"name": "nb201"}, evaluator={"kind": "zero_cost", "proxy": "synflow"},
+                   objectives=[{"metric": "synflw", "direction": "max"}, {"metric": "params"}],
+                   constraints=[{"metric": "latency_ms@pixel4", "max": 5}], reference=None)  # fmt: skip
+    refused = httpx.post(f"{served.url}/api/jobs", json=typo, headers=AUTH)
+    detail = refused.json()["detail"]
+    assert refused.status_code == 422 and "objectives[0].metric: 'synflw' is not a metric" in detail
+    assert "synflow, macs, params" in detail and "did you mean 'synflow'" in detail
+    typo["objectives"][0]["metric"] = "synflow"
+    refused = httpx.post(f"{served.url}/api/jobs", json=typo, headers=AUTH)
+    assert refused.status_code == 422 and "constraints[0].metric: 'latency_ms@pixel4'" in refused.json()["detail"]
+    assert served.store.jobs() == []
