@@ -85,10 +85,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load(url: str, token: str | None, clients: int, seconds: float) -> dict[str, Any]:
+def _load(url: str, token: str | None, clients: int, seconds: float, identity: bool = False) -> dict[str, Any]:
+    """Requests per second of ``clients`` threads; ``identity``: ask for uncompressed answers."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if identity:
+        headers["Accept-Encoding"] = "identity"
     counts = [0] * clients
     errors = [0] * clients
     stop = time.perf_counter() + seconds
@@ -158,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
             f"trials_{args.trials}": f"/api/jobs/{large}/trials",
             f"trials_{args.trials}_newest_failed": f"/api/jobs/{large}/trials?order=desc&contains=failure",
             f"points_{args.trials}": f"/api/jobs/{large}/points",
+            f"points_{args.trials}_uncompressed": f"/api/jobs/{large}/points",
             "pareto_png_24": f"/api/jobs/{small}/pareto.png",
             f"pareto_png_{args.trials}": f"/api/jobs/{large}/pareto.png",
             "info": "/api/info",
         }
         results: dict[str, Any] = {}
         for name, route in routes.items():
-            _load(base + route, token, 1, 1.0)  # warm-up (and the cache's first fill)
-            results[name] = _load(base + route, token, args.clients, args.seconds)
+            identity = name.endswith("_uncompressed")  # (the clients, on the same cores, then decode no gzip)
+            _load(base + route, token, 1, 1.0, identity)  # warm-up (and the cache's first fill)
+            results[name] = _load(base + route, token, args.clients, args.seconds, identity)
             logger.info("%-22s %8.1f req/s  (%d errors)", name, results[name]["rps"], results[name]["errors"])
         ceiling = results["health"]["rps"]
         ratios = {name: round(r["rps"] / ceiling, 3) for name, r in results.items() if name != "health"}
