@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nas.cli_output import emit
+from nas.cli_output import CLIError, emit
 
 DEFAULT_STORE_ENV = "NAS_STORE"
 
@@ -94,6 +94,16 @@ def cmd_search(args: argparse.Namespace) -> None:
             print(f"interrupted; continue with: nas resume {created[0]}{_store_option(args)}", file=sys.stderr)
         raise
     _report(args, store, result)
+    _fail_if_every_trial_failed(args, store, result)
+
+
+def _fail_if_every_trial_failed(args: argparse.Namespace, store: Any, result: Any) -> None:
+    """A job whose every trial failed is an error (exit 2) naming the commonest error, not a green ``done``."""
+    if result.state == "failed":
+        raise CLIError(
+            str(store.job(result.job_id).error),
+            f"fix the cause, then `nas resume {result.job_id}{_store_option(args)}` or search again",
+        )
 
 
 def cmd_spec_schema(args: argparse.Namespace) -> None:
@@ -140,6 +150,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
         progress=not args.json,
     )  # fmt: skip
     _report(args, store, result)
+    _fail_if_every_trial_failed(args, store, result)
 
 
 def cmd_delete(args: argparse.Namespace) -> None:

@@ -109,6 +109,13 @@ def _front(
         constraints.append(Constraint(accuracy_metric, min=min_accuracy))
     trials = store.trials(job.id, ["complete"])
     points = [{k: (math.nan if v is None else v) for k, v in t.metrics.items()} for t in trials]
+    if min_accuracy is not None and min_accuracy > 1:
+        seen = [p[accuracy_metric] for p in points if math.isfinite(p.get(accuracy_metric, math.nan))]
+        if seen and max(seen) <= 1:  # a percentage given for a fraction: it would silently empty the front
+            raise ConfigError(
+                f"--min-accuracy {min_accuracy:g}: {accuracy_metric} of job {job.id} is a fraction (at most "
+                f"{max(seen):.4g} here); for {min_accuracy:g}% give {min_accuracy / 100:g}"
+            )
     front = pareto_front(points, objectives, constraints) if points else []
     return _Front(job, objectives, constraints, spec_constraints, trials, points, front)
 

@@ -226,13 +226,28 @@ def _run_leased(
         if mirror is not None:
             mirror.sync()
     state = "done" if budget.exhausted() or stop_after is None else "interrupted"
-    if not store.transition_job(job_id, state, elapsed_s=budget.elapsed):  # cancelled as the last trial landed
-        raise JobCancelled(f"job {job_id} was cancelled; `nas resume {job_id}` continues it")
     trials = {t.trial_id: t for t in store.trials(job_id)}
+    error = None
+    if state == "done" and trials and not any(t.state == "complete" for t in trials.values()):
+        state, error = "failed", all_failed_reason(list(trials.values()))  # not a green "done" with nothing in it
+    if not store.transition_job(job_id, state, elapsed_s=budget.elapsed, error=error):  # cancelled at the end
+        raise JobCancelled(f"job {job_id} was cancelled; `nas resume {job_id}` continues it")
     return JobResult(
         job_id, state, tracker.evaluations, sum(t.state == "failed" for t in trials.values()),
         [trials[i] for i in tracker.front], tracker.hv,
     )  # fmt: skip
+
+
+def all_failed_reason(trials: list[TrialRecord]) -> str:
+    """Why a job whose every trial failed failed: its commonest error (first line) and how often."""
+    import collections
+
+    errors = collections.Counter((t.error or "no error recorded").splitlines()[0][:300] for t in trials)
+    error, count = errors.most_common(1)[0]
+    return (
+        f"every trial failed ({len(trials)}); the commonest error ({count} of {len(trials)}): {error}. "
+        "`nas trials JOB --state failed` lists them"
+    )
 
 
 def _metrics(t: TrialRecord) -> dict[str, float]:

@@ -1,0 +1,77 @@
+"""Failures that looked like successes (issue 27, findings 3, 6, 7): each now says what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.core.arch import Arch
+from nas.core.config import ConfigError
+from nas.job import job_from_dict
+from nas.queries import front_query
+from nas.runner import run_job
+from nas.store import Store
+from nas.testing.toy import ToyEvaluator, ToySpace, toy_job_spec
+
+
+class AlwaysFails(ToyEvaluator):
+    """A toy evaluator whose every evaluation raises, mostly with one message."""
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        if archs[0]["x"][0] == 0:
+            raise ValueError("rare failure")
+        raise RuntimeError("CUDA out of memory (toy)")
+
+
+def test_a_job_whose_every_trial_failed_is_failed_naming_the_commonest_error(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    spec = job_from_dict(toy_job_spec(budget={"evaluations": 12}, parallelism=1))
+    result = run_job(spec, store, progress=False, evaluator=AlwaysFails(ToySpace()))
+    job = store.job(result.job_id)
+    assert result.state == "failed" and job.state == "failed"
+    assert job.error is not None and "every trial failed (12)" in job.error
+    assert "CUDA out of memory (toy)" in job.error and "nas trials JOB --state failed" in job.error
+    ok = run_job(job_from_dict(toy_job_spec(budget={"evaluations": 12})), store, progress=False,
+                 evaluator=ToyEvaluator(ToySpace(), fail_when=4))  # fmt: skip
+    assert ok.state == "done"  # some trials failing is still a search
+
+
+def test_nas_search_exits_2_when_every_trial_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    failing = {"kind": "custom", "target": "tests.nas.test_failures_say_so:AlwaysFails"}
+    spec = toy_job_spec(budget={"evaluations": 6}, parallelism=1, evaluator=failing)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code = main(["search", str(path), "--store", f"sqlite:///{tmp_path / 'nas.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "every trial failed (6)" in err and "nas resume" in err
+
+
+def test_spec_check_refuses_metrics_the_evaluator_does_not_offer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {"space": {"name": "nb201"}, "evaluator": {"kind": "zero_cost", "proxy": "synflow"},
+            "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "params"}],
+            "budget": {"evaluations": 10}}  # fmt: skip
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["spec", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "objectives[0].metric: 'acc' is not a metric of this evaluator (zero_cost: synflow, macs, params)" in err
+
+
+def test_a_percentage_for_a_fraction_is_an_error_not_an_empty_front(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    objectives = [{"metric": "accuracy", "direction": "max"}, {"metric": "lat", "direction": "min"}]
+    spec = toy_job_spec(objectives=objectives, constraints=[], reference=None)
+    job_id = store.create_job("fractions", spec, "toy", 4)
+    space = ToySpace()
+    for i in range(4):
+        store.add_trial(job_id, i, space.make({"x": [i, 0, 0, 0, 0, 0]}), worker="test")
+        store.finish_trial(job_id, i, {"accuracy": 0.6 + 0.1 * i, "lat": 1.0 + i})
+    with pytest.raises(ConfigError, match=r"--min-accuracy 90: accuracy of job .* is a fraction .* give 0\.9"):
+        front_query(store, job_id, min_accuracy=90)
+    assert [t["trial_id"] for t in front_query(store, job_id, min_accuracy=0.75)["front"]] == [2, 3]
