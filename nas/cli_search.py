@@ -248,8 +248,12 @@ def cmd_export(args: argparse.Namespace) -> None:
         store, args.job_id, args.device, args.format, args.out, max_latency=args.max_latency, trial_id=args.trial,
         tolerance=args.tolerance, progress=not args.json,
     )  # fmt: skip
-    written = [m for m in manifest["models"] if m["job_id"] == args.job_id and m["device"] == args.device]
-    lines = [f"exported {len(written)} model(s) of job {args.job_id} for {args.device} to {args.out} (manifest.json):"]
+    written = [m for m in manifest["models"] if m["file"] in set(manifest["written"])]
+    others = len(manifest["models"]) - len(written)
+    lines = [
+        f"exported {len(written)} model(s) of job {args.job_id} for {args.device} to {args.out} (manifest.json"
+        + (f", which lists {others} more from earlier exports):" if others else "):")
+    ]
     for m in written:
         latency = m["search_metrics"].get(f"latency_ms@{args.device}")
         lines.append(

@@ -185,7 +185,8 @@ def export_job(
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``; an existing manifest there
-        keeps its other models).
+        keeps its other models whose files are unchanged), with ``written``: the files this
+        call wrote.
     """
     import torch
     from tqdm import tqdm
@@ -221,7 +222,13 @@ def export_job(
     manifest_path = out / MANIFEST
     models: dict[str, Any] = {}
     if manifest_path.is_file():
-        models = {m["file"]: m for m in json.loads(manifest_path.read_text()).get("models", [])}
+        for m in json.loads(manifest_path.read_text()).get("models", []):
+            kept = out / str(m.get("file", ""))  # an entry whose file is gone or changed is dropped, not kept stale
+            if kept.parent == out and kept.is_file() and sha256_file(kept) == m.get("sha256"):
+                models[m["file"]] = m
+            else:
+                logger.warning("manifest: dropped %s (its file is missing or changed)", m.get("file"))
+    written: list[str] = []
     probe, _ = next(dataset.loader("test", 16, train=False, resolutions=[space.input_shape()[-1]]).epoch(0))
     for trial in tqdm(chosen, desc="export", unit="model", disable=not progress):
         arch = space.make(trial.arch)
@@ -265,6 +272,7 @@ def export_job(
             "check": {"max_abs_diff": diff, "inputs": int(x.shape[0])},
         }
         models[path.name] = record
+        written.append(path.name)
         store.add_artifact("export", path, job_id=job_id, meta={k: record[k] for k in ("format", "trial_id", "device")})
         logger.info("exported trial %d (%s) to %s, max |diff| %.2e", trial.trial_id, arch.arch_id, path, diff)
     manifest = {
@@ -276,4 +284,4 @@ def export_job(
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(manifest_path)
-    return manifest
+    return {**manifest, "written": written}

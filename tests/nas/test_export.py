@@ -146,3 +146,20 @@ def test_cli_export_one_trial(searched, tmp_path: Path) -> None:
     assert model["trial_id"] == trial.trial_id and (tmp_path / model["file"]).is_file()
     bad = subprocess.run([*cmd[:7], "--max-latency", "1", *cmd[7:]], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "--trial: not allowed with argument --max-latency" in bad.stderr
+
+
+def test_exporting_twice_into_one_folder_keeps_an_honest_manifest(searched, tmp_path: Path) -> None:
+    """Issue 27, finding 8: a second export reported the folder's models as its own and kept entries
+    whose files were gone."""
+    store, job_id, _ = searched
+    front = choose_trials(store, job_id, "cpu")
+    out = tmp_path / "both"
+    first = export_job(store, job_id, "cpu", "safetensors", out, trial_id=front[0].trial_id)
+    second = export_job(store, job_id, "cpu", "safetensors", out, trial_id=front[1].trial_id)
+    assert len(first["written"]) == 1 and len(second["written"]) == 1 and first["written"] != second["written"]
+    assert {m["file"] for m in second["models"]} == {*first["written"], *second["written"]}
+    (out / first["written"][0]).unlink()
+    third = export_job(store, job_id, "cpu", "safetensors", out, trial_id=front[1].trial_id)
+    assert [m["file"] for m in third["models"]] == second["written"]  # the stale entry is gone
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert "written" not in on_disk and [m["file"] for m in on_disk["models"]] == second["written"]
