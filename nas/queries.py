@@ -159,6 +159,9 @@ def front_query(
         "constraints": [c.__dict__ for c in constraints],
         "evaluated": len(f.trials),
         "hypervolume": hv,
+        # the point the hypervolume is measured from: fixed for the job once recorded in its spec
+        "reference": ref,
+        "reference_fixed": job.spec.get("reference") is not None,
         "front": rows,
     }
 
@@ -231,7 +234,8 @@ def hypervolume_history(store: Store, job_id: str) -> dict[str, Any]:
         "job_id": job.id,
         "evaluations": [e for e, _ in rows],
         "hypervolume": [h for _, h in rows],
-        # each value against the reference point of its time: the spec's, else the robust nadir then
+        # against the reference fixed for the job (recorded in its spec; jobs from before it was
+        # fixed: each value against the robust nadir of its time)
         "reference": job.spec.get("reference"),
     }
 

@@ -182,7 +182,9 @@ def _run_leased(
     searcher.stop_check = lease.check  # a cancel (lease revoked) stops the searcher inside long steps
     stored_trials = store.trials(job_id)
     searcher.restore([_as_observation(t) for t in stored_trials])
-    tracker = FrontTracker(store, job_id, spec)
+    tracker = FrontTracker(
+        store, job_id, spec, _worst_cheap(evaluator, space, spec) if spec.reference is None else None
+    )
     for t in stored_trials:
         if t.state != "running":
             tracker.evaluations += 1
@@ -236,6 +238,26 @@ def _run_leased(
         job_id, state, tracker.evaluations, sum(t.state == "failed" for t in trials.values()),
         [trials[i] for i in tracker.front], tracker.hv,
     )  # fmt: skip
+
+
+def _worst_cheap(evaluator: Evaluator, space: Any, spec: JobSpec) -> dict[str, float]:
+    """Each cheap cost objective's worst value over the space (at its smallest and largest subnets): part
+    of the job's fixed hypervolume reference. Empty where the evaluator computes none cheaply."""
+    cheap = set(getattr(evaluator, "cheap_metrics", ()) or ())
+    wanted = [o for o in spec.objective_list if o.metric in cheap and o.direction == "min"]  # costs: worst when largest
+    if not wanted:
+        return {}
+    try:
+        rows = evaluator.evaluate_cheap([space.min_arch(), space.max_arch()])  # type: ignore[attr-defined]
+    except Exception as exc:  # the reference then comes from the first trials
+        logger.warning("hypervolume reference: the cheap metrics of the extreme subnets failed: %s", error_text(exc))
+        return {}
+    out = {}
+    for o in wanted:
+        values = [float(r[o.metric]) for r in rows if o.metric in r]
+        if values:
+            out[o.metric] = max(values) if o.direction == "min" else min(values)
+    return out
 
 
 def all_failed_reason(trials: list[TrialRecord]) -> str:

@@ -34,8 +34,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "seed": "seeds every random choice of the search (0 <= seed < 2**32)",
         "parallelism": f"evaluations in flight at once (1 to {MAX_PARALLELISM})",
         "executor": "auto (in-process for table lookups, Ray for parallel jobs that do real work), ray or local",
-        "reference": "the hypervolume's reference point, one value per objective metric; default: a robust nadir "
-        "of the evaluated archs (the worst 5% set aside)",
+        "reference": "the hypervolume's reference point, one value per objective metric; default: fixed for the "
+        "job from each objective's constraint bound, else its worst value over the space where the evaluator "
+        "computes it cheaply (MACs, table latency), else the first 10 trials (0 for a fraction to maximise); "
+        "recorded in the job, so its hypervolume never decreases",
         "allow_invalid": "also propose archs the space marks invalid (NB201 cells with no input-to-output path)",
         "cpus_per_trial": "CPUs Ray reserves per evaluation (0 < x <= 1024)",
         "optuna_study": "copy every trial into the Optuna study nas-<job id> in the store's database, so "

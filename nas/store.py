@@ -412,6 +412,16 @@ class Store:
             return [_job(r) for r in s.scalars(select(_Job).order_by(_Job.created_at, _Job.id))]
 
     @_retry_locked
+    def set_reference(self, job_id: str, reference: Mapping[str, float]) -> None:
+        """Records the hypervolume's reference point in the job's spec (``reference``): fixed for
+        the job from then on, so its hypervolume never decreases and resumes use the same one."""
+        with self._session() as s:
+            row = s.get(_Job, job_id)
+            if row is None:
+                raise StoreError(f"job {job_id!r} not found in {self.safe_url}")
+            row.spec = {**row.spec, "reference": {k: float(v) for k, v in reference.items()}}
+
+    @_retry_locked
     def update_job(self, job_id: str, **fields: Any) -> None:
         allowed = {"state", "elapsed_s", "error", "budget"}
         unknown = set(fields) - allowed

@@ -83,14 +83,61 @@ def reference_point(
     return ref
 
 
-class FrontTracker:
-    """Recomputes the job's Pareto front and hypervolume as trials land; stores each change."""
+REFERENCE_AFTER = 10  # completed trials that fix the reference of objectives nothing else bounds
 
-    def __init__(self, store: Store, job_id: str, spec: JobSpec) -> None:
+
+def known_reference(
+    objectives: Sequence[Objective], constraints: Sequence[Constraint], worst_cheap: Mapping[str, float]
+) -> dict[str, float]:
+    """The parts of a job's hypervolume reference known before any trial: per objective, the bound
+    of a constraint on its worse side (a latency limit for a latency to minimise), else its worst
+    value over the space where the evaluator computes it cheaply (``worst_cheap``: MACs, table
+    latency, parameters of the largest subnet)."""
+    ref: dict[str, float] = {}
+    for o in objectives:
+        sides = [c.max if o.direction == "min" else c.min for c in constraints if c.metric == o.metric]
+        bounds = [float(b) for b in sides if b is not None]
+        if bounds:
+            ref[o.metric] = min(bounds) if o.direction == "min" else max(bounds)
+        elif o.metric in worst_cheap and math.isfinite(worst_cheap[o.metric]):
+            ref[o.metric] = float(worst_cheap[o.metric])
+    return ref
+
+
+def data_reference(points: Sequence[Mapping[str, float]], objective: Objective) -> float | None:
+    """The reference of an objective nothing else bounds, from the first completed trials: 0 for a
+    fraction to maximise (accuracy), else their worst value moved out by a tenth of their range."""
+    values = [p[objective.metric] for p in points if math.isfinite(p.get(objective.metric, math.nan))]
+    if not values:
+        return None
+    if objective.direction == "max" and min(values) >= 0 and max(values) <= 1:
+        return 0.0  # the same for every job that maximises a fraction: comparable hypervolumes
+    worst = max(values) if objective.direction == "min" else min(values)
+    margin = 0.1 * ((max(values) - min(values)) or abs(worst) or 1.0)
+    return worst + margin if objective.direction == "min" else worst - margin
+
+
+class FrontTracker:
+    """Recomputes the job's Pareto front and hypervolume as trials land; stores each change.
+
+    The hypervolume's reference point is fixed for the job: the spec's, else one made of each
+    objective's constraint bound or worst value over the space (:func:`known_reference`) and, for
+    objectives nothing bounds, the first :data:`REFERENCE_AFTER` completed trials
+    (:func:`data_reference`), recorded in the job's spec once complete. Against a fixed reference
+    the hypervolume never decreases; until it is complete it is not reported (``None``).
+    """
+
+    def __init__(
+        self, store: Store, job_id: str, spec: JobSpec, worst_cheap: Mapping[str, float] | None = None
+    ) -> None:
         self.store, self.job_id = store, job_id
         self.objectives: list[Objective] = spec.objective_list
         self.constraints: list[Constraint] = spec.constraint_list
-        self.reference = spec.reference
+        self.reference: dict[str, float] | None = dict(spec.reference) if spec.reference is not None else None
+        self._known = known_reference(self.objectives, self.constraints, worst_cheap or {})
+        self._after = (
+            REFERENCE_AFTER if spec.budget.evaluations is None else min(REFERENCE_AFTER, spec.budget.evaluations)
+        )
         self.points: dict[int, dict[str, float]] = {}
         self.evaluations = 0
         self.front: list[int] = []
@@ -102,12 +149,29 @@ class FrontTracker:
             self.points[trial_id] = dict(metrics)
         self.update()
 
+    def _fix_reference(self, rows: list[dict[str, float]]) -> None:
+        """Completes and records the reference once enough trials completed (or all are known)."""
+        ref = dict(self._known)
+        missing = [o for o in self.objectives if o.metric not in ref]
+        if missing and len(rows) < self._after:
+            return
+        for o in missing:
+            value = data_reference(rows, o)
+            if value is None:
+                return
+            ref[o.metric] = value
+        self.reference = ref
+        self.store.set_reference(self.job_id, ref)
+        logger.info("job %s: hypervolume reference fixed at %s", self.job_id, ref)
+
     def update(self) -> None:
         ids = list(self.points)
         rows = [self.points[i] for i in ids]
         front = [ids[i] for i in pareto_front(rows, self.objectives, self.constraints)] if rows else []
-        ref = reference_point(rows, self.objectives, self.reference)
-        hv = hypervolume(rows, self.objectives, ref, self.constraints) if ref is not None else None
+        if self.reference is None:
+            self._fix_reference(rows)
+        ref = self.reference
+        hv = hypervolume(rows, self.objectives, ref, self.constraints) if ref is not None and rows else None
         if front != self.front or hv != self.hv:
             self.front, self.hv = front, hv
             self.store.save_front(self.job_id, self.evaluations, front, hv)

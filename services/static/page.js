@@ -161,7 +161,11 @@ async function loadDetail() {
     document.getElementById("detail-id").textContent = job;
     updateActions();
     document.getElementById("front-summary").textContent =
-      `${front.front.length} Pareto-optimal of ${front.evaluated} evaluated (${front.state}), hypervolume ${fmt(front.hypervolume)}`;
+      `${front.front.length} Pareto-optimal of ${front.evaluated} evaluated (${front.state}), hypervolume ${fmt(front.hypervolume)}` +
+      (front.reference ? ` — the objective space dominated by the feasible front, measured from the reference ` +
+        Object.entries(front.reference).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") +
+        (front.reference_fixed ? " (fixed for this job: it never decreases; jobs with the same objectives and bounds compare)"
+                               : " (the robust nadir of the trials so far: this job predates fixed references)") : "");
     const key = `${job}?${query}|${front.evaluated}|${front.hypervolume}`;
     if (key !== lastKeys.front) {
       drawFrontTable(front);

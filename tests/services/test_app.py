@@ -205,6 +205,7 @@ def test_web_page_in_a_real_browser(served) -> None:
         expected = front_query(store, job_id)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#front tbody tr")) == len(expected["front"]))
         assert f"{len(expected['front'])} Pareto-optimal of" in by_id("front-summary").text
+        assert "measured from the reference" in by_id("front-summary").text  # the page says what it is
         traces = "return (document.getElementById('scatter').data || []).map(t => t.x.length)"
         counts = wait.until(lambda b: b.execute_script(traces) or None)
         assert sum(counts) == expected["evaluated"] and counts[2] == len(expected["front"])
