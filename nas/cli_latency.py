@@ -48,6 +48,28 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     emit(args, payload, f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}")
 
 
+def _table_space(table: Any, run: str | None) -> Any:
+    """The space a table was built for: from ``--run``, else the configuration the table records,
+    else its space id (a preset)."""
+    from nas.core.space import create_space, space_from_id
+
+    if run:
+        space = _run_space(run)
+    elif table.space is not None:
+        space = create_space(table.space["name"], allow_code=False, config=table.space["config"])
+    else:
+        try:
+            space = space_from_id(table.space_id)
+        except ValueError as exc:
+            raise CLIError(
+                f"{exc} (this table predates recording its space's configuration)",
+                "give the run it was built from: `nas latency validate TABLE --run RUN_FOLDER`",
+            ) from None
+    if space.space_id != table.space_id:
+        raise CLIError(f"the table is for {table.space_id}, --run holds {space.space_id}", "give the table's run")
+    return space
+
+
 def _run_space(run: str) -> Any:
     """The space of a run folder (``supernet.json``), without loading its weights."""
     from search_spaces.training.checkpoint import read_supernet_meta, supernet_space
@@ -63,13 +85,12 @@ def _metrics_line(name: str, m: dict[str, float]) -> str:
 
 
 def cmd_latency_validate(args: argparse.Namespace) -> None:
-    from nas.core.space import space_from_id
     from predictors.latency import LatencyTable, validate_table
 
     table = LatencyTable.load(args.table)
     _check_device(table.device)
     _threads(args)
-    space = space_from_id(table.space_id)
+    space = _table_space(table, args.run)
     report = validate_table(table, space, args.archs, seed=args.seed, rounds=args.rounds, progress=not args.json)
     lines = [f"{report['archs']} random subnets of {table.space_id} on {table.device}, batch {table.batch}:"]
     lines.append(_metrics_line("table sum", report["table_sum"]))
@@ -120,6 +141,8 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         "correction needed)",
     )  # fmt: skip
     p.add_argument("table", help="table JSON of `nas latency build`")
+    p.add_argument("--run", help="the run folder the table was built from (only for tables that predate recording "
+                   "their space's configuration)")  # fmt: skip
     p.add_argument("--archs", type=int, default=100, help="random subnets measured end to end")
     p.add_argument("--threads", type=int, help="CPU threads (use the table's)")
     p.add_argument("--rounds", type=int, default=1, help="as for build")

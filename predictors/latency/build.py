@@ -63,9 +63,10 @@ def build_table(
     if launch_ms is None and runtime.launch_bound(device):
         launch_ms = launch_cost_ms(device)
         logger.info("launch cost on %s: %.4f ms per kernel", device, launch_ms)
+    config = getattr(space, "config_dict", None)
     table = LatencyTable(
         space.space_id, device, dtype, batch, entries, environment(device), source=runtime.source,
-        launch_ms=launch_ms,
+        launch_ms=launch_ms, space={"name": space.name, "config": config()} if callable(config) else None,
     )  # fmt: skip
     if calibration_archs > 0:
         archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))

@@ -23,6 +23,8 @@ ArchTimer = Callable[[Arch], Mapping[str, float]]
 # ------------------------------------------------------------------ the table
 @dataclass
 class LatencyTable:
+    """Per-op latencies of a space on one device, dtype, batch and runtime (see the module docstring)."""
+
     space_id: str
     device: str
     dtype: str
@@ -33,6 +35,9 @@ class LatencyTable:
     source: str = "torch-eager"
     # host time per kernel launch (ms) for a launch-bound runtime; None: entries simply add up
     launch_ms: float | None = None
+    # the space's registered name and full configuration, so a customised space can be rebuilt from
+    # the table alone (``nas latency validate``); None in tables built before it was recorded
+    space: dict[str, Any] | None = None
 
     @property
     def backend(self) -> str:
@@ -161,6 +166,7 @@ class LatencyTable:
             "environment": self.environment,
             "correction": self.correction,
             "launch_ms": self.launch_ms,
+            "space": self.space,
             "entries": self.entries,
         }
 
@@ -202,7 +208,7 @@ class LatencyTable:
         table = cls(
             data["space_id"], data["device"], data["dtype"], int(data["batch"]), data["entries"],
             data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
-            data.get("launch_ms"),
+            data.get("launch_ms"), data.get("space") if isinstance(data.get("space"), dict) else None,
         )  # fmt: skip
         if backend is not None and table.backend != backend:
             raise ValueError(
