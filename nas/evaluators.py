@@ -524,8 +524,8 @@ def check_evaluator(
             raise ConfigError(f"evaluator.checkpoint: {exc}") from exc
         if found != space.space_id:
             raise ConfigError(
-                f"evaluator.checkpoint: holds a supernet of space {found}, the job's space is {space.space_id}; "
-                "set space to match"
+                f"evaluator.checkpoint: holds a supernet of space {found}, the job's space is {space.space_id}"
+                f"{_config_difference(out['checkpoint'], space)}; set space to match"
             )
         from predictors.zero_cost_scores import proxy_metric
 
@@ -542,6 +542,25 @@ def check_evaluator(
         return EvaluatorCheck(out, None, None)
     built = build_evaluator(out, space, allow_code=allow_code)
     return EvaluatorCheck(out, tuple(getattr(built, "cheap_metrics", ())), tuple(built.metrics))
+
+
+def _config_difference(checkpoint: str, space: SearchSpace) -> str:
+    """The options in which a checkpoint's space and ``space`` differ, as text (ids name only hashes)."""
+    from search_spaces.training.checkpoint import read_supernet_meta
+
+    ours = getattr(space, "config_dict", None)
+    try:
+        theirs = read_supernet_meta(checkpoint)[1].get("space_config")
+    except Exception:
+        return ""
+    if not callable(ours) or not isinstance(theirs, dict):
+        return ""
+    mine = ours()
+    keys = [k for k in sorted(set(theirs) | set(mine)) if theirs.get(k) != mine.get(k) and k != "name"]
+    if not keys:
+        return ""
+    shown = ", ".join(f"{k} (checkpoint {short_repr(theirs.get(k))}, spec {short_repr(mine.get(k))})" for k in keys[:5])
+    return f": they differ in {shown}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
 def contain_checkpoint(checkpoint: str, check_path: PathCheck) -> None:

@@ -75,3 +75,22 @@ def test_a_percentage_for_a_fraction_is_an_error_not_an_empty_front(tmp_path: Pa
     with pytest.raises(ConfigError, match=r"--min-accuracy 90: accuracy of job .* is a fraction .* give 0\.9"):
         front_query(store, job_id, min_accuracy=90)
     assert [t["trial_id"] for t in front_query(store, job_id, min_accuracy=0.75)["front"]] == [2, 3]
+
+
+def test_a_space_mismatch_names_the_options_that_differ(tmp_path: Path) -> None:
+    """Issue 27, finding 14: mismatches named only hashes (``ofa_mbv3/cifar+52de252a`` vs ``+9c54f0d3``)."""
+    import copy
+
+    from nas.admission import admit_job
+    from nas.testing.tiny_train import TINY_SPACE, tiny
+    from search_spaces.training.config import load_train_config
+    from search_spaces.training.trainer import SupernetTrainer
+
+    run = tmp_path / "run"
+    SupernetTrainer(load_train_config(tiny()), run).run()
+    space = copy.deepcopy(TINY_SPACE)
+    space["options"]["num_classes"] = 12
+    spec = {"space": space, "evaluator": {"kind": "supernet", "checkpoint": str(run)},
+            "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "macs"}]}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"they differ in num_classes \(checkpoint 10, spec 12\); set space"):
+        admit_job(spec)
