@@ -34,6 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         max_connections=args.max_connections, max_per_client=args.max_connections_per_client,
         head_timeout_s=args.head_timeout, body_timeout_s=args.body_timeout,
     )  # fmt: skip
+    _check_port_free(args.host, args.port)
     store = _store(args)
     try:
         source = None if args.no_auth else resolve_token(args.token, args.token_file, store.connection_url)
@@ -70,6 +71,22 @@ def cmd_serve(args: argparse.Namespace) -> None:
     uvicorn.Server(
         server_config(app, args.host, args.port, limits, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     ).run()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuses a port another process listens on before anything is printed or created."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise ValueError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); another process uses it, "
+                "choose another --port"
+            ) from None
 
 
 def add_serve_command(sub: Any) -> None:

@@ -472,7 +472,11 @@ class Store:
         """
         self.job(job_id)  # a clear "not found"
         runner = f"delete-{secrets.token_hex(4)}"
-        self.acquire_lease(job_id, runner, ttl_s=60.0)  # no runner can start it while it goes
+        try:
+            self.acquire_lease(job_id, runner, ttl_s=60.0)  # no runner can start it while it goes
+        except JobBusy as exc:
+            stop = f"; stop it first (`nas cancel {job_id}`, or cancel on the page), then delete it"
+            raise JobBusy(f"{exc}{stop}", f"{exc.public}{stop}") from None
         with self._session() as s:
             for table in (_Trial, _Front, _Artifact):
                 s.execute(delete(table).where(table.job_id == job_id))

@@ -296,6 +296,7 @@ def test_delete_removes_a_finished_job_and_refuses_a_running_one(served) -> None
     store.acquire_lease(busy, "someone-else", ttl_s=300)
     refused = httpx.delete(f"{url}/api/jobs/{busy}", headers=AUTH)
     assert refused.status_code == 409 and "being run by another runner" in refused.json()["detail"]
+    assert "stop it first (`nas cancel" in refused.json()["detail"]  # says how
     assert "someone-else" not in refused.text  # never a runner's host and process id
     done = httpx.delete(f"{url}/api/jobs/{job_id}", headers=AUTH)
     assert done.status_code == 200 and done.json() == {"job_id": job_id, "deleted": True}

@@ -570,3 +570,17 @@ def test_objectives_must_name_metrics_the_evaluator_offers(served: Served) -> No
     refused = httpx.post(f"{served.url}/api/jobs", json=typo, headers=AUTH)
     assert refused.status_code == 422 and "constraints[0].metric: 'latency_ms@pixel4'" in refused.json()["detail"]
     assert served.store.jobs() == []
+
+
+def test_nas_serve_on_a_busy_port_says_so_first(tmp_path: Path) -> None:
+    """Issue 27, finding 16: ``nas serve`` printed its URL, then "address already in use"."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "nas.cli", "serve", "--port", str(port), "--store", f"sqlite:///{tmp_path / 'n.db'}",
+             "--token", TOKEN], capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2 and f"--port {port}: cannot listen" in done.stderr and "serving" not in done.stderr
+    assert not (tmp_path / "n.db").exists()  # nothing created
