@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_latency_commands(sub, _command_group)
     add_supernet_commands(sub, _command_group)
+    from nas.cli_data import add_data_commands
+
+    add_data_commands(sub, _command_group)
 
     p = sub.add_parser("train", help="train a supernet through all progressive-shrinking phases")
     p.add_argument("config", help="training config (YAML)")

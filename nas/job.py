@@ -6,8 +6,8 @@ Example::
     space: {name: nb201}
     evaluator:
       kind: tabular
-      accuracy_csv: ../shared/data/nb201/nats_bench_tss_200ep.csv
-      latency_csv: ../shared/data/nb201/nb201_latency_help.csv
+      accuracy_csv: ../nas/bundled/nb201_accuracy.csv.gz   # `nas data path nb201-accuracy`
+      latency_csv: ../nas/bundled/nb201_latency.csv.gz
       devices: [pixel3]
     objectives:
       - {metric: accuracy, direction: max}

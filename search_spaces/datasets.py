@@ -327,11 +327,35 @@ def _archive_splits(archive: Path, channels: int, size: int | None) -> tuple[Ima
     return out[0], out[1], classes
 
 
+def _read_cifar_binary(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR-10 binary batch: records of one label byte and 3,072 pixel bytes (no pickle)."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: CIFAR-10 binary batch not found")
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % 3073:
+        raise DatasetError(f"{path}: not a CIFAR-10 binary batch ({raw.size} bytes is not a whole number of records)")
+    records = raw.reshape(-1, 3073)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() >= len(CIFAR10_CLASSES):
+        raise DatasetError(f"{path}: a label is {labels.max()}, CIFAR-10 has {len(CIFAR10_CLASSES)} classes")
+    return records[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
+
+
 def load_cifar10(root: str | Path) -> tuple[ImageSplit, ImageSplit, tuple[str, ...]]:
-    """CIFAR-10 from python batches, a JPEG class-folder tree, or a tar archive of one."""
+    """CIFAR-10 from binary batches (``nas data fetch cifar10``), python batches, a JPEG class-folder
+    tree, or a tar archive of one."""
     path = Path(root).expanduser()
     if path.is_file() and tarfile.is_tarfile(path):
         return _archive_splits(path, 3, 32)
+    binary = path / "cifar-10-batches-bin" if (path / "cifar-10-batches-bin").is_dir() else path
+    if (binary / "data_batch_1.bin").exists():
+        parts = [_read_cifar_binary(binary / f"data_batch_{i}.bin") for i in range(1, 6)]
+        test_images, test_labels = _read_cifar_binary(binary / "test_batch.bin")
+        train = ImageSplit(
+            torch.from_numpy(np.concatenate([p[0] for p in parts])),
+            torch.from_numpy(np.concatenate([p[1] for p in parts])),
+        )
+        return train, ImageSplit(torch.from_numpy(test_images), torch.from_numpy(test_labels)), CIFAR10_CLASSES
     if (path / "data_batch_1").exists() or (path / "test_batch").exists():
         parts = [_read_cifar_batch(path / f"data_batch_{i}") for i in range(1, 6)]
         test = _read_cifar_batch(path / "test_batch")

@@ -13,12 +13,45 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+BENCHMARK_TABLES = {  # the layout tests read, and the entry of `nas data` that holds each file
+    "nb201/nats_bench_tss_200ep.csv": "nb201-accuracy",
+    "nb201/nb201_latency_help.csv": "nb201-latency",
+    "zero_cost/nb201_zc12_725archs.csv": "nb201-zero-cost",
+}
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The reference data folder (../shared/data); tests using it skip where it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"reference data not found at {SHARED_DATA} (set NAS_SHARED_DATA)")
-    return SHARED_DATA
+def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The benchmark tables, as the files a user gets with the package (`nas data`), in the layout
+    tests read: on a plain clone too, so no test skips for want of them. CIFAR-10 images are not
+    among them (162 MB, downloaded: see ``cifar10_data``)."""
+    import gzip
+    import shutil
+
+    from nas.data import path
+
+    folder = tmp_path_factory.mktemp("benchmark-tables")
+    for name, entry in BENCHMARK_TABLES.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path(entry), "rb") as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cifar10_data() -> Path:
+    """CIFAR-10: `nas data fetch cifar10`'s cache, else ../shared/data's archive; skips without either
+    (CI has no internet: the download path itself is tested on a generated archive)."""
+    from nas.data import DataError, path
+
+    try:
+        return path("cifar10")
+    except DataError:
+        archive = SHARED_DATA / "cifar10" / "cifar10_jpg.tar.xz"
+        if archive.is_file():
+            return archive
+    pytest.skip("CIFAR-10 is not here: `nas data fetch cifar10` downloads it (162 MB)")
 
 
 @pytest.fixture(scope="session")

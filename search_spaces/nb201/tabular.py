@@ -8,6 +8,7 @@ order of a file does not matter. No torch import.
 from __future__ import annotations
 
 import csv
+import gzip
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,11 @@ def _read(path: str | Path, what: str) -> tuple[list[str], list[dict[str, str]]]
         raise ValueError(f"{what}: file {path} not found")
     # Errors name the file, line and column but never quote the file's content.
     try:
-        with path.open(newline="") as fh:
+        with gzip.open(path, "rt", newline="") if path.suffix.lower() == ".gz" else path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
             columns = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{what}: {path} cannot be read as a CSV table ({type(exc).__name__})") from None
     arch_column = next((c for c in ARCH_COLUMNS if c in columns), None)
     if arch_column is None:

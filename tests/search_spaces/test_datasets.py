@@ -141,11 +141,8 @@ def test_imagefolder_resizes_and_reports_bad_images(tmp_path: Path) -> None:
         load_dataset("mnist2")
 
 
-def test_cifar10_from_shared_archive(shared_data: Path) -> None:
-    archive = shared_data / "cifar10" / "cifar10_jpg.tar.xz"
-    if not archive.exists():
-        pytest.skip(f"{archive} not present")
-    data = load_dataset("cifar10", archive)
+def test_cifar10_as_a_user_gets_it(cifar10_data: Path) -> None:
+    data = load_dataset("cifar10", cifar10_data)
     assert len(data.train) + len(data.holdout) == 50000 and len(data.test) == 10000
     assert data.classes[0] == "airplane" and data.classes[-1] == "truck"
     assert torch.bincount(data.test.labels).tolist() == [1000] * 10
