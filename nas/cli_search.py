@@ -85,6 +85,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     if args.executor:
         spec.executor = args.executor
     spec, _ = admit_job(spec.to_dict())  # everything checked before a job row exists
+    if args.ray_address:  # an unreachable head is an error in seconds, before a job row exists
+        from nas.ray_address import RayConnectionError, check_ray_address
+
+        try:
+            check_ray_address(args.ray_address)
+        except RayConnectionError as exc:
+            raise CLIError(str(exc)) from None
     store = _store(args)
     created: list[str] = []
     try:

@@ -22,6 +22,7 @@ from ray.tune.search import Searcher as TuneSearcher
 from nas.core.arch import Arch
 from nas.core.evaluator import Evaluator
 from nas.job import JobSpec
+from nas.ray_address import RayConnectionError, check_ray_address
 from nas.searchers import Searcher, Trial
 from nas.trials import TrialRecorder, evaluate_safely
 
@@ -121,6 +122,29 @@ def ray_results_dir(store_url: str) -> Path:
     return Path("runs", "ray").resolve()
 
 
+def _ray_init(address: str | None) -> None:
+    """``ray.init`` with its failures as one line naming the fix (address, token)."""
+    import ray
+
+    if address:
+        check_ray_address(address)
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if "auth" in text.lower() or "token" in text.lower():
+            raise RayConnectionError(
+                f"the Ray cluster at {address or 'this machine'} refused this client's token: run with the head's "
+                "token (`ray get-auth-token` on the head, then RAY_AUTH_TOKEN=... or RAY_AUTH_TOKEN_PATH=FILE here)"
+            ) from None
+        raise RayConnectionError(
+            f"Ray could not start or connect ({text.splitlines()[0][:300]}); check --ray-address"
+        ) from None
+
+
 def run_with_ray(
     evaluator: Evaluator,
     searcher: Searcher,
@@ -133,10 +157,7 @@ def run_with_ray(
     from ray import tune
 
     if not ray.is_initialized():
-        if ray_address:
-            ray.init(address=ray_address, logging_level=logging.WARNING, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        _ray_init(ray_address)
     budget = recorder.budget
     pending = len(searcher.pending())
     remaining = budget.remaining_evaluations()

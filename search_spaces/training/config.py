@@ -13,6 +13,7 @@ space's order, opened in two stages (two largest, then all) when it has more tha
 from __future__ import annotations
 
 import dataclasses
+import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -255,4 +256,22 @@ def load_train_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         space = from_dict(SpaceSpec, data.get("space") or {}, "space").build()
         if isinstance(space, SupernetSpace):
             data = {**data, "phases": [dataclasses.asdict(p) for p in space_phases(space)]}
-    return from_dict(TrainConfig, data)
+    config = from_dict(TrainConfig, data)
+    if not isinstance(source, dict):
+        _resolve_data_paths(config.data, Path(source).resolve().parent)
+    return config
+
+
+def _resolve_data_paths(data: DataSpec, base: Path) -> None:
+    """A config file's relative data paths resolve against its folder, as a job spec's do (then, for
+    older configs, the working directory); they become absolute, so a run folder records where its
+    data is and Ray workers on other directories find it. ``pipe:`` commands and URLs stay as given."""
+    for name in ("root", "train_shards", "val_shards"):
+        value = getattr(data, name)
+        if not isinstance(value, str) or value.startswith("pipe:") or "://" in value or Path(value).is_absolute():
+            continue
+        beside = base / value
+        if beside.exists() or glob.glob(str(beside)) or not Path(value).exists():
+            setattr(data, name, str(beside))
+        else:
+            setattr(data, name, str(Path(value).resolve()))

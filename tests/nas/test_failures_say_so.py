@@ -94,3 +94,44 @@ def test_a_space_mismatch_names_the_options_that_differ(tmp_path: Path) -> None:
             "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "macs"}]}  # fmt: skip
     with pytest.raises(ConfigError, match=r"they differ in num_classes \(checkpoint 10, spec 12\); set space"):
         admit_job(spec)
+
+
+def test_an_unreachable_ray_head_is_one_line_in_seconds_and_no_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 27, finding 4: a wrong --ray-address retried forever and left an ``interrupted`` job."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(toy_job_spec(budget={"evaluations": 4})))
+    db = tmp_path / "nas.db"
+    start = time.monotonic()
+    code = main(["search", str(path), "--store", f"sqlite:///{db}", "--ray-address", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - start < 30
+    assert f"--ray-address 127.0.0.1:{port}: cannot reach a Ray head there" in err and "ray start --head" in err
+    assert "Traceback" not in err and (not db.exists() or Store(f"sqlite:///{db}").jobs() == [])
+    assert main(["search", str(path), "--store", f"sqlite:///{db}", "--ray-address", "nohost"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_training_config_paths_resolve_against_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27, finding 11: a config's relative data root resolved against the working directory and
+    was stored relative in the run folder, so `nas train` elsewhere and Ray workers did not find it."""
+    from search_spaces.training.config import load_train_config
+
+    folder = tmp_path / "project"
+    (folder / "images").mkdir(parents=True)
+    config = {"space": {"name": "ofa_mbv3", "config": "mnist"}, "data": {"name": "imagefolder", "root": "images"}}
+    (folder / "train.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)  # another directory
+    loaded = load_train_config(folder / "train.yaml")
+    assert loaded.data.root == str(folder / "images")
+    (tmp_path / "old").mkdir()  # an older config whose root exists only from the working directory: kept
+    config["data"]["root"] = "old"
+    (folder / "train.yaml").write_text(yaml.safe_dump(config))
+    assert load_train_config(folder / "train.yaml").data.root == str(tmp_path / "old")
