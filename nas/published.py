@@ -130,6 +130,21 @@ def map_reference_state(supernet: Supernet, state: Mapping[str, Any], source: st
     return mapped
 
 
+CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt", ".bin")
+
+
+def zoo_name(file_name: str) -> str | None:
+    """The published supernet a checkpoint file is named after: the zoo's bare name, or that name
+    with a checkpoint suffix (``ofa_resnet50.pth``); ``None`` for any other name."""
+    known = published_names()
+    if file_name in known:
+        return file_name
+    for suffix in CHECKPOINT_SUFFIXES:
+        if file_name.endswith(suffix) and file_name[: -len(suffix)] in known:
+            return file_name[: -len(suffix)]
+    return None
+
+
 def import_supernet(
     source: str,
     out: str | Path,
@@ -163,7 +178,7 @@ def import_supernet(
     elif Path(source).is_file():
         path = Path(source)
         # a file named as a published supernet (downloaded by hand) gets that supernet's space
-        zoo_space, _, zoo_options = known.get(path.name, (None, "", {"config": "imagenet"}))
+        zoo_space, _, zoo_options = known.get(zoo_name(path.name) or "", (None, "", {"config": "imagenet"}))
         if space_name is None or space_name == zoo_space:
             options = {**zoo_options, **(space_options or {})}
         else:

@@ -459,6 +459,7 @@ def load_dataset(
     synthetic_size: int = 28,
     synthetic_channels: int = 1,
     synthetic_samples: int = 512,
+    synthetic_classes: int = 10,
 ) -> Dataset:
     """Loads a dataset by name with its holdout split.
 
@@ -484,9 +485,9 @@ def load_dataset(
         hflip, padding = True, 4
     elif name == "synthetic":
         train, test = make_synthetic(
-            synthetic_samples, synthetic_samples // 4, synthetic_channels, synthetic_size, seed=seed
+            synthetic_samples, synthetic_samples // 4, synthetic_channels, synthetic_size, synthetic_classes, seed=seed
         )
-        classes = tuple(str(i) for i in range(10))
+        classes = tuple(str(i) for i in range(synthetic_classes))
     else:
         raise DatasetError(
             f"data.name: unknown dataset {name!r}; choose one of {', '.join(DATASETS + STREAMING_DATASETS)}"

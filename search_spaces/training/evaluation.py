@@ -12,7 +12,7 @@ from torch import nn
 from nas.core.arch import Arch
 from nas.core.capabilities import Supernet
 from search_spaces.bn import recalibrate_bn, resize_batch
-from search_spaces.datasets import Dataset, load_dataset
+from search_spaces.datasets import Dataset, DatasetError, load_dataset
 from search_spaces.streaming import STREAMING, StreamingDataset
 from search_spaces.training.config import DataSpec
 
@@ -106,7 +106,7 @@ def load_training_data(data: DataSpec, space: Any) -> Data:
             train_samples=data.train_samples,
             image_size=data.image_size or space.input_shape()[-1],
         )
-    return load_dataset(
+    dataset = load_dataset(
         data.name,
         data.root,
         holdout_fraction=data.holdout_fraction,
@@ -117,4 +117,12 @@ def load_training_data(data: DataSpec, space: Any) -> Data:
         synthetic_channels=space.input_shape()[0],
         synthetic_size=space.input_shape()[-1],
         synthetic_samples=data.synthetic_samples,
+        synthetic_classes=min(10, space.num_classes()),
     )
+    if dataset.num_classes > space.num_classes():  # labels the classifier has no output for
+        raise DatasetError(
+            f"data: {data.name} has {dataset.num_classes} classes, the space's classifier {space.num_classes()} "
+            f"outputs; give data that matches (`--data`, data.name/root) or a space with num_classes="
+            f"{dataset.num_classes}"
+        )
+    return dataset

@@ -135,3 +135,27 @@ def test_training_config_paths_resolve_against_the_config_file(tmp_path: Path, m
     config["data"]["root"] = "old"
     (folder / "train.yaml").write_text(yaml.safe_dump(config))
     assert load_train_config(folder / "train.yaml").data.root == str(tmp_path / "old")
+
+
+def test_a_checkpoint_named_after_a_published_supernet_with_a_suffix_gets_its_space() -> None:
+    """Issue 27, finding 12: ``ofa_resnet50.pth`` was read as ``ofa_mbv3`` (only bare zoo names matched)."""
+    from nas.published import published_names, zoo_name
+
+    assert zoo_name("ofa_resnet50.pth") == "ofa_resnet50" and published_names()["ofa_resnet50"][0] == "ofa_resnet50"
+    assert zoo_name("ofa_mbv3_d234_e346_k357_w1.0.pth.tar") == "ofa_mbv3_d234_e346_k357_w1.0"
+    assert zoo_name("ofa_resnet50") == "ofa_resnet50" and zoo_name("mine.pth") is None
+
+
+def test_data_with_more_classes_than_the_classifier_is_a_clear_error() -> None:
+    """Issue 27, finding 13: a supernet with ``num_classes=3`` evaluated on 10-class data raised a raw
+    ``IndexError: Target 5 is out of bounds``; synthetic data now has the space's classes, other data
+    that does not fit is an error saying what to change."""
+    from nas.core.space import create_space
+    from search_spaces.datasets import DatasetError
+    from search_spaces.training.config import DataSpec
+    from search_spaces.training.evaluation import load_training_data
+
+    space = create_space("ofa_mbv3", config="mnist", num_classes=3)
+    assert load_training_data(DataSpec(name="synthetic"), space).num_classes == 3
+    with pytest.raises(DatasetError, match=r"digits has 10 classes, the space's classifier 3 outputs"):
+        load_training_data(DataSpec(name="digits"), space)
