@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 TRIAL_KEY = "nas_trial_id"  # the same user attribute the Optuna searcher writes
 
 
+DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard reads: a list, g <= 0 when met
+
+
 def study_name(job_id: str) -> str:
     """The Optuna study that holds job ``job_id``'s trials."""
     return f"nas-{job_id}"
@@ -88,16 +91,18 @@ class StudyMirror:
         metrics = {k: v for k, v in trial.metrics.items() if v is not None}
         values = [metrics.get(o.metric, math.nan) for o in self.objectives]
         complete = trial.state == "complete" and all(math.isfinite(v) for v in values)
+        system: dict[str, Any] = {}
         if complete:
             attrs["metrics"] = metrics
-            constraints = {f"g{i}": v for i, v in enumerate(constraint_values(metrics, self.constraints))}
+            g = list(constraint_values(metrics, self.constraints))
+            if g:  # the list form: Optuna reads it (as "0", "1", ...) and so does optuna-dashboard
+                system[DASHBOARD_CONSTRAINTS] = g
         else:
             attrs["error"] = trial.error or "no finite value for every objective"
-            constraints = None
         return optuna.trial.create_trial(
             params=self.space.to_params(arch), distributions=distributions, user_attrs=attrs,
             state=TrialState.COMPLETE if complete else TrialState.FAIL, values=values if complete else None,
-            constraints=constraints or None,
+            system_attrs=system or None,
         )  # fmt: skip
 
     def sync(self) -> int:
@@ -130,4 +135,4 @@ class StudyMirror:
         return self.sync() if self.clock() - self._last >= self.interval_s else 0
 
 
-__all__ = ["StudyMirror", "mirrored_by_searcher", "study_name"]
+__all__ = ["DASHBOARD_CONSTRAINTS", "StudyMirror", "mirrored_by_searcher", "study_name"]

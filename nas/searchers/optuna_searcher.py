@@ -24,7 +24,9 @@ from nas.searchers.base import Observation, Searcher, Trial, constraint_values
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "gp", "nsga2")
-CONSTRAINT_PREFIX = "constraints:"  # Optuna's system-attribute prefix written by Trial.set_constraint
+# Constraint values (g <= 0 when met) as a list under this system attribute: the form Optuna's
+# samplers read (as "0", "1", ...) and the one optuna-dashboard shows
+CONSTRAINTS_KEY = "constraints"
 TRIAL_KEY = "nas_trial_id"
 
 
@@ -90,9 +92,9 @@ class OptunaSearcher(Searcher):
                 )
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.settings["population"])
 
-    def _constraint_attrs(self, obs: Observation) -> dict[str, float]:
-        values = constraint_values(obs.metrics, self.constraints)
-        return {f"{CONSTRAINT_PREFIX}g{i}": v for i, v in enumerate(values)}
+    def _constraint_attrs(self, obs: Observation) -> dict[str, Any]:
+        values = list(constraint_values(obs.metrics, self.constraints))
+        return {CONSTRAINTS_KEY: values} if values else {}
 
     @property
     def study(self) -> Any:
@@ -121,8 +123,9 @@ class OptunaSearcher(Searcher):
         if obs is None or obs.state != "complete":
             self.study.tell(otrial, state=TrialState.FAIL)
             return
-        for i, value in enumerate(constraint_values(obs.metrics, self.constraints)):
-            otrial.set_constraint(f"g{i}", value)
+        g = list(constraint_values(obs.metrics, self.constraints))
+        if g:
+            otrial.storage.set_trial_system_attr(otrial._trial_id, CONSTRAINTS_KEY, g)
         self.study.tell(otrial, self._values(obs))
 
     # ------------------------------------------------------------ ask / tell

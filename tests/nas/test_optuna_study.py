@@ -36,6 +36,8 @@ def _check_study(store: Store, job_id: str) -> optuna.Study:
         if ours.state == "complete":
             assert ot.state == optuna.trial.TrialState.COMPLETE
             assert ot.values == [ours.metrics["acc"], ours.metrics["lat"]]
+            # the list optuna-dashboard reads (issue 27, finding 10: it showed `constraints: []`)
+            assert ot.system_attrs["constraints"] == [ours.metrics["lat"] - 6.0]
         else:
             assert ot.state == optuna.trial.TrialState.FAIL
     return study
@@ -49,8 +51,8 @@ def test_evolution_job_is_an_optuna_study_and_resuming_adds_no_duplicates(tmp_pa
     study = _check_study(store, first.job_id)
     assert len(study.trials) == 10
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert all(set(t.constraints) == {"g0"} for t in done)
-    feasible = [t for t in done if t.constraints["g0"] <= 0]
+    assert all(set(t.constraints) == {"0"} for t in done)
+    feasible = [t for t in done if t.constraints["0"] <= 0]
     assert feasible and all(t.values[1] <= 6.0 for t in feasible)  # constraint `lat <= 6` as g <= 0
     resumed = run_job(None, store, job_id=first.job_id, progress=False, evaluator=ToyEvaluator(fail_when=4))
     assert resumed.state == "done"
