@@ -128,6 +128,11 @@ def _ray_init(address: str | None) -> None:
 
     if address:
         check_ray_address(address)
+    # A local Ray announces that it turned token authentication on (a good default, nothing for
+    # the user to do): kept out of the job's output.
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    quiet = _DropMessage("Token authentication is enabled for this Ray cluster")
+    notice.addFilter(quiet)
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
@@ -143,6 +148,17 @@ def _ray_init(address: str | None) -> None:
         raise RayConnectionError(
             f"Ray could not start or connect ({text.splitlines()[0][:300]}); check --ray-address"
         ) from None
+    finally:
+        notice.removeFilter(quiet)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.start)
 
 
 def run_with_ray(
