@@ -23,6 +23,9 @@ async function api(url, options = {}) {
   if (response.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
     document.getElementById("login").hidden = false;
+    // a token was sent and refused: say so (a first visit sends none, and needs no message)
+    document.getElementById("login-error").textContent =
+      token ? "the service refused that token: copy it again from the file `nas serve` printed" : "";
     throw new Unauthorized("the service needs its access token");
   }
   return response;
@@ -336,6 +339,7 @@ async function start() {
   try {
     const info = await getJSON("/api/info");
     document.getElementById("login").hidden = true;
+    document.getElementById("login-error").textContent = "";
     document.getElementById("store").textContent = `store: ${info.store}`;
     await loadJobs();
   } catch (err) { report(err); }

@@ -193,6 +193,7 @@ def test_web_page_in_a_real_browser(served) -> None:
         login.find_element(By.NAME, "token").send_keys("wrong-token-0123456789")
         login.find_element(By.CSS_SELECTOR, "button").click()
         wait.until(lambda b: by_id("login").is_displayed())
+        assert wait.until(lambda b: "refused that token" in by_id("login-error").text)  # a wrong token says so
         assert not browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
         login.find_element(By.NAME, "token").send_keys(TOKEN)
         login.find_element(By.CSS_SELECTOR, "button").click()
