@@ -331,7 +331,10 @@ document.getElementById("submit").addEventListener("submit", async event => {
     select(job.job_id);
   } catch (err) {
     // its own line, which the refresh leaves alone: it stays until dismissed or the next good submit
-    if (!(err instanceof Unauthorized)) showError("submit-error", err.message);
+    if (!(err instanceof Unauthorized)) {
+      showError("submit-error", err.message);
+      document.getElementById("submit-error").scrollIntoView({block: "nearest"});  // where the eye is
+    }
   }
 });
 
