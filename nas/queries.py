@@ -48,7 +48,8 @@ def job_summary(store: Store, job: Any, leases: Mapping[str, LeaseRecord] | None
                 best[o["metric"]] = max(values) if o.get("direction") == "max" else min(values)
     return {
         "job_id": job.id, "name": job.name, "state": effective_state(job, lease), "space": job.space_id,
-        "searcher": job.spec["searcher"]["kind"], "done": counts["complete"] + counts["failed"],
+        "searcher": job.spec["searcher"]["kind"], "evaluator": (job.spec.get("evaluator") or {}).get("kind"),
+        "done": counts["complete"] + counts["failed"],
         "running": counts["running"], "failed": counts["failed"], "budget": job.budget, "best": best,
         "hypervolume": last.hypervolume if last else None, "elapsed_s": round(job.elapsed_s, 1),
         "error": job.error,

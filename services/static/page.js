@@ -207,14 +207,23 @@ function drawFrontTable(front) {
 function showExport(trial) {
   const box = document.getElementById("export");
   const command = `nas export ${selected} --trial ${trial.trial_id} --device ${latencyDevice()} --format onnx --out deploy/`;
-  const record = {job_id: selected, trial_id: trial.trial_id, arch: trial.arch, metrics: trial.metrics, export_command: command};
+  const kind = jobsById[selected]?.evaluator;
+  const record = {job_id: selected, trial_id: trial.trial_id, arch: trial.arch, metrics: trial.metrics,
+                  export_command: kind === "supernet" ? command : null};
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([JSON.stringify(record, null, 2)], {type: "application/json"}));
   link.download = `${selected}-trial-${trial.trial_id}.json`;
   link.textContent = `download trial ${trial.trial_id} (arch and metrics, JSON)`;
-  const code = document.createElement("code"); code.id = "export-command"; code.textContent = command;
   const p1 = document.createElement("p"); p1.append(link);
-  const p2 = document.createElement("p"); p2.append("deployable model, checked against the supernet: ", code);
+  const p2 = document.createElement("p");
+  if (kind === "supernet") {  // only a supernet holds the weights `nas export` writes
+    const code = document.createElement("code"); code.id = "export-command"; code.textContent = command;
+    p2.append("deployable model, checked against the supernet: ", code);
+  } else {
+    p2.id = "export-unavailable";
+    p2.textContent = `no deployable model: this job's evaluator (${kind}) has no weights to export; ` +
+      "`nas export` needs a job evaluated by a trained supernet (evaluator kind supernet)";
+  }
   box.replaceChildren(p1, p2);
 }
 
