@@ -377,6 +377,10 @@ class Store:
             raise StoreError(f"store: cannot open {self.safe_url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    def _not_found(self, job_id: str) -> str:
+        """A "not found" naming the store and the command that lists its jobs (with its --store)."""
+        return f"job {job_id!r} not found in {self.safe_url}; `nas jobs --store {self.safe_url}` lists its jobs"
+
     @property
     def url(self) -> str:
         """The store's URL as it may be shown (password hidden); :attr:`connection_url` connects."""
@@ -403,7 +407,7 @@ class Store:
         with self._session() as s:
             row = s.get(_Job, job_id)
             if row is None:
-                raise StoreError(f"job {job_id!r} not found in {self.safe_url}; `nas jobs` lists the jobs")
+                raise StoreError(self._not_found(job_id))
             return _job(row)
 
     @_retry_locked
@@ -500,7 +504,7 @@ class Store:
         with self._session() as s:
             row = s.get(_Job, job_id)
             if row is None:
-                raise StoreError(f"job {job_id!r} not found in {self.safe_url}; `nas jobs` lists the jobs")
+                raise StoreError(self._not_found(job_id))
             if row.state in ("done", "failed", "cancelled"):
                 raise JobBusy(f"job {job_id} is {row.state}: there is nothing to cancel")
             before = row.state
@@ -698,7 +702,7 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(query).first()
         if row is None:
-            raise StoreError(f"job {job_id!r} not found in {self.safe_url}; `nas jobs` lists the jobs")
+            raise StoreError(self._not_found(job_id))
         state, runner, acquired, heartbeat, expires, when, n = row
         held = None if runner is None else LeaseRecord(job_id, runner, acquired, heartbeat, expires)
         return str(state), held, (None if when is None else str(when), int(n))
