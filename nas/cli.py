@@ -179,12 +179,19 @@ def cmd_proxy_score(args: argparse.Namespace) -> None:
 
     if not isinstance(create_space(args.space), TabularSpace):
         raise CLIError(f"--space {args.space}: has no benchmark tables to score against", "use --space nb201")
-    if not args.benchmark:
-        raise CLIError("--benchmark: the NB201 accuracy CSV is needed", "for example nats_bench_tss_200ep.csv")
-    if not args.data:
-        raise CLIError(
-            "--data: CIFAR-10 images are needed", "a folder of python batches, a train/test JPEG tree or its .tar.xz"
-        )
+    from nas.data import DataError, path
+
+    if not args.benchmark:  # the table shipped with the package
+        args.benchmark = str(path("nb201-accuracy"))
+    if not args.data:  # CIFAR-10 as `nas data fetch cifar10` leaves it
+        try:
+            args.data = str(path("cifar10"))
+        except DataError:
+            raise CLIError(
+                "--data: CIFAR-10 images are needed (the proxies score one training batch)",
+                "`nas data fetch cifar10` downloads them once (162 MB); or give --data a folder of batches, "
+                "a train/test JPEG tree or its .tar.xz",
+            ) from None
     proxies = [p.strip() for p in args.proxies.split(",") if p.strip()]
     batch = proxy_batch(args.data, args.batch_size, args.seed)
     result = score_nb201(
@@ -365,8 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = proxy_sub.add_parser("score", help="score random archs and correlate with benchmark accuracy")
     p.add_argument("--space", default="nb201", help="space to sample archs from (`nas spaces`)")
     p.add_argument("--dataset", default="cifar10", help="ground-truth column: cifar10, cifar100, imagenet16-120")
-    p.add_argument("--benchmark", help="NB201 accuracy CSV (ArchitectureString + accuracy columns)")
-    p.add_argument("--data", help="CIFAR-10 images for the proxy batch")
+    p.add_argument(
+        "--benchmark",
+        help="NB201 accuracy CSV (ArchitectureString + accuracy columns; default: the table shipped, nas data)",
+    )
+    p.add_argument("--data", help="CIFAR-10 images for the proxy batch (default: `nas data fetch cifar10`'s)")
     p.add_argument(
         "--proxies", default="synflow,jacob_cov,snip,grad_norm,grasp,fisher,naswot", help="comma-separated proxy names"
     )

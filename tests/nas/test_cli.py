@@ -88,7 +88,7 @@ def test_spaces_and_info_json() -> None:
         (("space", "info", "ofa_mbv3", "--option", "num_classes"), "is not KEY=VALUE"),
         (("space", "info", "ofa_mbv3", "--option", "depth_choices=[0,2]"), "depth_choices"),
         (("proxy", "score", "--space", "ofa_mbv3"), "--space ofa_mbv3: has no benchmark tables to score against"),
-        (("proxy", "score"), "--benchmark: the NB201 accuracy CSV is needed"),
+        (("proxy", "score", "--data", "missing-cifar"), "missing-cifar: no CIFAR-10 found"),
         (("train", "missing.yaml"), "config file not found"),
         (("eval", "nowhere"), "no supernet.json found"),
     ],
