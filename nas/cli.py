@@ -498,8 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc} (hint: {_value_error_hint(args)})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        resume = getattr(args, "resume_command", None) or (
+            f"nas resume {args.job_id}" if args.command == "resume" else "nas resume JOB_ID"
+        )
         hint = (
-            "`nas resume JOB_ID` continues the job"
+            f"`{resume}` continues the job"
             if args.command in ("search", "resume")
             else ("`nas train ... --resume` continues from the last checkpoint")
         )

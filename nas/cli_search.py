@@ -97,8 +97,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     try:
         result = run_job(spec, store, ray_address=args.ray_address, progress=not args.json, on_created=created.append)
     except KeyboardInterrupt:
-        if created:
-            print(f"interrupted; continue with: nas resume {created[0]}{_store_option(args)}", file=sys.stderr)
+        if created:  # one message, from nas.cli.main, naming this job
+            args.resume_command = f"nas resume {created[0]}{_store_option(args)}"
         raise
     _report(args, store, result)
     _fail_if_every_trial_failed(args, store, result)

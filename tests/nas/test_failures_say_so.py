@@ -159,3 +159,33 @@ def test_data_with_more_classes_than_the_classifier_is_a_clear_error() -> None:
     assert load_training_data(DataSpec(name="synthetic"), space).num_classes == 3
     with pytest.raises(DatasetError, match=r"digits has 10 classes, the space's classifier 3 outputs"):
         load_training_data(DataSpec(name="digits"), space)
+
+
+def test_ctrl_c_in_a_search_says_once_how_to_continue(tmp_path: Path) -> None:
+    """Issue 27, finding 16: an interrupted search printed two messages (one without the job id)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    slow = {"kind": "custom", "target": "nas.testing.toy:ToyEvaluator", "options": {"sleep_s": 0.2}}
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(toy_job_spec(budget={"evaluations": 500}, parallelism=1, evaluator=slow)))
+    db = tmp_path / "nas.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "search", str(path), "--store", f"sqlite:///{db}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        db.exists() and any(Store(f"sqlite:///{db}").trials(j.id) for j in Store(f"sqlite:///{db}").jobs())
+    ):
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    (job,) = Store(f"sqlite:///{db}").jobs()
+    said = [line for line in err.splitlines() if "interrupted" in line]
+    assert proc.returncode == 130 and len(said) == 1, err[-2000:]
+    assert f"nas resume {job.id} --store sqlite:///{db}" in said[0] and job.state == "interrupted"
