@@ -143,7 +143,8 @@ def front_query(
     job, objectives, constraints = f.job, f.objectives, f.constraints
     ref = reference_point(f.points, objectives, job.spec.get("reference"))
     hv = hypervolume(f.points, objectives, ref, constraints) if ref else None
-    rows = [f.trials[i].to_dict() for i in f.front]
+    text = arch_formatter(job.space_id)
+    rows = [{**f.trials[i].to_dict(), "arch_text": text(f.trials[i].arch)} for i in f.front]
     order = objectives[-1]
     rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
     if plot is not None:

@@ -49,7 +49,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from nas.admission import SpecPolicy, admit_job
 from nas.core.config import ConfigError
 from nas.core.limits import DEFAULT_LIMITS, DocumentSyntaxError, InputLimits, load_json_text, load_yaml_text
-from nas.queries import QueryCache, job_summaries, job_summary
+from nas.queries import QueryCache, arch_formatter, job_summaries, job_summary
 from nas.store import JobBusy, JobCancelled, Store, StoreError
 from services.auth import token_matches
 
@@ -473,8 +473,8 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
 
     def trials_page(job_id: str, state: str | None, contains: str | None, order: str, limit: int,
                     offset: int) -> tuple[list[dict[str, Any]], dict[str, str]]:  # fmt: skip
-        store.job(job_id)
-        rows = [t.to_dict() for t in store.trials(job_id, [state] if state else None)]
+        text = arch_formatter(store.job(job_id).space_id)  # the CLI's notation: the page shows and filters it
+        rows = [{**t.to_dict(), "arch_text": text(t.arch)} for t in store.trials(job_id, [state] if state else None)]
         matching = rows
         if contains:
             needle = contains.lower()

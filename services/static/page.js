@@ -193,7 +193,7 @@ function drawFrontTable(front) {
     const tr = document.createElement("tr");
     tr.dataset.trial = t.trial_id;
     const arch = document.createElement("td"); const code = document.createElement("code");
-    code.textContent = JSON.stringify(t.arch); arch.append(code);
+    code.textContent = t.arch_text ?? JSON.stringify(t.arch); arch.append(code);
     const action = document.createElement("td"); const button = document.createElement("button");
     button.type = "button"; button.className = "export"; button.textContent = "export…";
     button.addEventListener("click", () => showExport(t)); action.append(button);
@@ -316,7 +316,7 @@ async function loadTrials() {
   document.querySelector("#trials tbody").replaceChildren(...shown.map(t => {
     const tr = document.createElement("tr");
     const arch = document.createElement("td"); const code = document.createElement("code");
-    code.textContent = JSON.stringify(t.arch); arch.append(code);
+    code.textContent = t.arch_text ?? JSON.stringify(t.arch); arch.append(code);
     const state = cell(t.state); state.className = "state-" + (t.state === "complete" ? "done" : t.state);
     tr.append(cell(t.trial_id), state, ...metrics.map(m => cell(fmt(t.metrics[m]))), arch, cell(t.error || ""));
     return tr;

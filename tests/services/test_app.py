@@ -387,3 +387,48 @@ def test_api_reference_page_shows_the_job_spec(served) -> None:
         browser.save_screenshot(str(ARTIFACTS / "api_reference.png"))
     finally:
         browser.quit()
+
+
+def test_nb201_archs_read_as_the_cli_writes_them(served) -> None:
+    """Issue 27, finding 15: the page showed NB201 archs as ``{"ops": [...]}`` while the CLI and the
+    hover use ``|op~0|+...``, and filtering trials by the CLI's notation found nothing."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from search_spaces.nb201.space import NB201Space
+
+    space = NB201Space()
+    spec = {**TOY_JOB, "space": {"name": "nb201"}, "evaluator": {"kind": "tabular", "path": "/x.csv"},
+            "objectives": [{"metric": "acc", "direction": "max"}, {"metric": "lat", "direction": "min"}],
+            "constraints": [], "reference": None}  # fmt: skip
+    store = served.store
+    job_id = store.create_job("nb201-job", spec, space.space_id, 4)
+    archs = space.sample_unique(4, np.random.default_rng(0))
+    for i, arch in enumerate(archs):
+        store.add_trial(job_id, i, arch, worker="test")
+        store.finish_trial(job_id, i, {"acc": 0.5 + 0.1 * i, "lat": 1.0 + i})
+    store.update_job(job_id, state="done")
+    written = [space.to_string(a) for a in archs]
+    rows = httpx.get(f"{served.url}/api/jobs/{job_id}/trials", headers=AUTH).json()
+    assert [r["arch_text"] for r in rows] == written and all(r["arch"] for r in rows)
+    front = httpx.get(f"{served.url}/api/jobs/{job_id}/pareto", headers=AUTH).json()["front"]
+    assert {r["arch_text"] for r in front} == set(written)
+    needle = written[2].split("+")[0]  # the first node's input, as the CLI prints it
+    found = httpx.get(f"{served.url}/api/jobs/{job_id}/trials", params={"contains": needle}, headers=AUTH).json()
+    assert found and all(needle in r["arch_text"] for r in found) and 2 in [r["trial_id"] for r in found]
+    browser = chromium()
+    try:
+        wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
+        browser.get(served.url + "/")
+        login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
+                           else None)  # fmt: skip
+        login.find_element(By.NAME, "token").send_keys(TOKEN)
+        login.find_element(By.CSS_SELECTOR, "button").click()
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')).click()
+        shown = "return [...document.querySelectorAll('#trials tbody code')].map(c => c.textContent)"
+        assert sorted(wait.until(lambda b: b.execute_script(shown) or None)) == sorted(written)
+        front_shown = "return [...document.querySelectorAll('#front tbody code')].map(c => c.textContent)"
+        assert sorted(wait.until(lambda b: b.execute_script(front_shown) or None)) == sorted(written)
+    finally:
+        browser.quit()
