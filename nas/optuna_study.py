@@ -1,7 +1,8 @@
 """Every job's trials as a multi-objective Optuna study in the job store's own database.
 
 So that ``optuna-dashboard <store URL>`` (and any Optuna tool: ``optuna.load_study``, its plots)
-shows a job whatever its searcher: the study ``nas-<job id>`` has the job's objectives as its
+shows a job whatever its searcher: the study ``nas-<job id>-<job name>`` (jobs made before
+names were added keep ``nas-<job id>``; :func:`job_study_name` finds either) has the job's objectives as its
 directions, one Optuna trial per finished trial (params: the arch's genes; values: the
 objectives; constraints: ``g <= 0`` when met; user attributes: our trial id, the arch id, every
 metric, the error of a failed trial). Optuna searchers (TPE, GP, NSGA-II) keep that study
@@ -32,9 +33,28 @@ TRIAL_KEY = "nas_trial_id"  # the same user attribute the Optuna searcher writes
 DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard reads: a list, g <= 0 when met
 
 
-def study_name(job_id: str) -> str:
-    """The Optuna study that holds job ``job_id``'s trials."""
-    return f"nas-{job_id}"
+def study_name(job_id: str, job_name: str = "") -> str:
+    """The name a new Optuna study of job ``job_id`` gets: the id, then the job's name, so that
+    Optuna's dashboard lists jobs by name (issue 27, finding 10)."""
+    return f"nas-{job_id}-{job_name}" if job_name else f"nas-{job_id}"
+
+
+def is_job_study(name: str, job_id: str) -> bool:
+    """Whether the study ``name`` holds job ``job_id`` (with or without the job's name)."""
+    return name == f"nas-{job_id}" or name.startswith(f"nas-{job_id}-")
+
+
+def job_study_name(storage: str, job_id: str, job_name: str = "") -> str:
+    """The study of job ``job_id`` in ``storage``: the existing one (whatever name it was given
+    when made) or the name a new one gets."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        names = optuna.get_all_study_names(storage=storage)
+    except Exception:  # no Optuna tables yet, or an unreachable store: a new study's name
+        names = []
+    return next((n for n in names if is_job_study(n, job_id)), study_name(job_id, job_name))
 
 
 def mirrored_by_searcher(searcher: Any) -> bool:
@@ -59,13 +79,22 @@ class StudyMirror:
         constraints: Sequence[Constraint] = (),
         interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
         self.store, self.job_id, self.space = store, job_id, space
+        self._name = name
         self.objectives, self.constraints = list(objectives), list(constraints)
         self.interval_s, self.clock = interval_s, clock
         self._last = clock()
         self._study: Any = None
         self._known: set[int] | None = None
+
+    @property
+    def name(self) -> str:
+        """The job's study: ``name`` as given, else the existing one or the name a new one gets."""
+        if self._name is None:
+            self._name = job_study_name(self.store.connection_url, self.job_id, self.store.job(self.job_id).name)
+        return self._name
 
     @property
     def study(self) -> Any:
@@ -74,7 +103,7 @@ class StudyMirror:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(
-                storage=self.store.connection_url, study_name=study_name(self.job_id), load_if_exists=True,
+                storage=self.store.connection_url, study_name=self.name, load_if_exists=True,
                 directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives],
             )  # fmt: skip
             with warnings.catch_warnings():  # "experimental" since Optuna 3.2
@@ -126,7 +155,7 @@ class StudyMirror:
                 self._known.update(int(t.user_attrs[TRIAL_KEY]) for t in new)
             return len(new)
         except Exception as exc:
-            logger.warning("Optuna study %s not updated (%s); the next sync retries", study_name(self.job_id), exc)
+            logger.warning("Optuna study %s not updated (%s); the next sync retries", self.name, exc)
             self._study, self._known = None, None
             return 0
 
@@ -135,4 +164,11 @@ class StudyMirror:
         return self.sync() if self.clock() - self._last >= self.interval_s else 0
 
 
-__all__ = ["DASHBOARD_CONSTRAINTS", "StudyMirror", "mirrored_by_searcher", "study_name"]
+__all__ = [
+    "DASHBOARD_CONSTRAINTS",
+    "StudyMirror",
+    "is_job_study",
+    "job_study_name",
+    "mirrored_by_searcher",
+    "study_name",
+]

@@ -21,7 +21,7 @@ from typing import Any
 from nas.core.evaluator import Evaluator
 from nas.core.extras import require_extra
 from nas.job import JobSpec, job_from_dict
-from nas.optuna_study import StudyMirror, mirrored_by_searcher, study_name
+from nas.optuna_study import StudyMirror, job_study_name, mirrored_by_searcher, study_name
 from nas.searchers import Searcher, create_searcher
 from nas.store import JobCancelled, LeaseLost, Store, TrialRecord
 from nas.trials import (
@@ -168,12 +168,13 @@ def _run_leased(
 ) -> JobResult:
     from nas.evaluators import build_evaluator
 
+    storage = store.connection_url if not store.url.endswith(":memory:") else None
+    study = job_study_name(storage, job_id, spec.name) if storage else study_name(job_id, spec.name)
     try:
         evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code, check_path=check_path)
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
-            allow_invalid=spec.allow_invalid, study_name=study_name(job_id),
-            storage=store.connection_url if not store.url.endswith(":memory:") else None,
+            allow_invalid=spec.allow_invalid, study_name=study, storage=storage,
             cheap=getattr(evaluator, "evaluate_cheap", None), cheap_metrics=getattr(evaluator, "cheap_metrics", ()),
         )  # fmt: skip
     except Exception as exc:
@@ -196,7 +197,7 @@ def _run_leased(
     bar = progress_bar(spec.budget.evaluations, done, progress)
     mirror = None
     if spec.optuna_study and not store.url.endswith(":memory:") and not mirrored_by_searcher(searcher):
-        mirror = StudyMirror(store, job_id, space, spec.objective_list, spec.constraint_list)
+        mirror = StudyMirror(store, job_id, space, spec.objective_list, spec.constraint_list, name=study)
     recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease, mirror)
     # one compare-and-set: a cancel stored before this point stays (the service never runs it again)
     if not store.transition_job(job_id, "running", unless=() if continue_cancelled else ("cancelled",), error=None):

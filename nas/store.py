@@ -486,7 +486,7 @@ class Store:
                 s.execute(delete(table).where(table.job_id == job_id))
             s.execute(delete(_Job).where(_Job.id == job_id))
             s.execute(delete(_Lease).where(_Lease.job_id == job_id))
-        self._delete_study(f"nas-{job_id}")
+        self._delete_studies(job_id)
 
     @_retry_locked
     def cancel_job(self, job_id: str) -> str:
@@ -512,15 +512,20 @@ class Store:
             s.execute(delete(_Lease).where(_Lease.job_id == job_id))
             return str(before)
 
-    def _delete_study(self, name: str) -> None:
+    def _delete_studies(self, job_id: str) -> None:
+        """Deletes the job's Optuna study (``nas-<id>`` or ``nas-<id>-<name>``)."""
         if not inspect(self.engine).has_table("studies"):  # no Optuna job ever used this database
             return
         try:
             import optuna
+
+            from nas.optuna_study import is_job_study
         except ImportError:
             return
-        with contextlib.suppress(KeyError):  # KeyError: the job had no Optuna searcher
-            optuna.delete_study(study_name=name, storage=self.connection_url)
+        for name in optuna.get_all_study_names(storage=self.connection_url):
+            if is_job_study(name, job_id):
+                with contextlib.suppress(KeyError):  # deleted meanwhile
+                    optuna.delete_study(study_name=name, storage=self.connection_url)
 
     # ------------------------------------------------------------ leases (one runner per job)
     @_retry_locked

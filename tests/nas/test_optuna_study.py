@@ -15,14 +15,16 @@ import pytest
 
 from nas.cli import main
 from nas.job import job_from_dict
-from nas.optuna_study import TRIAL_KEY, StudyMirror, study_name
+from nas.optuna_study import TRIAL_KEY, StudyMirror, job_study_name, study_name
 from nas.runner import run_job
 from nas.store import Store
 from nas.testing.toy import ToyEvaluator, ToySpace, toy_job_spec
 
 
 def _check_study(store: Store, job_id: str) -> optuna.Study:
-    study = optuna.load_study(study_name=study_name(job_id), storage=store.connection_url)
+    name = job_study_name(store.connection_url, job_id)
+    assert name == f"nas-{job_id}-{store.job(job_id).name}"  # the dashboard lists jobs by name (finding 10)
+    study = optuna.load_study(study_name=name, storage=store.connection_url)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == ["acc", "lat"]
     trials = {t.trial_id: t for t in store.trials(job_id) if t.state != "running"}
@@ -59,7 +61,7 @@ def test_evolution_job_is_an_optuna_study_and_resuming_adds_no_duplicates(tmp_pa
     study = _check_study(store, first.job_id)
     assert len(study.trials) == 24
     assert main(["delete", first.job_id, "--store", store.connection_url]) == 0
-    assert study_name(first.job_id) not in [s.study_name for s in optuna.get_all_study_summaries(store.connection_url)]
+    assert not [n for n in optuna.get_all_study_names(store.connection_url) if first.job_id in n]
 
 
 def test_optuna_searcher_keeps_the_study_itself(tmp_path: Path) -> None:
@@ -93,7 +95,7 @@ def test_optuna_dashboard_lists_the_job(tmp_path: Path) -> None:
     try:
         base = f"http://127.0.0.1:{server.server_port}"
         studies = httpx.get(f"{base}/api/studies", timeout=30).json()["study_summaries"]
-        ours = next(s for s in studies if s["study_name"] == study_name(result.job_id))
+        ours = next(s for s in studies if s["study_name"] == f"nas-{result.job_id}-{spec_name()}")
         assert [d for d in ours["directions"]] == ["maximize", "minimize"]
         detail = httpx.get(f"{base}/api/studies/{ours['study_id']}", timeout=30).json()
         assert len(detail["trials"]) == 24 and detail["best_trials"]
@@ -105,4 +107,26 @@ def test_spec_can_turn_the_study_off(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     result = run_job(job_from_dict(toy_job_spec(optuna_study=False)), store, progress=False, evaluator=ToyEvaluator())
     assert result.state == "done"
-    assert study_name(result.job_id) not in [s.study_name for s in optuna.get_all_study_summaries(store.connection_url)]
+    assert not [n for n in optuna.get_all_study_names(store.connection_url) if result.job_id in n]
+
+
+def spec_name() -> str:
+    return job_from_dict(toy_job_spec()).name
+
+
+def test_a_job_made_before_studies_had_names_keeps_its_study(tmp_path: Path) -> None:
+    """A job whose study is ``nas-<id>`` (made before the name was added) resumes into that study
+    and is deleted with it; no second study appears."""
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    spec = job_from_dict(toy_job_spec(parallelism=1))
+    first = run_job(spec, store, progress=False, evaluator=ToyEvaluator(), stop_after=6)
+    named = job_study_name(store.connection_url, first.job_id)
+    optuna.copy_study(from_study_name=named, from_storage=store.connection_url, to_storage=store.connection_url,
+                      to_study_name=study_name(first.job_id))  # fmt: skip
+    optuna.delete_study(study_name=named, storage=store.connection_url)
+    run_job(None, store, job_id=first.job_id, progress=False, evaluator=ToyEvaluator())
+    ours = [n for n in optuna.get_all_study_names(store.connection_url) if first.job_id in n]
+    assert ours == [f"nas-{first.job_id}"]
+    assert len(optuna.load_study(study_name=ours[0], storage=store.connection_url).trials) == 24
+    assert main(["delete", first.job_id, "--store", store.connection_url]) == 0
+    assert not [n for n in optuna.get_all_study_names(store.connection_url) if first.job_id in n]
