@@ -11,8 +11,10 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +117,40 @@ def cmd_space_sample(args: argparse.Namespace) -> None:
     emit(args, payload, "\n".join(lines))
 
 
+@contextlib.contextmanager
+def interrupt_sets(event: threading.Event, message: str) -> Iterator[None]:
+    """While inside: the first Ctrl-C sets ``event`` (the work stops cleanly at its next check),
+    a second one interrupts at once. Only in the main thread (signals go nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        event.set()
+        print(f"\n{message}", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from search_spaces.training.config import load_train_config
     from search_spaces.training.trainer import SupernetTrainer
 
     config = load_train_config(args.config)
     out = Path(args.out) if args.out else Path("runs") / f"train-{Path(args.config).stem}"
-    result = SupernetTrainer(config, out, resume=args.resume).run()
+    stop = threading.Event()
+    args.resume_command = f"nas train {args.config} --out {out} --resume"
+    with interrupt_sets(stop, "stopping after this step, with a checkpoint (Ctrl-C again stops at once)"):
+        result = SupernetTrainer(config, out, resume=args.resume, stop=stop).run()
+    if result.get("reason") == "interrupted":  # main() says how to continue, as for a second Ctrl-C
+        raise KeyboardInterrupt
     if result.get("stopped"):
-        text = f"stopped at step {result['global_step']} (max_steps); continue with --resume --out {out}"
+        text = f"stopped at step {result['global_step']} (max_steps); `{args.resume_command}` continues"
     else:
         acc = result["test_accuracy"]
         text = (
@@ -501,11 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume = getattr(args, "resume_command", None) or (
             f"nas resume {args.job_id}" if args.command == "resume" else "nas resume JOB_ID"
         )
-        hint = (
-            f"`{resume}` continues the job"
-            if args.command in ("search", "resume")
-            else ("`nas train ... --resume` continues from the last checkpoint")
-        )
+        if args.command in ("search", "resume"):
+            hint = f"`{resume}` continues the job"
+        elif args.command == "train":
+            hint = f"`{getattr(args, 'resume_command', 'nas train ... --resume')}` continues from the last checkpoint"
+        else:
+            hint = "run the command again"
         print(f"error: interrupted (hint: {hint})", file=sys.stderr)
         return 130
     return 0

@@ -189,9 +189,9 @@ def export_job(
         call wrote.
     """
     import torch
-    from tqdm import tqdm
 
     from nas.core.io import sha256_file
+    from nas.core.progress import bar as progress_bar
     from nas.evaluators import SupernetSpec
     from predictors.collect import _dataset
     from search_spaces.bn import resize_batch
@@ -230,7 +230,7 @@ def export_job(
                 logger.warning("manifest: dropped %s (its file is missing or changed)", m.get("file"))
     written: list[str] = []
     probe, _ = next(dataset.loader("test", 16, train=False, resolutions=[space.input_shape()[-1]]).epoch(0))
-    for trial in tqdm(chosen, desc="export", unit="model", disable=not progress):
+    for trial in progress_bar(iterable=chosen, desc="export", unit="model", disable=not progress):
         arch = space.make(trial.arch)
         net = recalibrated_subnet(supernet, arch, dataset, recal_batches=spec.recal_batches, device=torch.device("cpu"))
         r = space.resolution(arch)

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import threading
 import time
 import traceback
@@ -201,11 +200,9 @@ def progress_output() -> Iterator[None]:
 
 
 def progress_bar(total: int | None, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from nas.core.progress import bar
 
-    # a terminal redraws the bar every second; a log file (no TTY) gets a line every 30 s, not thousands
-    interval = 1.0 if sys.stderr.isatty() else 30.0
-    return tqdm(total=total, initial=initial, desc="search", unit="eval", disable=not enabled, mininterval=interval)
+    return bar(total=total, initial=initial, desc="search", unit="eval", disable=not enabled)
 
 
 class Budget:

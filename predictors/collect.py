@@ -80,8 +80,7 @@ def collect(
     progress: bool = True,
 ) -> int:
     """Measures ``num_archs`` random subnets into ``out``; returns how many were new."""
-    from tqdm import tqdm
-
+    from nas.core.progress import bar as progress_bar
     from search_spaces.training.checkpoint import load_supernet
 
     if num_archs <= 0:
@@ -107,7 +106,7 @@ def collect(
     if not todo:
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(todo), desc="subnets", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="subnets", disable=not progress)
     with out.open("a") as fh:
         if workers == 1:
             dataset = _dataset(supernet, meta)

@@ -172,8 +172,7 @@ def score_nb201(
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    from tqdm import tqdm
-
+    from nas.core.progress import bar as progress_bar
     from predictors.zero_cost import proxy_names
     from search_spaces.nb201.space import NUM_ARCHS, NB201Space
     from search_spaces.nb201.tabular import TabularNB201Evaluator
@@ -211,7 +210,9 @@ def score_nb201(
             with path.open("a") as fh:
                 fh.write(json.dumps({**row, "scores": {k: _json_float(v) for k, v in scores.items()}}) + "\n")
 
-    bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="zero-cost proxies", disable=not progress)
+    bar = progress_bar(
+        total=len(indices), initial=len(indices) - len(todo), desc="zero-cost proxies", disable=not progress
+    )
     if workers == 1:
         for index in todo:
             record(index, *score_arch(index, proxies, _batch_of(batch, index), num_classes, seed))

@@ -40,6 +40,21 @@ from search_spaces.datasets import IMAGE_SUFFIXES, STREAMING_DATASETS, DatasetEr
 
 logger = logging.getLogger(__name__)
 
+
+def ignore_interrupts(worker_id: int) -> None:
+    """A DataLoader worker's start: Ctrl-C reaches the whole process group, and a worker that dies
+    of it makes the main process fail mid-batch; the main process alone decides how to stop."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the platform tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
 STREAMING = STREAMING_DATASETS
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -374,6 +389,7 @@ class StreamingDataset:
         image_size: int = 224,
     ) -> None:
         self.name, self.workers, self.image_size = name, workers, image_size
+        self._said_workers = False
         self.train_samples = train_samples
         self.shards: dict[str, list[str]] = {}
         self.files: dict[str, FileList] = {}
@@ -452,13 +468,21 @@ class StreamingDataset:
                 rank=rank, world_size=world_size,
             )  # fmt: skip
             source = sampler
+            # more decoding processes than CPUs only compete for them (and make torch warn per loader);
+            # batches do not depend on the number of workers
+            workers = min(self.workers, usable_cpus())
+            if workers < self.workers and not self._said_workers:
+                logger.info("%s: data.workers %d > %d usable CPUs; decoding in %d", self.name, self.workers,
+                            workers, workers)  # fmt: skip
+                self._said_workers = True
             loader = DataLoader(
                 FolderImages(self.files[split]),
                 batch_sampler=sampler,
-                num_workers=self.workers,
+                num_workers=workers,
                 pin_memory=torch.cuda.is_available(),
-                persistent_workers=train and self.workers > 0,  # epochs reuse them; an evaluation loader is one pass
-                prefetch_factor=4 if self.workers > 0 else None,
+                persistent_workers=train and workers > 0,  # epochs reuse them; an evaluation loader is one pass
+                prefetch_factor=4 if workers > 0 else None,
+                worker_init_fn=ignore_interrupts if workers > 0 else None,
             )
         else:
             shards = self.shards[split]
@@ -479,6 +503,7 @@ class StreamingDataset:
                 num_workers=min(self.workers, len(shards)),
                 pin_memory=torch.cuda.is_available(),
                 persistent_workers=train and self.workers > 0,
+                worker_init_fn=ignore_interrupts if self.workers > 0 else None,
             )
         return StreamLoader(loader, source, self.mean, self.std)
 

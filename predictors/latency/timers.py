@@ -42,12 +42,12 @@ def _in_rounds(
 ) -> list[dict[str, float]]:
     """Times every item once per round, round after round (so slow drifts of the machine's
     speed hit every item alike), and combines each item's rounds."""
-    from tqdm import tqdm
+    from nas.core.progress import bar as progress_bar
 
     if rounds < 1:
         raise ValueError(f"rounds: must be >= 1, got {rounds}")
     samples: list[list[Mapping[str, float]]] = [[] for _ in items]
-    with tqdm(total=len(items) * rounds, desc=desc, disable=not progress) as bar:
+    with progress_bar(total=len(items) * rounds, desc=desc, disable=not progress) as bar:
         for _ in range(rounds):
             for i, item in enumerate(items):
                 samples[i].append(timer(item))

@@ -44,6 +44,17 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """Whether ``flag`` is set on any process (every rank gets the same answer, so all stop together)."""
+    if not info.enabled:
+        return flag
+    import torch.distributed as dist
+
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
 def all_reduce_gradients(params: list[nn.Parameter], world_size: int) -> None:
     """Averages gradients over processes (one flattened all-reduce)."""
     import torch.distributed as dist

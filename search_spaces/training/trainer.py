@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +39,13 @@ from search_spaces.datasets import BatchLoader
 from search_spaces.streaming import StreamLoader
 from search_spaces.training import checkpoint as ckpt
 from search_spaces.training.config import PhaseSpec, TrainConfig, resolve_open
-from search_spaces.training.distributed import all_reduce_gradients, amp_dtype, init_distributed, resolve_device
+from search_spaces.training.distributed import (
+    all_reduce_gradients,
+    amp_dtype,
+    any_rank,
+    init_distributed,
+    resolve_device,
+)
 from search_spaces.training.evaluation import evaluate_subnet, load_training_data
 from search_spaces.training.losses import kd_loss, lr_at
 from search_spaces.training.plots import plot_training_curves
@@ -79,10 +86,13 @@ class SupernetTrainer:
         resume: Continue from ``out_dir/checkpoint``.
     """
 
-    def __init__(self, config: TrainConfig, out_dir: str | Path, *, resume: bool = False) -> None:
+    def __init__(
+        self, config: TrainConfig, out_dir: str | Path, *, resume: bool = False, stop: threading.Event | None = None
+    ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.resume = resume
+        self.stop = stop  # set (by Ctrl-C in `nas train`): checkpoint after the current step and return
         tcfg = config.training
         self.device = resolve_device(tcfg.device)
         self.dist = init_distributed(self.device)
@@ -373,7 +383,7 @@ class SupernetTrainer:
                     phase_index, epoch, start_step, loader, sampler, sandwich, optimizer, progress
                 )
                 if stopped:
-                    return {"stopped": True, "global_step": progress.global_step}
+                    return {"stopped": True, "reason": stopped, "global_step": progress.global_step}
             if phase_index == self._teacher_phase() and self._distillation() == "teacher":
                 self.teacher = self._make_teacher()
             if self.dist.is_main:
@@ -399,19 +409,18 @@ class SupernetTrainer:
         sandwich: bool,
         optimizer: torch.optim.Optimizer,
         progress: Progress,
-    ) -> bool:
-        """Trains one epoch; returns True when ``max_steps`` stopped the run."""
-        from tqdm import tqdm
+    ) -> str | None:
+        """Trains one epoch; returns why it stopped early (``max_steps`` or ``interrupted``), else None."""
+        from nas.core.progress import bar as progress_bar
 
         tcfg = self.config.training
         phase = self.phases[phase_index]
         steps = len(loader)
-        bar = tqdm(
+        bar = progress_bar(
             total=steps,
             initial=start_step,
             desc=f"{phase.name} {epoch + 1}/{phase.epochs}",
             disable=not (tcfg.progress and self.dist.is_main),
-            mininterval=1.0,
             leave=False,
             dynamic_ncols=True,
         )
@@ -449,7 +458,13 @@ class SupernetTrainer:
                     step + 1 - start_step,
                 )
                 self._save(progress, optimizer)
-                return True
+                return "max_steps"
+            if any_rank(self.stop is not None and self.stop.is_set(), self.dist, self.device):
+                bar.close()
+                logger.info("interrupted at global step %d (phase %s): checkpoint written", progress.global_step,
+                            phase.name)  # fmt: skip
+                self._save(progress, optimizer)
+                return "interrupted"
             if tcfg.checkpoint_every_steps and progress.global_step % tcfg.checkpoint_every_steps == 0:
                 self._save(progress, optimizer)
         bar.close()
@@ -468,7 +483,7 @@ class SupernetTrainer:
         progress.epoch, progress.step = epoch + 1, 0
         progress.epoch_loss_sum, progress.epoch_loss_count = 0.0, 0
         self._save(progress, optimizer)
-        return False
+        return None
 
     def _finish(self, progress: Progress) -> dict[str, Any]:
         if not self.dist.is_main:

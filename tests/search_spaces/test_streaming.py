@@ -166,8 +166,51 @@ def test_training_on_a_streamed_tree_resumes_exactly(tree: Path, tmp_path: Path)
     ref = SupernetTrainer(load_train_config(_stream_config(tree, max_steps=end)), tmp_path / "ref")
     ref.run()
     first = SupernetTrainer(load_train_config(_stream_config(tree, max_steps=4)), tmp_path / "resumed").run()
-    assert first == {"stopped": True, "global_step": 4}
+    assert first == {"stopped": True, "reason": "max_steps", "global_step": 4}
     SupernetTrainer(load_train_config(_stream_config(tree, max_steps=end)), tmp_path / "resumed", resume=True).run()
     ref_t, _ = ckpt.load_checkpoint(tmp_path / "ref" / "checkpoint")
     res_t, _ = ckpt.load_checkpoint(tmp_path / "resumed" / "checkpoint")
     assert set(ref_t) == set(res_t) and all(torch.equal(ref_t[k], res_t[k]) for k in ref_t)
+
+
+def test_ctrl_c_with_decoding_workers_stops_with_a_checkpoint(tree: Path, tmp_path: Path) -> None:
+    """Issue 27, finding 16: Ctrl-C to `nas train` with DataLoader workers was swallowed
+    (`Exception ignored ... KeyboardInterrupt`) and training went on. Now the workers leave the
+    signal to the main process, which finishes its step, writes a checkpoint, says how to
+    continue and exits 130; the run resumes from there."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = _stream_config(tree, checkpoint_every_steps=1)
+    cfg["data"]["workers"] = 2
+    cfg["phases"][0]["epochs"] = 200  # far longer than the test waits
+    config, out = tmp_path / "train.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(cfg))
+    state = out / "checkpoint" / ckpt.STATE_FILE
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "nas.cli", "train", str(config), "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state.exists(), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopping after this step" in err and f"nas train {config} --out {out} --resume" in err
+    assert "Exception ignored" not in err and "Traceback" not in err, err[-3000:]
+    step = json.loads(state.read_text())["global_step"]
+    cfg["training"]["max_steps"] = step + 2
+    config.write_text(yaml.safe_dump(cfg))
+    again = SupernetTrainer(load_train_config(config), out, resume=True).run()
+    assert again == {"stopped": True, "reason": "max_steps", "global_step": step + 2}

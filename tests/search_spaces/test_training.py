@@ -133,7 +133,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path: Path, stop_at: int) -> N
     end = 33
     run_trainer(tiny(training={"max_steps": end}), tmp_path / "ref")
     _, first = run_trainer(tiny(training={"max_steps": stop_at}), tmp_path / "resumed")
-    assert first == {"stopped": True, "global_step": stop_at}
+    assert first == {"stopped": True, "reason": "max_steps", "global_step": stop_at}
     _, second = run_trainer(tiny(training={"max_steps": end}), tmp_path / "resumed", resume=True)
     assert second["global_step"] == end
     ref_t, ref_s = _checkpoint_tensors(tmp_path / "ref")
