@@ -23,7 +23,7 @@ from typing import Any
 from nas.core.pareto import Constraint, Objective
 from nas.core.space import SearchSpace
 from nas.searchers.base import constraint_values
-from nas.store import Store, TrialRecord
+from nas.store import Store, TrialRecord, is_job_study
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,6 @@ def study_name(job_id: str, job_name: str = "") -> str:
     """The name a new Optuna study of job ``job_id`` gets: the id, then the job's name, so that
     Optuna's dashboard lists jobs by name (issue 27, finding 10)."""
     return f"nas-{job_id}-{job_name}" if job_name else f"nas-{job_id}"
-
-
-def is_job_study(name: str, job_id: str) -> bool:
-    """Whether the study ``name`` holds job ``job_id`` (with or without the job's name)."""
-    return name == f"nas-{job_id}" or name.startswith(f"nas-{job_id}-")
 
 
 def job_study_name(storage: str, job_id: str, job_name: str = "") -> str:

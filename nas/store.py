@@ -73,6 +73,11 @@ class JobBusy(StoreError):
         self.public = public if public is not None else message
 
 
+def is_job_study(name: str, job_id: str) -> bool:
+    """Whether the Optuna study ``name`` holds job ``job_id`` (``nas-<id>`` or ``nas-<id>-<name>``)."""
+    return name == f"nas-{job_id}" or name.startswith(f"nas-{job_id}-")
+
+
 class LeaseLost(StoreError):
     """This runner's lease on a job was taken over (its heartbeats stopped for too long)."""
 
@@ -518,8 +523,6 @@ class Store:
             return
         try:
             import optuna
-
-            from nas.optuna_study import is_job_study
         except ImportError:
             return
         for name in optuna.get_all_study_names(storage=self.connection_url):

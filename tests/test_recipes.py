@@ -4,6 +4,7 @@ so the README and the code cannot drift apart, and run from another directory th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -54,3 +55,50 @@ def test_proxy_score_as_written_names_the_one_download_it_needs(tmp_path: Path) 
     (command,) = [c for c in recipe("Predict instead of measuring") if c.startswith("nas proxy score")]
     done = run(command, tmp_path, f"sqlite:///{tmp_path / 'nas.db'}", {"NAS_DATA_DIR": str(tmp_path / "cache")})
     assert done.returncode == 2 and "nas data fetch cifar10" in done.stderr and "--benchmark" not in done.stderr
+
+
+def yaml_block(title: str, index: int = 0) -> dict:
+    """The ``index``-th YAML block of the README's recipe ``title``, parsed."""
+    import yaml
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    return dict(yaml.safe_load(blocks[index]))
+
+
+def test_train_on_your_data_then_search_for_your_device(tmp_path: Path) -> None:
+    """ "Train a supernet on your data" (the config `examples/fashion_mnist.yaml` with the README's
+    space and data lines, on a 12-class image tree) and "Search for your device" (latency table,
+    validation, search with the README's spec, export), as written from another directory. The
+    test's only changes are budgets: one epoch per phase and 12 evaluations instead of 500."""
+    import yaml
+
+    from nas.testing.images import write_image_tree
+
+    colours = [(20 * c, 255 - 20 * c, (97 * c) % 256) for c in range(12)]  # the README's num_classes: 12
+    write_image_tree(tmp_path / "my_data", per_class=7, val_per_class=2, colours=colours)
+    training = yaml.safe_load((ROOT / "examples" / "fashion_mnist.yaml").read_text())
+    training.update(yaml_block("Train a supernet on your data"))
+    for phase in training["phases"]:
+        phase["epochs"] = 1
+    (tmp_path / "my_training.yaml").write_text(yaml.safe_dump(training))
+    spec = yaml_block("Search for your device")
+    assert spec["space"] == training["space"]  # the two recipes go together
+    spec["budget"] = {"evaluations": 12}
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(spec))
+    store = f"sqlite:///{tmp_path / 'nas.db'}"
+    commands = recipe("Train a supernet on your data") + recipe("Search for your device")
+    assert [c.split()[1] for c in commands] == ["train", "train", "eval", "latency", "latency", "search", "export"]
+    job_id = ""
+    for command in commands:
+        if "--resume" in command:  # nothing to resume after a complete run: it says so
+            continue
+        done = run(command.replace("JOB_ID", job_id), tmp_path, store)
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
+        if command.startswith("nas search"):
+            job_id = re.search(r"^job (\S+): done, 12 evaluations", done.stdout, flags=re.M).group(1)  # type: ignore[union-attr]
+        if command.startswith("nas latency validate"):
+            assert "50 random subnets" in done.stdout and "within ±10%" in done.stdout
+    manifest = json.loads((tmp_path / "deploy" / "manifest.json").read_text())
+    assert manifest["models"] and all((tmp_path / "deploy" / m["file"]).exists() for m in manifest["models"])

@@ -23,11 +23,17 @@ def jpeg(colour: Sequence[int], seed: int, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def write_image_tree(root: Path, per_class: int = 12, val_per_class: int = 4, base_size: int = 40) -> Path:
+def write_image_tree(
+    root: Path,
+    per_class: int = 12,
+    val_per_class: int = 4,
+    base_size: int = 40,
+    colours: Sequence[Sequence[int]] = COLOURS,
+) -> Path:
     """ImageNet's layout: ``root/train/classN/*.JPEG`` and ``root/val/classN/*.JPEG``, images of
-    different sizes (about ``base_size`` pixels), one class per colour of :data:`COLOURS`."""
+    different sizes (about ``base_size`` pixels), one class per colour of ``colours``."""
     for split, count in (("train", per_class), ("val", val_per_class)):
-        for label, colour in enumerate(COLOURS):
+        for label, colour in enumerate(colours):
             folder = root / split / f"class{label}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
