@@ -24,6 +24,7 @@ from nas.cli_output import CLIError, emit, parse_options
 from nas.core.capabilities import PresetSpace, TabularSpace
 from nas.core.extras import MissingExtra
 from nas.core.space import SearchSpace, create_space, list_spaces
+from nas.ray_address import RayConnectionError
 
 
 def _space_from_args(args: argparse.Namespace) -> SearchSpace:
@@ -515,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with quiet:
             args.func(args)
-    except MissingExtra as exc:
+    except (MissingExtra, RayConnectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except CLIError as exc:

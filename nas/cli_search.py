@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -87,11 +88,17 @@ def cmd_search(args: argparse.Namespace) -> None:
     spec, _ = admit_job(spec.to_dict())  # everything checked before a job row exists
     if args.ray_address:  # an unreachable head is an error in seconds, before a job row exists
         from nas.ray_address import RayConnectionError, check_ray_address
+        from nas.runner import resolve_executor
 
         try:
             check_ray_address(args.ray_address)
         except RayConnectionError as exc:
             raise CLIError(str(exc)) from None
+        if resolve_executor(spec, None, args.ray_address) == "local":
+            logging.getLogger("nas").warning(
+                "--ray-address %s is not used: %s's lookups run in this process (`--executor ray` sends them "
+                "to the cluster anyway)", args.ray_address, spec.evaluator.get("kind"),
+            )  # fmt: skip
     store = _store(args)
     created: list[str] = []
     try:

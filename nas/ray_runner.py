@@ -135,21 +135,56 @@ def _ray_init(address: str | None) -> None:
     notice.addFilter(quiet)
     try:
         if address:
+            _token_mode_when_a_token_is_here()
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:
         text = f"{type(exc).__name__}: {exc}"
-        if "auth" in text.lower() or "token" in text.lower():
+        chain: list[str] = []
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and len(chain) < 5:  # ray.init hides the reason in its causes
+            chain.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        if any(w in t for t in [text, *chain] for w in ("InvalidAuthToken", "AuthenticationError", "auth token")):
+            have = ray_token_here()
             raise RayConnectionError(
-                f"the Ray cluster at {address or 'this machine'} refused this client's token: run with the head's "
-                "token (`ray get-auth-token` on the head, then RAY_AUTH_TOKEN=... or RAY_AUTH_TOKEN_PATH=FILE here)"
+                f"the Ray cluster at {address or 'this machine'} requires a token and "
+                + (f"refused the one in {have}" if have else "this machine has none")
+                + ": run `ray get-auth-token` on the head and give its output here as RAY_AUTH_TOKEN=... "
+                "(or in a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token)"
             ) from None
         raise RayConnectionError(
             f"Ray could not start or connect ({text.splitlines()[0][:300]}); check --ray-address"
         ) from None
     finally:
         notice.removeFilter(quiet)
+
+
+def ray_token_here() -> str | None:
+    """Where this machine has a Ray token (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``, in Ray's order), or None."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "$RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return path if Path(path).is_file() else None
+
+
+def _token_mode_when_a_token_is_here() -> None:
+    """``ray start --head`` (Ray >= 2.59) turns token authentication on, but a client given the
+    head's address sends no token unless ``RAY_AUTH_MODE=token``: it then retried for 20 s with a
+    warning a second before failing (issue 27, finding 4). With a token here and no mode chosen,
+    send it (a cluster without authentication accepts such a client too)."""
+    if os.environ.get("RAY_AUTH_MODE") or not ray_token_here():
+        return
+    try:  # what `ray.init()` does for a local cluster: the mode, and Ray's cached config refreshed
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray version: the environment variable is the documented switch
+        os.environ["RAY_AUTH_MODE"] = "token"
+    else:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 class _DropMessage(logging.Filter):

@@ -319,7 +319,8 @@ class TrialRecorder:
         self.failed += metrics is None
         best = {f"best {k}": round(v, 4) for k, v in self.tracker.best().items()}  # per objective
         hv = self.tracker.hv
-        self.bar.set_postfix({**best, "hv": f"{hv:.4g}" if hv is not None else "-", "failed": self.failed})
+        postfix = {**best, "hv": f"{hv:.4g}" if hv is not None else "-", "failed": self.failed}
+        self.bar.set_postfix(postfix, refresh=False)  # drawn with the update: at most every interval
         self.bar.update(1)
         if self.mirror is not None:
             self.mirror.maybe_sync()

@@ -446,7 +446,7 @@ class SupernetTrainer:
             progress.global_step += 1
             rate = images / max(1e-9, time.perf_counter() - started)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.0f}", refresh=False)
             if tcfg.max_steps is not None and progress.global_step >= tcfg.max_steps:
                 bar.close()
                 # not a metrics record: a resumed run's metrics equal an uninterrupted run's
