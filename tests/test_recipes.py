@@ -176,3 +176,28 @@ def test_run_searches_on_a_ray_cluster(tmp_path: Path) -> None:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_predict_instead_of_measuring(tmp_path: Path) -> None:
+    """`nas predictor fit` on ~50 measured archs and `nas predictor eval` on others, as written,
+    with Pixel 3 latencies from the NAS-Bench-201 table that ships (the user's measurements)."""
+    import csv
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(ROOT / "nas" / "bundled" / "nb201_latency.csv.gz", "rt") as fh:
+        rows = list(csv.DictReader(fh))
+    order = np.random.default_rng(0).permutation(len(rows))
+    for name, chosen in (("measured.csv", order[:50]), ("others.csv", order[50:250])):
+        with (tmp_path / name).open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["arch_str", "latency_ms@pixel3"])
+            writer.writerows([rows[i]["arch_str"], rows[i]["pixel3"]] for i in chosen)
+    fit, evaluate = (c for c in recipe("Predict instead of measuring") if c.startswith("nas predictor"))
+    store = f"sqlite:///{tmp_path / 'nas.db'}"
+    fitted = run(fit, tmp_path, store)
+    assert fitted.returncode == 0 and (tmp_path / "pixel3.json").is_file(), fitted.stderr[-2000:]
+    checked = run(evaluate, tmp_path, store)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    assert "n=200  kendall" in checked.stdout and "MACs-only baseline: kendall" in checked.stdout, checked.stdout
