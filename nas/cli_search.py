@@ -256,11 +256,16 @@ def cmd_trials(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from nas.export import export_job
+    from predictors.quantization import QuantizationError, QuantSettings
 
+    try:
+        quant = QuantSettings(method=args.calibration_method, images=args.calibration_images)
+    except QuantizationError as exc:
+        raise CLIError(str(exc)) from None
     store = _store(args, create=False)
     manifest = export_job(
         store, args.job_id, args.device, args.format, args.out, max_latency=args.max_latency, trial_id=args.trial,
-        tolerance=args.tolerance, progress=not args.json,
+        tolerance=args.tolerance, progress=not args.json, precision=args.precision, quant=quant,
     )  # fmt: skip
     written = [m for m in manifest["models"] if m["file"] in set(manifest["written"])]
     others = len(manifest["models"]) - len(written)
@@ -273,8 +278,13 @@ def cmd_export(args: argparse.Namespace) -> None:
         lines.append(
             f"  {m['file']}: trial {m['trial_id']}, {_fmt(latency)} ms, search accuracy "
             f"{_fmt(m['search_metrics'].get('accuracy'))}, test accuracy {m['test_accuracy']:.4f}, "
-            f"max |diff| {m['check']['max_abs_diff']:.1e}"
-        )
+            f"{'fp32 ' if m.get('precision') == 'int8' else ''}max |diff| {m['check']['max_abs_diff']:.1e}"
+            + (
+                f"; int8: fp32 test accuracy {m['fp32_test_accuracy']:.4f}, same class as fp32 on "
+                f"{100 * m['top1_agreement_with_fp32']:.1f}% of test images"
+                if m.get("precision") == "int8" else ""
+            )
+        )  # fmt: skip
     emit(args, manifest, "\n".join(lines))
 
 
@@ -363,5 +373,15 @@ def add_search_commands(sub: Any) -> None:
     p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], default="onnx", help="file format")
     p.add_argument("--out", required=True, help="folder for the files and manifest.json")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference accepted in the check")
+    p.add_argument(
+        "--precision", choices=["fp32", "int8"], default="fp32",
+        help="int8: post-training static quantization (ONNX Runtime QDQ, uint8 activations, int8 weights per "
+        "channel) calibrated on held-out training images; the manifest gives its test accuracy next to fp32's",
+    )  # fmt: skip
+    p.add_argument("--calibration-images", type=int, default=256, help="held-out images that calibrate int8 ranges")
+    p.add_argument(
+        "--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax",
+        help="how activation ranges are calibrated for int8",
+    )  # fmt: skip
     store_args(p)
     p.set_defaults(func=cmd_export)

@@ -163,3 +163,67 @@ def test_exporting_twice_into_one_folder_keeps_an_honest_manifest(searched, tmp_
     assert [m["file"] for m in third["models"]] == second["written"]  # the stale entry is gone
     on_disk = json.loads((out / "manifest.json").read_text())
     assert "written" not in on_disk and [m["file"] for m in on_disk["models"]] == second["written"]
+
+
+def test_int8_export_is_the_quantized_model_measured_as_deployed(searched, tmp_path: Path) -> None:
+    """Issue 25 (items 2 and 6, in part): `--precision int8` writes the ONNX Runtime QDQ model
+    (uint8 activations, int8 weights per channel) calibrated on held-out images; the manifest's
+    accuracy is what ONNX Runtime computes running that file, next to fp32's."""
+    import onnx
+
+    from predictors.onnx_backend import ort_session
+    from predictors.quantization import QuantSettings, onnx_predictions
+
+    store, job_id, run = searched
+    trial = choose_trials(store, job_id, "cpu")[0]
+    manifest = export_job(store, job_id, "cpu", "onnx", tmp_path, trial_id=trial.trial_id, precision="int8",
+                          quant=QuantSettings(images=32))  # fmt: skip
+    (model,) = manifest["models"]
+    path = tmp_path / model["file"]
+    assert model["precision"] == "int8" and path.name.endswith("-int8.onnx")
+    graph = onnx.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") > 5 and ops.count("DequantizeLinear") > 5
+    weights = {i.name: i for i in graph.initializer}
+    int8_weights = [w for w in weights.values() if w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4]
+    assert int8_weights, "convolution weights stored as int8"
+    q = model["quantization"]
+    assert (q["format"], q["activations"], q["weights"]) == ("QDQ", "uint8", "int8 per channel")
+    assert q["calibration_images"] == 32 and q["calibration_split"] == "holdout"
+    # the manifest's int8 accuracy is the file's own, recomputed here independently
+    supernet, meta = load_supernet(run)
+    space = supernet.space
+    arch = space.make(trial.arch)
+    dataset = _dataset(supernet, meta)
+    r = space.resolution(arch)
+    xs, ys = zip(*dataset.loader("test", 100, train=False, resolutions=[r]).epoch(0))
+    batches = [resize_batch(x, r).numpy() for x in xs]
+    labels = torch.cat(ys).numpy()
+    mine = onnx_predictions(path.read_bytes(), batches)
+    assert model["test_accuracy"] == pytest.approx(float((mine == labels).mean()))
+    net = recalibrated_subnet(supernet, arch, dataset, recal_batches=2, device=torch.device("cpu"))
+    assert model["fp32_test_accuracy"] == pytest.approx(accuracy(net, dataset, "test", r)["accuracy"])
+    with torch.no_grad():
+        fp32_top1 = torch.cat([net(torch.from_numpy(b)) for b in batches]).argmax(1).numpy()
+    assert model["top1_agreement_with_fp32"] == pytest.approx(float((mine == fp32_top1).mean()))
+    assert model["top1_agreement_with_fp32"] >= 0.8
+    # int8 logits track fp32's (a broken scale would not)
+    session = ort_session(path.read_bytes(), 1)
+    int8_logits = session.run(["y"], {"x": batches[0]})[0]
+    with torch.no_grad():
+        fp32_logits = net(torch.from_numpy(batches[0])).numpy()
+    spread = float(fp32_logits.max() - fp32_logits.min())
+    assert float(np.abs(int8_logits - fp32_logits).mean()) < 0.1 * spread
+
+
+def test_int8_export_refuses_what_it_cannot_do(searched, tmp_path: Path) -> None:
+    store, job_id, _ = searched
+    with pytest.raises(ExportError, match="quantized models are written as ONNX"):
+        export_job(store, job_id, "cpu", "safetensors", tmp_path, precision="int8")
+    with pytest.raises(ExportError, match="--precision: unknown 'int4'"):
+        export_job(store, job_id, "cpu", "onnx", tmp_path, precision="int4")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "nas.cli", "export", job_id, "--device", "cpu", "--out", str(tmp_path),
+           "--store", store.url, "--precision", "int8", "--calibration-images", "0"]  # fmt: skip
+    bad = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "calibration images: 0 is outside 1..100000" in bad.stderr
