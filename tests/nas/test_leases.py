@@ -173,13 +173,16 @@ def test_database_lock_is_retried_and_the_search_goes_on(tmp_path: Path, caplog:
     locked = threading.Event()
 
     def hold_lock() -> None:
+        deadline = time.monotonic() + 60
+        while len(evaluator.calls) < 2 and time.monotonic() < deadline:  # once trials are being recorded
+            time.sleep(0.005)
         holder.execute("BEGIN EXCLUSIVE")
         locked.set()
         time.sleep(1.5)  # much longer than one statement's lock timeout
         holder.execute("ROLLBACK")
 
     created: list[str] = []
-    timer = threading.Timer(0.2, hold_lock)
+    timer = threading.Timer(0.0, hold_lock)
     timer.start()
     with caplog.at_level(logging.WARNING, logger="nas.store"):
         result = run_job(spec, store, evaluator=evaluator, progress=False, on_created=created.append)

@@ -71,7 +71,11 @@ def test_stop_and_resume_evaluates_each_arch_once(tmp_path, request, kind: str, 
     if kind == "tpe":  # Optuna's study lives in the same database, one trial per evaluation
         import optuna
 
-        study = optuna.load_study(study_name=f"nas-{first.job_id}", storage=store.connection_url)
+        from nas.optuna_study import job_study_name
+
+        name = job_study_name(store.connection_url, first.job_id)
+        assert name == f"nas-{first.job_id}-{spec.name}"
+        study = optuna.load_study(study_name=name, storage=store.connection_url)
         finished = [t for t in study.trials if t.state.name == "COMPLETE" and "nas_trial_id" in t.user_attrs]
         assert sorted(t.user_attrs["nas_trial_id"] for t in finished) == list(range(24))
 
