@@ -259,7 +259,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     from predictors.quantization import QuantizationError, QuantSettings
 
     try:
-        quant = QuantSettings(method=args.calibration_method, images=args.calibration_images)
+        quant = QuantSettings(method=args.calibration_method, images=args.calibration_images,
+                              per_channel=args.weight_scales == "per-channel")  # fmt: skip
     except QuantizationError as exc:
         raise CLIError(str(exc)) from None
     store = _store(args, create=False)
@@ -379,6 +380,10 @@ def add_search_commands(sub: Any) -> None:
         "channel) calibrated on held-out training images; the manifest gives its test accuracy next to fp32's",
     )  # fmt: skip
     p.add_argument("--calibration-images", type=int, default=256, help="held-out images that calibrate int8 ranges")
+    p.add_argument(
+        "--weight-scales", choices=["per-channel", "per-tensor"], default="per-channel",
+        help="int8 weights: one scale per output channel (default; depthwise layers need it) or per tensor",
+    )  # fmt: skip
     p.add_argument(
         "--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax",
         help="how activation ranges are calibrated for int8",

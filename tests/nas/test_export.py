@@ -216,6 +216,34 @@ def test_int8_export_is_the_quantized_model_measured_as_deployed(searched, tmp_p
     assert float(np.abs(int8_logits - fp32_logits).mean()) < 0.1 * spread
 
 
+def test_int8_weight_scales_per_tensor_from_the_cli(searched, tmp_path: Path) -> None:
+    """`--weight-scales per-tensor`: one scale per weight tensor (per channel by default)."""
+    import onnx
+    from onnx import numpy_helper
+
+    store, job_id, _ = searched
+    trial = choose_trials(store, job_id, "cpu")[0]
+    scales = {}
+    for mode in ("per-channel", "per-tensor"):
+        out = tmp_path / mode
+        cmd = [sys.executable, "-m", "nas.cli", "export", job_id, "--device", "cpu", "--trial", str(trial.trial_id),
+               "--out", str(out), "--store", store.url, "--precision", "int8", "--calibration-images", "16",
+               "--weight-scales", mode, "--json"]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        (model,) = json.loads(done.stdout)["models"]
+        assert model["quantization"]["weights"] == f"int8 {mode.replace('-', ' ')}"
+        graph = onnx.load(str(out / model["file"])).graph
+        values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        conv_weights = {k for k, v in values.items() if v.dtype == np.int8 and v.ndim == 4}
+        weight_scales = [values[n.input[1]] for n in graph.node
+                         if n.op_type == "DequantizeLinear" and n.input[0] in conv_weights]  # fmt: skip
+        assert weight_scales
+        scales[mode] = max(s.size for s in weight_scales)
+    assert scales["per-tensor"] == 1 < scales["per-channel"]
+
+
 def test_int8_export_refuses_what_it_cannot_do(searched, tmp_path: Path) -> None:
     store, job_id, _ = searched
     with pytest.raises(ExportError, match="quantized models are written as ONNX"):
