@@ -48,11 +48,11 @@ def main() -> None:
     archs = space.sample_unique(args.archs, rng)
     batches = [int(b) for b in args.batches.split(",")]
     threads = torch.get_num_threads()
+    channels = space.input_shape()[0]
     rows: list[dict[str, Any]] = []
     for i, arch in enumerate(archs):
         net = supernet.extract(arch).eval()
         r = space.resolution(arch)
-        channels = space.input_shape()[0]
         fp32 = export_onnx(net, torch.zeros(1, channels, r, r), dynamic_batch=True)
         calibration = [rng.standard_normal((16, channels, r, r)).astype(np.float32) for _ in range(4)]
         int8 = quantize_static_qdq(fp32, calibration, QuantSettings(images=64, batch_size=16))

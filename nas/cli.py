@@ -526,13 +526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc} (hint: {_value_error_hint(args)})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        resume = getattr(args, "resume_command", None) or (
-            f"nas resume {args.job_id}" if args.command == "resume" else "nas resume JOB_ID"
-        )
+        given = getattr(args, "resume_command", None)  # set by the command once it knows it
         if args.command in ("search", "resume"):
+            resume = given or (f"nas resume {args.job_id}" if args.command == "resume" else "nas resume JOB_ID")
             hint = f"`{resume}` continues the job"
         elif args.command == "train":
-            hint = f"`{getattr(args, 'resume_command', 'nas train ... --resume')}` continues from the last checkpoint"
+            hint = f"`{given or 'nas train ... --resume'}` continues from the last checkpoint"
         else:
             hint = "run the command again"
         print(f"error: interrupted (hint: {hint})", file=sys.stderr)

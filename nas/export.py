@@ -24,10 +24,13 @@ import logging
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.core.pareto import Constraint, Objective, pareto_front
 from nas.store import Store, TrialRecord
+
+if TYPE_CHECKING:
+    from predictors.quantization import QuantSettings
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +175,9 @@ def _write_and_check(net: Any, space: Any, arch: Any, fmt: str, path: Path, x: A
 PRECISIONS = ("fp32", "int8")
 
 
-def _quantize_in_place(path: Path, dataset: Any, resolution: int, quant: Any, fp32_accuracy: float) -> dict[str, Any]:
+def _quantize_in_place(
+    path: Path, dataset: Any, resolution: int, quant: QuantSettings | None, fp32_accuracy: float
+) -> dict[str, Any]:
     """Replaces the float ONNX model at ``path`` by its int8 version; returns what the manifest
     records: the settings, the int8 and float test accuracy, and their top-1 agreement."""
     import numpy as np
@@ -183,21 +188,24 @@ def _quantize_in_place(path: Path, dataset: Any, resolution: int, quant: Any, fp
 
     settings = quant or QuantSettings()
 
-    def batches(split: str, limit: int | None, size: int) -> list[np.ndarray]:
-        found, n = [], 0
-        for xb, _ in dataset.loader(split, size, train=False, resolutions=[resolution]).epoch(0):
-            found.append(resize_batch(xb, resolution).numpy())
-            n += len(xb)
+    def images(split: str, limit: int | None, size: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """The split's images at ``resolution`` in batches (the first ``limit``), and their labels."""
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        n = 0
+        for xb, yb in dataset.loader(split, size, train=False, resolutions=[resolution]).epoch(0):
+            keep = len(xb) if limit is None else min(len(xb), limit - n)
+            xs.append(resize_batch(xb[:keep], resolution).numpy())
+            ys.append(yb[:keep].numpy())
+            n += keep
             if limit is not None and n >= limit:
                 break
-        return found
+        return xs, np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
 
-    calibration = [b for b in batches("holdout", settings.images, settings.batch_size)]
-    calibration[-1] = calibration[-1][: settings.images - sum(len(b) for b in calibration[:-1])]
+    calibration, _ = images("holdout", settings.images, settings.batch_size)
     fp32_model = path.read_bytes()
     int8_model = quantize_static_qdq(fp32_model, calibration, settings)
-    labels = torch.cat([y for _, y in dataset.loader("test", 256, train=False, resolutions=[resolution]).epoch(0)])
-    test_batches = batches("test", None, 256)
+    test_batches, labels = images("test", None, 256)
     threads = torch.get_num_threads()
     int8_top1 = onnx_predictions(int8_model, test_batches, threads)
     fp32_top1 = onnx_predictions(fp32_model, test_batches, threads)
@@ -208,7 +216,7 @@ def _quantize_in_place(path: Path, dataset: Any, resolution: int, quant: Any, fp
     return {
         "quantization": {**settings.record(), "calibration_images": int(sum(len(b) for b in calibration)),
                          "calibration_split": "holdout", "qdq_nodes": nodes["quantize"] + nodes["dequantize"]},
-        "int8_test_accuracy": float((int8_top1 == labels.numpy()).mean()),
+        "int8_test_accuracy": float((int8_top1 == labels).mean()),
         "fp32_test_accuracy": fp32_accuracy,
         "top1_agreement_with_fp32": float((int8_top1 == fp32_top1).mean()),
     }  # fmt: skip
@@ -226,7 +234,7 @@ def export_job(
     tolerance: float = 1e-3,
     progress: bool = False,
     precision: str = "fp32",
-    quant: Any = None,
+    quant: QuantSettings | None = None,
 ) -> dict[str, Any]:
     """Exports trials of a supernet job (see :func:`choose_trials`) and writes the manifest.
 

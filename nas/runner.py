@@ -196,7 +196,7 @@ def _run_leased(
     budget = Budget(spec, done, store.job(job_id).elapsed_s)
     bar = progress_bar(spec.budget.evaluations, done, progress)
     mirror = None
-    if spec.optuna_study and not store.url.endswith(":memory:") and not mirrored_by_searcher(searcher):
+    if spec.optuna_study and storage is not None and not mirrored_by_searcher(searcher):
         mirror = StudyMirror(store, job_id, space, spec.objective_list, spec.constraint_list, name=study)
     recorder = TrialRecorder(store, job_id, searcher, tracker, budget, bar, lease, mirror)
     # one compare-and-set: a cancel stored before this point stays (the service never runs it again)
