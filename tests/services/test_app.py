@@ -171,6 +171,18 @@ def b_find(browser: Any, element_id: str) -> list[Any]:
     return browser.find_elements(By.ID, element_id)
 
 
+def open_job_signed_in(browser: Any, wait: Any, url: str, job_id: str) -> None:
+    """Loads the page, signs in with the test token and opens job ``job_id``."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(url + "/")
+    login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
+                       else None)  # fmt: skip
+    login.find_element(By.NAME, "token").send_keys(TOKEN)
+    login.find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')).click()
+
+
 def test_the_page_offers_the_export_command_for_a_supernet_job(served) -> None:
     """A job evaluated by a supernet (its record in the store: the page reads only the store) gets
     the `nas export` command for a front member, pasteable as written."""
@@ -192,12 +204,7 @@ def test_the_page_offers_the_export_command_for_a_supernet_job(served) -> None:
     browser = chromium()
     try:
         wait = WebDriverWait(browser, 30)
-        browser.get(served.url + "/")
-        login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
-                           else None)  # fmt: skip
-        login.find_element(By.NAME, "token").send_keys(TOKEN)
-        login.find_element(By.CSS_SELECTOR, "button").click()
-        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')).click()
+        open_job_signed_in(browser, wait, served.url, job_id)
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#front tbody tr button.export"))[0].click()
         command = wait.until(lambda b: b.find_element(By.ID, "export-command").text)
         assert command.startswith(f"nas export {job_id} --trial ") and "--device cpu" in command
@@ -393,7 +400,6 @@ def test_nb201_archs_read_as_the_cli_writes_them(served) -> None:
     """Issue 27, finding 15: the page showed NB201 archs as ``{"ops": [...]}`` while the CLI and the
     hover use ``|op~0|+...``, and filtering trials by the CLI's notation found nothing."""
     from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from search_spaces.nb201.space import NB201Space
@@ -420,12 +426,7 @@ def test_nb201_archs_read_as_the_cli_writes_them(served) -> None:
     browser = chromium()
     try:
         wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])
-        browser.get(served.url + "/")
-        login = wait.until(lambda b: b.find_element(By.ID, "login") if b.find_element(By.ID, "login").is_displayed()
-                           else None)  # fmt: skip
-        login.find_element(By.NAME, "token").send_keys(TOKEN)
-        login.find_element(By.CSS_SELECTOR, "button").click()
-        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"]')).click()
+        open_job_signed_in(browser, wait, served.url, job_id)
         shown = "return [...document.querySelectorAll('#trials tbody code')].map(c => c.textContent)"
         assert sorted(wait.until(lambda b: b.execute_script(shown) or None)) == sorted(written)
         front_shown = "return [...document.querySelectorAll('#front tbody code')].map(c => c.textContent)"
