@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from nas.core.extras import import_extra
+
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -66,9 +68,7 @@ class QuantSettings:
 
 
 def _ort() -> Any:
-    import onnxruntime
-
-    return onnxruntime
+    return import_extra("onnxruntime", "export", "int8 quantization")
 
 
 class _Batches:
@@ -91,6 +91,8 @@ def quantize_static_qdq(model: bytes, calibration: Iterable[np.ndarray], setting
     Raises:
         QuantizationError: when there is no calibration data.
     """
+    import_extra("onnx", "export", "int8 quantization")  # ONNX Runtime's quantizer edits models with it
+    import_extra("onnxruntime.quantization", "export", "int8 quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -121,8 +123,7 @@ def quantize_static_qdq(model: bytes, calibration: Iterable[np.ndarray], setting
 
 def count_quantized(model: bytes) -> dict[str, int]:
     """How many QuantizeLinear / DequantizeLinear nodes, and of all nodes, a model has."""
-    import onnx
-
+    onnx = import_extra("onnx", "export", "reading an ONNX model")
     proto = onnx.load_from_string(model)
     ops = [n.op_type for n in proto.graph.node]
     return {"quantize": ops.count("QuantizeLinear"), "dequantize": ops.count("DequantizeLinear"), "nodes": len(ops)}
