@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from nas.core import registry
 from nas.core.arch import Arch
-from nas.core.capabilities import InitNetworkSpace, TabularSpace
+from nas.core.capabilities import InitNetworkSpace, PrecisionSpace, SupernetSpace, TabularSpace
 from nas.core.config import ConfigError, from_dict, short_repr
 from nas.core.evaluator import CheapMetricsMixin, Evaluator
 from nas.core.registry import RegistryError
@@ -56,8 +56,21 @@ class SupernetSpec:
     proxies: list[str] | None = None
     proxy_weights: str = "inherited"
     proxy_batch_size: int = 64
+    calibration_images: int = 256
+    calibration_method: str = "minmax"
 
     def validate(self, path: str) -> None:
+        from predictors.quantization import CALIBRATION_METHODS
+
+        if not 1 <= self.calibration_images <= 100_000:
+            raise ConfigError(
+                f"{path}.calibration_images: must be in [1, 100000] (256 is usual), got {self.calibration_images}"
+            )
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise ConfigError(
+                f"{path}.calibration_method: use one of {', '.join(CALIBRATION_METHODS)}, "
+                f"got {self.calibration_method[:40]!r}"
+            )
         if self.split not in ("holdout", "test"):
             raise ConfigError(f"{path}.split: use holdout (search) or test (final reports), got {self.split[:40]!r}")
         if self.proxy_weights not in ("inherited", "init"):
@@ -251,6 +264,11 @@ class SupernetEvaluator(CostMixin, Evaluator):
     resolution, with the supernet's weights (``proxy_weights: inherited``) or a fresh seeded
     initialisation (``init``): a cheap evaluator and the predictor searcher's features.
 
+    In a space with precision genes the checkpoint is the float space's supernet; a subnet with
+    int8 blocks is exported to ONNX after BN recalibration, quantized as deployed (ONNX Runtime
+    static QDQ, ``calibration_images`` seeded training images, ``calibration_method``) and its
+    accuracy measured by ONNX Runtime running the quantized model.
+
     The supernet and dataset load once per process (pickling this object ships
     them, e.g. once through Ray's object store).
     """
@@ -264,10 +282,11 @@ class SupernetEvaluator(CostMixin, Evaluator):
         if spec.threads:
             torch.set_num_threads(spec.threads)
         supernet, meta = load_supernet(spec.checkpoint)
-        if supernet.space.space_id != space.space_id:
+        float_space = _float_space(space)
+        if supernet.space.space_id != float_space.space_id:
             raise ConfigError(
                 f"evaluator.checkpoint: {spec.checkpoint} holds a supernet of space {supernet.space.space_id}, "
-                f"the job's space is {space.space_id}; set space to match"
+                f"the job's space is {float_space.space_id}; set space to match"
             )
         self.space = space
         self.spec = spec
@@ -303,7 +322,7 @@ class SupernetEvaluator(CostMixin, Evaluator):
         if self._proxy_data is None:
             loader = self.dataset.loader("train", self.spec.proxy_batch_size, train=False, shuffle=True, seed=0)
             self._proxy_data = next(iter(loader.epoch(0)))
-        arch = self.space.make(arch)
+        arch = _float_arch(self.space, self.space.make(arch))  # proxies score the float subnet
         x, y = self._proxy_data
         x = resize_batch(x, self.supernet.space.resolution(arch))
         seed = int(arch.arch_id[:8], 16) % (2**31)
@@ -326,11 +345,50 @@ class SupernetEvaluator(CostMixin, Evaluator):
         with torch.no_grad():
             for arch in archs:
                 arch = self.space.make(arch)
-                m = evaluate_subnet(
-                    self.supernet, arch, self.dataset, self.spec.split, recal_batches=self.spec.recal_batches
-                )
+                int8 = _int8_layers(self.space, arch)
+                if int8:
+                    m = self._int8_metrics(arch, int8)
+                else:
+                    m = evaluate_subnet(
+                        self.supernet, _float_arch(self.space, arch), self.dataset, self.spec.split,
+                        recal_batches=self.spec.recal_batches,
+                    )  # fmt: skip
                 out.append({"accuracy": m["accuracy"], "loss": m["loss"], **self.evaluate_cheap([arch])[0]})
         return out
+
+    def _int8_metrics(self, arch: Arch, int8_layers: list[str]) -> dict[str, float]:
+        import torch
+
+        from predictors.quantization import QuantSettings, int8_accuracy
+        from search_spaces.training.evaluation import recalibrated_subnet
+
+        floated = _float_arch(self.space, arch)
+        net = recalibrated_subnet(
+            self.supernet, floated, self.dataset, recal_batches=self.spec.recal_batches, device=torch.device("cpu")
+        )
+        settings = QuantSettings(method=self.spec.calibration_method, images=self.spec.calibration_images)
+        return int8_accuracy(
+            net, self.dataset, self.spec.split, self.supernet.space.resolution(floated), int8_layers, settings,
+            threads=torch.get_num_threads(),
+        )  # fmt: skip
+
+
+def _float_space(space: SearchSpace) -> Any:
+    """The space of the supernet whose weights ``space``'s subnets use (itself without precision genes)."""
+    return space.float_space() if isinstance(space, PrecisionSpace) else space
+
+
+def _float_arch(space: SearchSpace, arch: Arch) -> Arch:
+    return space.float_arch(arch) if isinstance(space, PrecisionSpace) else arch
+
+
+def _int8_layers(space: SearchSpace, arch: Arch) -> list[str]:
+    """The static-config layers of ``arch`` that run quantized (none in a float space)."""
+    from nas.core.precision import FLOAT, quantized
+
+    if not isinstance(space, PrecisionSpace) or not space.precision_choices or not isinstance(space, SupernetSpace):
+        return []
+    return [layer["name"] for layer in space.static_config(arch) if quantized(layer.get("precision", FLOAT))]
 
 
 class ZeroCostEvaluator(CostMixin, Evaluator):

@@ -180,32 +180,21 @@ def _quantize_in_place(
 ) -> dict[str, Any]:
     """Replaces the float ONNX model at ``path`` by its int8 version; returns what the manifest
     records: the settings, the int8 and float test accuracy, and their top-1 agreement."""
-    import numpy as np
     import torch
 
-    from predictors.quantization import QuantSettings, count_quantized, onnx_predictions, quantize_static_qdq
-    from search_spaces.bn import resize_batch
+    from predictors.quantization import (
+        QuantSettings,
+        count_quantized,
+        onnx_predictions,
+        quantize_static_qdq,
+        split_batches,
+    )
 
     settings = quant or QuantSettings()
-
-    def images(split: str, limit: int | None, size: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """The split's images at ``resolution`` in batches (the first ``limit``), and their labels."""
-        xs: list[np.ndarray] = []
-        ys: list[np.ndarray] = []
-        n = 0
-        for xb, yb in dataset.loader(split, size, train=False, resolutions=[resolution]).epoch(0):
-            keep = len(xb) if limit is None else min(len(xb), limit - n)
-            xs.append(resize_batch(xb[:keep], resolution).numpy())
-            ys.append(yb[:keep].numpy())
-            n += keep
-            if limit is not None and n >= limit:
-                break
-        return xs, np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
-
-    calibration, _ = images("holdout", settings.images, settings.batch_size)
+    calibration, _ = split_batches(dataset, "holdout", resolution, settings.images, settings.batch_size)
     fp32_model = path.read_bytes()
     int8_model = quantize_static_qdq(fp32_model, calibration, settings)
-    test_batches, labels = images("test", None, 256)
+    test_batches, labels = split_batches(dataset, "test", resolution, None, 256)
     threads = torch.get_num_threads()
     int8_top1 = onnx_predictions(int8_model, test_batches, threads)
     fp32_top1 = onnx_predictions(fp32_model, test_batches, threads)

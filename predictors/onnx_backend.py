@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from collections.abc import Collection
 from typing import Any
 
 from nas.core.extras import import_extra, require_extra
@@ -76,10 +77,24 @@ def ort_session(model: bytes, threads: int) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def onnx_runner(module: Any, example: Any) -> Any:
-    """A zero-argument callable running ``module`` on ``example`` in ONNX Runtime (same threads as torch)."""
+def onnx_runner(module: Any, example: Any, int8: bool | Collection[str] = False) -> Any:
+    """A zero-argument callable running ``module`` on ``example`` in ONNX Runtime (same threads as torch).
+
+    ``int8``: run it quantized as deployed (:func:`predictors.quantization.quantize_static_qdq`,
+    default settings), the whole model (``True``) or the named static-config layers; calibrated
+    on random batches of ``example``'s shape (the ranges change the values, not the time).
+    """
+    import numpy as np
     import torch
 
-    session = ort_session(export_onnx(module, example), torch.get_num_threads())
+    model = export_onnx(module, example)
+    if int8 is not False:
+        from predictors.quantization import QuantSettings, quantize_static_qdq
+
+        rng = np.random.default_rng(0)
+        batches = [rng.standard_normal(tuple(example.shape)).astype(np.float32) for _ in range(2)]
+        layers = None if int8 is True else list(int8)
+        model = quantize_static_qdq(model, batches, QuantSettings(images=2 * len(example)), layers)
+    session = ort_session(model, torch.get_num_threads())
     feed = {"x": example.detach().cpu().numpy()}
     return lambda: session.run(None, feed)

@@ -11,8 +11,10 @@ it is what the deployed file does, not a simulation.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,11 +87,53 @@ class _Batches:
         pass
 
 
-def quantize_static_qdq(model: bytes, calibration: Iterable[np.ndarray], settings: QuantSettings) -> bytes:
+def layer_nodes(graph: Any, layers: Collection[str]) -> list[str]:
+    """Names of the nodes of ``graph`` (an ONNX ``GraphProto``) that compute the named layers.
+
+    The exporter names a node after the module path that made it (``/blocks/blocks.3/expand/conv/Conv``
+    belongs to layer ``blocks.3``); a node the pre-processing made without a name (a decomposed
+    activation) gets one here, inheriting the layer of the node that feeds it.
+    """
+    wanted = set(layers)
+    producer_layer: dict[str, str | None] = {}
+    out: list[str] = []
+    for i, node in enumerate(graph.node):
+        layer = next((part for part in node.name.split("/") if part in wanted), None)
+        if not node.name:
+            node.name = f"hwnas_node_{i}"
+            layer = next((producer_layer[x] for x in node.input if producer_layer.get(x)), None)
+        for output in node.output:
+            producer_layer[output] = layer
+        if layer is not None:
+            out.append(node.name)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs a line per tensor at INFO, some through the root logger:
+    kept out of the caller's log while it runs."""
+    before = logging.root.manager.disable
+    logging.disable(max(before, logging.INFO))
+    try:
+        yield
+    finally:
+        logging.disable(before)
+
+
+def quantize_static_qdq(
+    model: bytes,
+    calibration: Iterable[np.ndarray],
+    settings: QuantSettings,
+    layers: Collection[str] | None = None,
+) -> bytes:
     """The int8 (QDQ) version of the float ONNX model ``model`` (input ``x``), calibrated on ``calibration``.
 
+    ``layers``: quantize only the nodes of these static-config layers (a mixed-precision subnet,
+    the rest left in float; :func:`layer_nodes`); ``None``: the whole model.
+
     Raises:
-        QuantizationError: when there is no calibration data.
+        QuantizationError: when there is no calibration data, or no node of ``layers`` is in the model.
     """
     import_extra("onnx", "export", "int8 quantization")  # ONNX Runtime's quantizer edits models with it
     import_extra("onnxruntime.quantization", "export", "int8 quantization")
@@ -104,10 +148,18 @@ def quantize_static_qdq(model: bytes, calibration: Iterable[np.ndarray], setting
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }[settings.method]
-    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp, _quiet():
         fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
         fp32.write_bytes(model)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
+        nodes: list[str] | None = None
+        if layers is not None:
+            onnx = import_extra("onnx", "export", "int8 quantization")
+            proto = onnx.load(str(prepared))
+            nodes = layer_nodes(proto.graph, layers)
+            if not nodes:
+                raise QuantizationError(f"no node of layers {sorted(layers)[:5]} in the model to quantize")
+            onnx.save(proto, str(prepared))
         quantize_static(
             str(prepared),
             str(int8),
@@ -117,6 +169,7 @@ def quantize_static_qdq(model: bytes, calibration: Iterable[np.ndarray], setting
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=method,
+            nodes_to_quantize=nodes,
         )
         return int8.read_bytes()
 
@@ -129,13 +182,82 @@ def count_quantized(model: bytes) -> dict[str, int]:
     return {"quantize": ops.count("QuantizeLinear"), "dequantize": ops.count("DequantizeLinear"), "nodes": len(ops)}
 
 
-def onnx_predictions(model: bytes, batches: Iterable[np.ndarray], threads: int = 1) -> np.ndarray:
-    """Top-1 class of every image of ``batches``, from ONNX Runtime running ``model``."""
+def onnx_logits(model: bytes, batches: Iterable[np.ndarray], threads: int = 1) -> np.ndarray:
+    """The outputs of ONNX Runtime running ``model`` on every image of ``batches``."""
     from predictors.onnx_backend import ort_session
 
     session = ort_session(model, threads)
-    out = [session.run(["y"], {"x": np.ascontiguousarray(b, dtype=np.float32)})[0].argmax(1) for b in batches]
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    out = [session.run(["y"], {"x": np.ascontiguousarray(b, dtype=np.float32)})[0] for b in batches]
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def onnx_predictions(model: bytes, batches: Iterable[np.ndarray], threads: int = 1) -> np.ndarray:
+    """Top-1 class of every image of ``batches``, from ONNX Runtime running ``model``."""
+    logits = onnx_logits(model, batches, threads)
+    return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
+
+
+def split_batches(
+    dataset: Any, split: str, resolution: int, limit: int | None, batch_size: int, *, shuffle: bool = False
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """A split's images at ``resolution`` as float arrays in batches (the first ``limit``; with
+    ``shuffle`` a seeded random subset), and their labels."""
+    from search_spaces.bn import resize_batch
+
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    n = 0
+    loader = dataset.loader(split, batch_size, train=False, shuffle=shuffle, seed=0, resolutions=[resolution])
+    for xb, yb in loader.epoch(0):
+        keep = len(xb) if limit is None else min(len(xb), limit - n)
+        xs.append(resize_batch(xb[:keep], resolution).numpy())
+        ys.append(yb[:keep].numpy())
+        n += keep
+        if limit is not None and n >= limit:
+            break
+    return xs, np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
+
+
+def int8_accuracy(
+    net: Any,
+    dataset: Any,
+    split: str,
+    resolution: int,
+    int8_layers: Collection[str] | None,
+    settings: QuantSettings,
+    *,
+    calibration_split: str = "train",
+    threads: int = 1,
+) -> dict[str, float]:
+    """Top-1 accuracy and mean loss on ``split`` of the static network ``net`` (BN already
+    recalibrated) quantized as deployed, run by ONNX Runtime.
+
+    ``int8_layers``: the static-config layers in int8 (``None``: all); the ranges are calibrated
+    on ``settings.images`` seeded random images of ``calibration_split`` (the training split
+    during search, so that the split scored is not the one calibrated on).
+    """
+    import torch
+
+    from predictors.onnx_backend import export_onnx
+
+    calibration, _ = split_batches(
+        dataset, calibration_split, resolution, settings.images, settings.batch_size, shuffle=True
+    )
+    if not calibration:
+        raise QuantizationError(f"no calibration images: the {calibration_split} split is empty")
+    model = export_onnx(net, torch.from_numpy(calibration[0][:1]), dynamic_batch=True)
+    int8 = quantize_static_qdq(model, calibration, settings, int8_layers)
+    batches, labels = split_batches(dataset, split, resolution, None, 256)
+    logits = onnx_logits(int8, batches, threads).astype(np.float64)
+    if not len(labels):
+        raise QuantizationError(f"the {split} split is empty: nothing to measure the int8 accuracy on")
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return {
+        "accuracy": float((logits.argmax(1) == labels).mean()),
+        "loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
+        "samples": len(labels),
+    }
 
 
 __all__ = [
@@ -143,6 +265,10 @@ __all__ = [
     "QuantSettings",
     "QuantizationError",
     "count_quantized",
+    "int8_accuracy",
+    "layer_nodes",
+    "onnx_logits",
     "onnx_predictions",
     "quantize_static_qdq",
+    "split_batches",
 ]

@@ -130,6 +130,23 @@ class PublishedSpace(Protocol):
     def parameter_to_reference(self, name: str) -> str: ...
 
 
+@runtime_checkable
+class PrecisionSpace(Protocol):
+    """Can give its blocks a numeric precision (:mod:`nas.core.precision`).
+
+    ``precision_choices`` is empty for the float space (the default); otherwise archs carry a
+    precision per block and static-config layers their ``precision``. ``float_space`` is the space
+    without precision genes (its supernet's and checkpoints'); ``float_arch`` maps an arch there.
+    """
+
+    @property
+    def precision_choices(self) -> tuple[str, ...]: ...
+
+    def float_space(self) -> Any: ...
+
+    def float_arch(self, arch: Arch | Mapping[str, Any]) -> Arch: ...
+
+
 def require(space: Any, capability: type, what: str) -> None:
     """Raises ValueError naming ``what`` needs which capability, when ``space`` lacks it."""
     if not isinstance(space, capability):
@@ -141,6 +158,7 @@ def require(space: Any, capability: type, what: str) -> None:
 __all__ = [
     "InitNetworkSpace",
     "LatencyCoverSpace",
+    "PrecisionSpace",
     "PresetSpace",
     "PublishedSpace",
     "Supernet",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -10,6 +10,7 @@ from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.capabilities import SupernetSpace
 from nas.core.config import short_repr
+from nas.core.precision import FLOAT, PRECISIONS, quantized
 from nas.core.space import SearchSpace
 from predictors.latency.ops import _torch_dtype, layer_module
 from predictors.latency.timers import measure_module, measure_onnx
@@ -44,9 +45,27 @@ class LatencyBackend:
     source = "torch-eager"
     # how :func:`measure_module` times layers and networks on this runtime (``graph``, ``wrap``)
     timing: Mapping[str, Any] = MappingProxyType({})
+    # the layer precisions (:mod:`nas.core.precision`) this runtime runs
+    precisions: tuple[str, ...] = (FLOAT,)
 
     def check(self, device: str, dtype: str) -> None:
         """Raises ValueError when this runtime cannot run on ``device``/``dtype``."""
+
+    def check_precisions(self, name: str, precisions: Collection[str]) -> None:
+        """Raises ValueError naming a layer precision this runtime (registered as ``name``) cannot run."""
+        missing = sorted(set(precisions) - set(self.precisions))
+        if missing:
+            runs = [latency_backend(n) for n in backend_names()]
+            able = [n for n, b in zip(backend_names(), runs) if set(precisions) <= set(b.precisions)]
+            raise ValueError(
+                f"backend {name} runs {', '.join(self.precisions)} layers, not {', '.join(missing)}; "
+                f"measure this space with --backend {' or '.join(able) or '(none registered)'}"
+            )
+
+    def measure_mixed(self, net: Any, shape: tuple[int, ...], batch: int, rounds: int,
+                      int8_layers: Collection[str]) -> dict[str, float]:  # fmt: skip
+        """A whole network with the named layers in int8 (runtimes whose ``precisions`` hold it)."""
+        raise NotImplementedError(f"{type(self).__name__} runs no int8 layers")
 
     def launch_bound(self, device: str) -> bool:
         """Whether the host's kernel launches can hold the GPU back on ``device``: the table then
@@ -129,9 +148,14 @@ class TritonBackend(LatencyBackend):
 
 
 class OnnxRuntimeBackend(LatencyBackend):
-    """Each layer and network exported to ONNX and run by ONNX Runtime (CPU, float32)."""
+    """Each layer and network exported to ONNX and run by ONNX Runtime (CPU, float32).
+
+    Layers whose static config says ``precision: int8`` run as deployed: the exported layer (or
+    the subnet's int8 layers) quantized by ONNX Runtime's static QDQ quantizer, which its graph
+    optimiser fuses into integer kernels (QLinearConv and friends)."""
 
     source = "onnxruntime"
+    precisions = PRECISIONS
 
     def check(self, device: str, dtype: str) -> None:
         if device != "cpu" or dtype != "float32":
@@ -142,11 +166,15 @@ class OnnxRuntimeBackend(LatencyBackend):
 
     def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
                       dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_onnx(module, shape, batch, rounds)
+        return measure_onnx(module, shape, batch, rounds, int8=quantized(layer.get("precision", FLOAT)))
 
     def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
                         rounds: int) -> dict[str, float]:  # fmt: skip
         return measure_onnx(net, shape, batch, rounds)
+
+    def measure_mixed(self, net: Any, shape: tuple[int, ...], batch: int, rounds: int,
+                      int8_layers: Collection[str]) -> dict[str, float]:  # fmt: skip
+        return measure_onnx(net, shape, batch, rounds, int8=list(int8_layers))
 
 
 def default_backend(device: str) -> str:
@@ -210,6 +238,7 @@ def measure_layer(
 ) -> dict[str, float]:
     runtime = latency_backend(backend)
     runtime.check(device, dtype)
+    runtime.check_precisions(backend, [layer.get("precision", FLOAT)])
     module, shape = layer_module(layer)
     return runtime.measure_layer(layer, module, shape, batch, device, dtype, rounds)
 
@@ -228,7 +257,12 @@ def measure_arch(
     runtime = latency_backend(backend)
     runtime.check(device, dtype)
     arch = space.make(arch)
+    layers = space.static_config(arch)
+    runtime.check_precisions(backend, {layer.get("precision", FLOAT) for layer in layers})
     net: Any = space.build_static(arch)
-    first = space.static_config(arch)[0]  # the input layer: the subnet's input channels and resolution
+    first = layers[0]  # the input layer: the subnet's input channels and resolution
     shape = (first["in_ch"], first["in_hw"], first["in_hw"])
+    int8 = [layer["name"] for layer in layers if quantized(layer.get("precision", FLOAT))]
+    if int8:
+        return runtime.measure_mixed(net, shape, batch, rounds, int8)
     return runtime.measure_network(net, shape, batch, device, dtype, rounds)

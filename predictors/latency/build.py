@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.core.precision import FLOAT
 from nas.core.space import SearchSpace
 from predictors.latency import backends
 from predictors.latency.backends import check_backend, default_backend, latency_backend, measure_layer
@@ -54,9 +55,11 @@ def build_table(
     _torch_dtype(dtype)
     backend = backend or default_backend(device)
     check_backend(backend, device, dtype)
+    signatures = op_signatures(space)
+    if layer_timer is None:  # the runtime times every op: it has to run each op's precision
+        latency_backend(backend).check_precisions(backend, {op.get("precision", FLOAT) for op in signatures.values()})
     layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend, rounds))
     arch_timer = arch_timer or (lambda arch: backends.measure_arch(space, arch, batch, device, dtype, backend, rounds))
-    signatures = op_signatures(space)
     timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
     entries = dict(zip(signatures, timings))
     runtime = latency_backend(backend)

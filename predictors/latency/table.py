@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,13 +85,20 @@ class LatencyTable:
         ("linear", ("table_sum_ms", "mbconv_blocks", "bias")),
         ("physics", ("table_sum_ms", "macs_m", "kernels", "bias")),
     )
+    # tried too for a space with precision genes: each switch between float and int8 layers is a
+    # (de)quantization the isolated ops did not time, and consecutive int8 layers share one
+    PRECISION_CORRECTION: tuple[str, tuple[str, ...]] = (
+        "precision",
+        ("table_sum_ms", "mbconv_blocks", "precision_switches", "bias"),
+    )
 
     def features(
         self, space: SearchSpace, arch: Arch | Mapping[str, Any], names: Sequence[str] | None = None
     ) -> list[float]:
         """Inputs of the correction (default: those of the fitted one, else the ``linear`` set):
         ``table_sum_ms`` (what :meth:`lookup` gives), ``mbconv_blocks`` (the other layers are
-        fixed), ``macs_m`` (millions), ``kernels`` (eager launches), ``layers``, ``bias``."""
+        fixed), ``macs_m`` (millions), ``kernels`` (eager launches), ``layers``,
+        ``precision_switches`` (adjacent layers of different precision), ``bias``."""
         if names is None:
             names = (self.correction or {}).get("features") or self.CORRECTIONS[0][1]
         layers = self._layers(space, arch)
@@ -100,6 +108,7 @@ class LatencyTable:
             "macs_m": lambda: _macs_m(layers),
             "kernels": lambda: float(self.kernels(space, arch)),
             "layers": lambda: float(len(layers)),
+            "precision_switches": lambda: float(_switches(layers)),
             "bias": lambda: 1.0,
         }
         unknown = [n for n in names if n not in values]
@@ -128,7 +137,10 @@ class LatencyTable:
         candidates: dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
         sums = np.array([[self.lookup(space, a)] for a in archs])
         candidates["scale"] = (("table_sum_ms",), sums, np.array([[self.lookup(space, a)] for a in corners]))
-        for kind, names in self.CORRECTIONS:
+        corrections = list(self.CORRECTIONS)
+        if len(getattr(space, "precision_choices", ())) > 1:
+            corrections.append(self.PRECISION_CORRECTION)
+        for kind, names in corrections:
             if len(archs) >= 2 * len(names):
                 x = np.array([self.features(space, a, names) for a in archs])
                 candidates[kind] = (names, x, np.array([self.features(space, a, names) for a in corners]))
@@ -222,6 +234,11 @@ def _macs_m(layers: Sequence[Mapping[str, Any]]) -> float:
     from predictors.flops import count_cost
 
     return count_cost(layers).macs / 1e6
+
+
+def _switches(layers: Sequence[Mapping[str, Any]]) -> int:
+    precisions = [layer.get("precision", "fp32") for layer in layers]
+    return sum(a != b for a, b in itertools.pairwise(precisions))
 
 
 def _relative_lstsq(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:

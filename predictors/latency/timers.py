@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,11 +102,14 @@ def measure_module(
     return out
 
 
-def measure_onnx(module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1) -> dict[str, float]:
-    """Times ``module`` exported to ONNX and run by ONNX Runtime on the CPU (float32)."""
+def measure_onnx(
+    module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1, int8: bool | Collection[str] = False
+) -> dict[str, float]:
+    """Times ``module`` exported to ONNX and run by ONNX Runtime on the CPU: in float32, or
+    quantized to int8 as deployed (``int8``: the whole module, or the named layers of a subnet)."""
     import torch
 
     from predictors.onnx_backend import onnx_runner
 
     x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0))
-    return _timer("cpu", rounds)(onnx_runner(module, x)).to_dict()
+    return _timer("cpu", rounds)(onnx_runner(module, x, int8)).to_dict()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.core.limits import check_sizes
+from nas.core.precision import check_precisions
 
 ACTIVATIONS = ("relu", "relu6", "h_swish")
 
@@ -41,6 +42,7 @@ _LATER_FIELDS = (
     "head_act",
     "feature_mix_bn",
     "feature_mix_before_pool",
+    "precisions",
 )
 
 
@@ -115,6 +117,8 @@ class OFAMobileNetV3Config:
         bn_momentum: BatchNorm momentum (PyTorch convention).
         bn_eps: BatchNorm epsilon.
         se_reduction: Squeeze-and-excitation reduction (mid = make_divisible(C // r)).
+        precisions: Empty (the float space), or the precision choices of every elastic block
+            (``int8``, ``fp32``; :mod:`nas.core.precision`): the arch gets a ``q`` list.
     """
 
     name: str = "imagenet"
@@ -144,8 +148,10 @@ class OFAMobileNetV3Config:
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
     se_reduction: int = 4
+    precisions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precisions", check_precisions(self.precisions))
         for name in (
             "in_channels",
             "num_classes",

@@ -7,16 +7,23 @@ list (``[224]``, as once-for-all's ``ArchManager`` writes it); it is stored as a
 resolution.
 A ``"wid": null`` entry (once-for-all's placeholder for elastic width) is accepted
 and dropped.
+
+With the ``precisions`` option (for example ``[int8, fp32]``) every elastic block also has a
+precision, ``"q": [p per block]`` (:mod:`nas.core.precision`); without ``q`` an arch is at the
+largest choice. Precision changes no shape: every static-config layer then carries its
+``precision`` (so latency entries are per precision), and the weights are the float space's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.core.arch import Arch
+from nas.core.precision import FLOAT
 from nas.core.space import Gene, SearchSpace
 from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, get_config, make_divisible
 
@@ -24,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
 
 ARCH_KEYS = ("d", "e", "ks", "r")
+PRECISION_KEY = "q"
 
 
 def conv_out_size(size: int, kernel: int, stride: int) -> int:
@@ -54,7 +62,9 @@ class OFAMobileNetV3Space(SearchSpace):
         genes += [Gene(f"e_{i}", cfg.expand_choices) for i in range(nb)]
         genes += [Gene(f"d_{j}", cfg.stage_depth_choices(j)) for j in range(ns)]
         genes.append(Gene("r", cfg.resolutions))
+        genes += [Gene(f"q_{i}", cfg.precisions) for i in range(nb)] if cfg.precisions else []
         self._genes = tuple(genes)
+        self._r = 2 * nb + ns  # index of the resolution gene; precision genes follow it
 
     @property
     def space_id(self) -> str:
@@ -68,18 +78,27 @@ class OFAMobileNetV3Space(SearchSpace):
     def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
         cfg = self.config
         nb = cfg.num_blocks
-        return {
+        out: dict[str, Any] = {
             "ks": [cfg.ks_choices[i] for i in vector[:nb]],
             "e": [cfg.expand_choices[i] for i in vector[nb : 2 * nb]],
             "d": self._depths(vector),
-            "r": cfg.resolutions[vector[-1]],
+            "r": cfg.resolutions[vector[self._r]],
         }
+        if cfg.precisions:
+            out[PRECISION_KEY] = [cfg.precisions[i] for i in vector[self._r + 1 :]]
+        return out
 
     def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
         cfg = self.config
-        extra = sorted(set(data) - set(ARCH_KEYS) - {"wid"})
+        keys = [*ARCH_KEYS, PRECISION_KEY] if cfg.precisions else list(ARCH_KEYS)
+        extra = sorted(set(data) - set(keys) - {"wid"})
+        if extra == [PRECISION_KEY]:
+            raise ValueError(
+                "q: this space has no precision genes; give the space the option precisions: [int8, fp32] "
+                "to search precision, or remove 'q' from the arch"
+            )
         if extra:
-            raise ValueError(f"unknown arch keys {extra}; an ofa_mbv3 arch has keys {list(ARCH_KEYS)}")
+            raise ValueError(f"unknown arch keys {extra}; an ofa_mbv3 arch has keys {keys}")
         if data.get("wid") is not None:
             raise ValueError("wid: elastic width is not part of this space; remove 'wid' or set it to null")
         missing = [k for k in ARCH_KEYS if k not in data and k != "r"]  # no r: the largest resolution
@@ -111,6 +130,11 @@ class OFAMobileNetV3Space(SearchSpace):
         vector += [self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)]
         vector += [self._genes[2 * cfg.num_blocks + j].index(d, f"d[{j}] (depth)") for j, d in enumerate(ds)]
         vector.append(cfg.resolutions.index(r))
+        if cfg.precisions:
+            qs = data.get(PRECISION_KEY, [cfg.precisions[-1]] * cfg.num_blocks)  # no q: the largest precision
+            if not isinstance(qs, (list, tuple)) or len(qs) != cfg.num_blocks:
+                raise ValueError(f"q: expected {cfg.num_blocks} precisions ({per_block}), got {qs!r}")
+            vector += [self._genes[self._r + 1 + i].index(q, f"q[{i}] (precision)") for i, q in enumerate(qs)]
         return vector
 
     @staticmethod
@@ -140,6 +164,8 @@ class OFAMobileNetV3Space(SearchSpace):
         for b in self._inactive_blocks(self._depths(out)):
             out[b] = 0
             out[nb + b] = 0
+            if self.config.precisions:
+                out[self._r + 1 + b] = 0
         return out
 
     def _randomise_inactive(self, vector: list[int], rng: np.random.Generator) -> list[int]:
@@ -148,24 +174,47 @@ class OFAMobileNetV3Space(SearchSpace):
         for b in self._inactive_blocks(self._depths(out)):
             out[b] = int(rng.integers(len(cfg.ks_choices)))
             out[cfg.num_blocks + b] = int(rng.integers(len(cfg.expand_choices)))
+            if cfg.precisions:
+                out[self._r + 1 + b] = int(rng.integers(len(cfg.precisions)))
         return out
 
     # ------------------------------------------------------------- features
     def _features(self, arch: Arch, encoding: str) -> np.ndarray:
-        """OFA-style one-hot: kernel and expand per block (zeros when skipped), resolution."""
+        """OFA-style one-hot: kernel and expand (and precision) per block (zeros when skipped), resolution."""
         cfg = self.config
         vector = self.encode(arch)
-        nk, ne = len(cfg.ks_choices), len(cfg.expand_choices)
-        out = np.zeros(cfg.num_blocks * (nk + ne) + len(cfg.resolutions), dtype=np.float32)
+        nk, ne, nq = len(cfg.ks_choices), len(cfg.expand_choices), len(cfg.precisions)
+        per_block = nk + ne + nq
+        out = np.zeros(cfg.num_blocks * per_block + len(cfg.resolutions), dtype=np.float32)
         inactive = set(self._inactive_blocks(self._depths(vector)))
         for b in range(cfg.num_blocks):
             if b in inactive:
                 continue
-            base = b * (nk + ne)
+            base = b * per_block
             out[base + vector[b]] = 1.0
             out[base + nk + vector[cfg.num_blocks + b]] = 1.0
-        out[cfg.num_blocks * (nk + ne) + vector[-1]] = 1.0
+            if nq:
+                out[base + nk + ne + vector[self._r + 1 + b]] = 1.0
+        out[cfg.num_blocks * per_block + vector[self._r]] = 1.0
         return out
+
+    # ------------------------------------------------------------- precision
+    @property
+    def precision_choices(self) -> tuple[str, ...]:
+        """The precision choices of every elastic block (empty: a float space)."""
+        return self.config.precisions
+
+    def float_space(self) -> OFAMobileNetV3Space:
+        """This space without precision genes: the space of the supernet and its checkpoints."""
+        if not self.config.precisions:
+            return self
+        return OFAMobileNetV3Space(dataclasses.replace(self.config, precisions=()))
+
+    def float_arch(self, arch: Arch | Mapping[str, Any]) -> Arch:
+        """The arch in :meth:`float_space` (its precisions dropped)."""
+        data = self.make(arch).to_dict()
+        data.pop(PRECISION_KEY, None)
+        return self.float_space().make(data)
 
     def build_static(self, arch: Arch | Mapping[str, Any]) -> Any:
         """A freshly initialised static network of ``arch`` (to load exported weights into)."""
@@ -178,6 +227,7 @@ class OFAMobileNetV3Space(SearchSpace):
         cfg = self.config
         per_block = len(cfg.ks_choices) * len(cfg.expand_choices)
         total = len(cfg.resolutions)
+        per_block *= max(1, len(cfg.precisions))
         for stage in range(cfg.num_stages):
             total *= sum(per_block**d for d in cfg.stage_depth_choices(stage))
         return total
@@ -194,6 +244,7 @@ class OFAMobileNetV3Space(SearchSpace):
                 "expand_ratios": list(cfg.expand_choices),
                 "depths": list(cfg.depth_choices),
                 "resolutions": list(cfg.resolutions),
+                **({"precisions": list(cfg.precisions)} if cfg.precisions else {}),
             }
         )
         return info
@@ -217,6 +268,7 @@ class OFAMobileNetV3Space(SearchSpace):
         layers.append(_mbconv("blocks.0", stem, first, stem, 1, 3, 1, hw, False, 0, cfg.first_block_act))
         in_ch = first
         ks, es, ds = arch["ks"], arch["e"], arch["d"]
+        precision: dict[str, str] = {}  # block layers not in float (spaces with precision genes)
         index = 1
         for s, (width, stride, act, se) in enumerate(
             zip(cfg.stage_channels, cfg.stage_strides, cfg.stage_acts, cfg.stage_se)
@@ -230,6 +282,8 @@ class OFAMobileNetV3Space(SearchSpace):
                     _mbconv(f"blocks.{index}", in_ch, width, mid, es[b], ks[b], block_stride, hw, se, se_mid, act)
                 )
                 hw = layers[-1]["out_hw"]
+                if cfg.precisions:
+                    precision[f"blocks.{index}"] = arch[PRECISION_KEY][b]
                 in_ch = width
                 index += 1
         if cfg.final_expand_channels:
@@ -265,6 +319,9 @@ class OFAMobileNetV3Space(SearchSpace):
                 "dropout": cfg.dropout,
             }
         )
+        if cfg.precisions:  # every layer says its precision, so that op signatures tell them apart
+            for layer in layers:
+                layer["precision"] = precision.get(layer["name"], FLOAT)
         return layers
 
     def build_supernet(self, seed: int | None = 0) -> OFAMobileNetV3Supernet:
@@ -275,7 +332,9 @@ class OFAMobileNetV3Space(SearchSpace):
 
     # --------------------------------------------------------- capabilities (nas.core.capabilities)
     def elastic_choices(self) -> dict[str, tuple[int, ...]]:
-        """Elastic dimensions, smallest choice first: kernel, expand ratio, depth, resolution."""
+        """Elastic dimensions, smallest choice first: kernel, expand ratio, depth, resolution.
+
+        Precision is not one: it changes no weight, so training samples it at random."""
         cfg = self.config
         return {"ks": cfg.ks_choices, "e": cfg.expand_choices, "d": cfg.depth_choices, "r": cfg.resolutions}
 
@@ -327,11 +386,13 @@ class OFAMobileNetV3Space(SearchSpace):
         cfg = self.config
         blocks = cfg.num_blocks
         depth = list(cfg.stage_blocks)
+        precisions = [{PRECISION_KEY: [q] * blocks} for q in cfg.precisions] or [{}]
         return [
-            self.make({"ks": [k] * blocks, "e": [e] * blocks, "d": depth, "r": r})
+            self.make({"ks": [k] * blocks, "e": [e] * blocks, "d": depth, "r": r, **q})
             for r in cfg.resolutions
             for k in cfg.ks_choices
             for e in cfg.expand_choices
+            for q in precisions
         ]
 
     def init_networks(self, num_classes: int) -> Any:

@@ -14,7 +14,8 @@ class PhaseSampler:
     """Samples subnets from the choices a phase opens (per elastic dimension of the space).
 
     Each gene draws, in gene order, from its dimension's open choices; a gene with none of them
-    (a fixed-depth stage whose only depth the phase has not opened) keeps its own choices.
+    (a fixed-depth stage whose only depth the phase has not opened, or a precision gene, which
+    no phase opens) keeps its own choices.
     """
 
     def __init__(self, space: SupernetSpace, choices: dict[str, tuple[int, ...]]) -> None:
@@ -22,7 +23,7 @@ class PhaseSampler:
         self.choices = choices
         self._options: list[tuple[int, ...]] = []
         for gene in self.space.genes:
-            open_values = choices[space.gene_dimension(gene.name)]
+            open_values = choices.get(space.gene_dimension(gene.name), ())
             options = tuple(i for i, c in enumerate(gene.choices) if c in open_values)
             self._options.append(options or tuple(range(len(gene.choices))))
 

@@ -1,0 +1,51 @@
+"""Numeric precision as part of an arch: the choices, their order, and the checks a space option needs.
+
+A space with precision genes gives each elastic block a precision (``"q": [...]`` in the arch
+JSON, one entry per block like ``ks`` and ``e``); an arch without ``q`` is at the largest choice
+(``fp32`` where the space allows it). Precision changes no shape: the subnet is the float subnet
+with some blocks run in int8, so weights, checkpoints and BN statistics are the float space's
+(:meth:`float_space`), and the precision only decides how the exported model is quantized and
+which latency entries it looks up (each static-config layer carries its ``precision``).
+
+Choices, smallest (fastest where it pays, least accurate) first:
+
+- ``int8``: ONNX Runtime static QDQ, uint8 activations, int8 weights with one scale per
+  output channel (ONNX Runtime's recommendation for x86 CPUs).
+- ``fp32``: float32.
+
+Layers outside the elastic blocks (stem, first block, head, classifier) stay in float32: the
+first and last layers are the most sensitive to quantization and the cheapest to keep in float
+(HAQ and APQ keep them at high precision too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+PRECISIONS = ("int8", "fp32")
+FLOAT = "fp32"
+
+
+def check_precisions(values: Iterable[object], name: str = "precisions") -> tuple[str, ...]:
+    """The precision choices of a space option in canonical order (smallest first).
+
+    Raises:
+        ValueError: for an unknown or repeated choice, naming the allowed ones.
+    """
+    if isinstance(values, str):
+        raise ValueError(f"{name}: expected a list such as [int8, fp32], got the string {values!r}")
+    given = list(values)
+    unknown = [v for v in given if v not in PRECISIONS]
+    if unknown:
+        raise ValueError(f"{name}: unknown precision {unknown[0]!r}; choose among {list(PRECISIONS)}")
+    if len(set(given)) != len(given):
+        raise ValueError(f"{name}: each precision once, got {given}")
+    return tuple(p for p in PRECISIONS if p in given)
+
+
+def quantized(precision: str) -> bool:
+    """Whether a layer of this precision is run quantized."""
+    return precision != FLOAT
+
+
+__all__ = ["FLOAT", "PRECISIONS", "check_precisions", "quantized"]
