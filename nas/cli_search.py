@@ -279,11 +279,11 @@ def cmd_export(args: argparse.Namespace) -> None:
         lines.append(
             f"  {m['file']}: trial {m['trial_id']}, {_fmt(latency)} ms, search accuracy "
             f"{_fmt(m['search_metrics'].get('accuracy'))}, test accuracy {m['test_accuracy']:.4f}, "
-            f"{'fp32 ' if m.get('precision') == 'int8' else ''}max |diff| {m['check']['max_abs_diff']:.1e}"
+            f"{'fp32 ' if m.get('precision') != 'fp32' else ''}max |diff| {m['check']['max_abs_diff']:.1e}"
             + (
-                f"; int8: fp32 test accuracy {m['fp32_test_accuracy']:.4f}, same class as fp32 on "
+                f"; {m['precision']}: fp32 test accuracy {m['fp32_test_accuracy']:.4f}, same class as fp32 on "
                 f"{100 * m['top1_agreement_with_fp32']:.1f}% of test images"
-                if m.get("precision") == "int8" else ""
+                if m.get("precision") in ("int8", "mixed") else ""
             )
         )  # fmt: skip
     emit(args, manifest, "\n".join(lines))
@@ -375,9 +375,11 @@ def add_search_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="folder for the files and manifest.json")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference accepted in the check")
     p.add_argument(
-        "--precision", choices=["fp32", "int8"], default="fp32",
-        help="int8: post-training static quantization (ONNX Runtime QDQ, uint8 activations, int8 weights per "
-        "channel) calibrated on held-out training images; the manifest gives its test accuracy next to fp32's",
+        "--precision", choices=["arch", "fp32", "int8"], default="arch",
+        help="arch (default): as the trial's arch says (float, or its int8 blocks quantized in a space with "
+        "precision genes); fp32: float; int8: the whole subnet quantized after the fact. Quantization is "
+        "post-training static (ONNX Runtime QDQ, uint8 activations, int8 weights per channel) calibrated on "
+        "held-out training images; the manifest gives its test accuracy next to fp32's",
     )  # fmt: skip
     p.add_argument("--calibration-images", type=int, default=256, help="held-out images that calibrate int8 ranges")
     p.add_argument(

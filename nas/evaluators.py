@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 
 from nas.core import registry
 from nas.core.arch import Arch
-from nas.core.capabilities import InitNetworkSpace, PrecisionSpace, SupernetSpace, TabularSpace
+from nas.core.capabilities import InitNetworkSpace, TabularSpace
 from nas.core.config import ConfigError, from_dict, short_repr
 from nas.core.evaluator import CheapMetricsMixin, Evaluator
+from nas.core.precision import float_arch, float_space, int8_layers
 from nas.core.registry import RegistryError
 from nas.core.space import SearchSpace
 
@@ -282,11 +283,11 @@ class SupernetEvaluator(CostMixin, Evaluator):
         if spec.threads:
             torch.set_num_threads(spec.threads)
         supernet, meta = load_supernet(spec.checkpoint)
-        float_space = _float_space(space)
-        if supernet.space.space_id != float_space.space_id:
+        supernet_space = float_space(space)
+        if supernet.space.space_id != supernet_space.space_id:
             raise ConfigError(
                 f"evaluator.checkpoint: {spec.checkpoint} holds a supernet of space {supernet.space.space_id}, "
-                f"the job's space is {float_space.space_id}; set space to match"
+                f"the job's space is {supernet_space.space_id}; set space to match"
             )
         self.space = space
         self.spec = spec
@@ -322,7 +323,7 @@ class SupernetEvaluator(CostMixin, Evaluator):
         if self._proxy_data is None:
             loader = self.dataset.loader("train", self.spec.proxy_batch_size, train=False, shuffle=True, seed=0)
             self._proxy_data = next(iter(loader.epoch(0)))
-        arch = _float_arch(self.space, self.space.make(arch))  # proxies score the float subnet
+        arch = float_arch(self.space, self.space.make(arch))  # proxies score the float subnet
         x, y = self._proxy_data
         x = resize_batch(x, self.supernet.space.resolution(arch))
         seed = int(arch.arch_id[:8], 16) % (2**31)
@@ -345,50 +346,32 @@ class SupernetEvaluator(CostMixin, Evaluator):
         with torch.no_grad():
             for arch in archs:
                 arch = self.space.make(arch)
-                int8 = _int8_layers(self.space, arch)
+                int8 = int8_layers(self.space, arch)
                 if int8:
                     m = self._int8_metrics(arch, int8)
                 else:
                     m = evaluate_subnet(
-                        self.supernet, _float_arch(self.space, arch), self.dataset, self.spec.split,
+                        self.supernet, float_arch(self.space, arch), self.dataset, self.spec.split,
                         recal_batches=self.spec.recal_batches,
                     )  # fmt: skip
                 out.append({"accuracy": m["accuracy"], "loss": m["loss"], **self.evaluate_cheap([arch])[0]})
         return out
 
-    def _int8_metrics(self, arch: Arch, int8_layers: list[str]) -> dict[str, float]:
+    def _int8_metrics(self, arch: Arch, layers: list[str]) -> dict[str, float]:
         import torch
 
         from predictors.quantization import QuantSettings, int8_accuracy
         from search_spaces.training.evaluation import recalibrated_subnet
 
-        floated = _float_arch(self.space, arch)
+        floated = float_arch(self.space, arch)
         net = recalibrated_subnet(
             self.supernet, floated, self.dataset, recal_batches=self.spec.recal_batches, device=torch.device("cpu")
         )
         settings = QuantSettings(method=self.spec.calibration_method, images=self.spec.calibration_images)
         return int8_accuracy(
-            net, self.dataset, self.spec.split, self.supernet.space.resolution(floated), int8_layers, settings,
+            net, self.dataset, self.spec.split, self.supernet.space.resolution(floated), layers, settings,
             threads=torch.get_num_threads(),
         )  # fmt: skip
-
-
-def _float_space(space: SearchSpace) -> Any:
-    """The space of the supernet whose weights ``space``'s subnets use (itself without precision genes)."""
-    return space.float_space() if isinstance(space, PrecisionSpace) else space
-
-
-def _float_arch(space: SearchSpace, arch: Arch) -> Arch:
-    return space.float_arch(arch) if isinstance(space, PrecisionSpace) else arch
-
-
-def _int8_layers(space: SearchSpace, arch: Arch) -> list[str]:
-    """The static-config layers of ``arch`` that run quantized (none in a float space)."""
-    from nas.core.precision import FLOAT, quantized
-
-    if not isinstance(space, PrecisionSpace) or not space.precision_choices or not isinstance(space, SupernetSpace):
-        return []
-    return [layer["name"] for layer in space.static_config(arch) if quantized(layer.get("precision", FLOAT))]
 
 
 class ZeroCostEvaluator(CostMixin, Evaluator):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.core.pareto import Constraint, Objective, pareto_front
+from nas.core.precision import float_arch, float_space, int8_layers
 from nas.store import Store, TrialRecord
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ MANIFEST_FORMAT = 1
 
 class ExportError(ValueError):
     """A request that cannot be exported (wrong job, device, budget or trial)."""
+
+
+def _job_space(spec: dict[str, Any]) -> Any:
+    from nas.job import job_from_dict
+
+    return job_from_dict(spec).space.build()
 
 
 # ----------------------------------------------------------------- choosing trials
@@ -172,14 +179,16 @@ def _write_and_check(net: Any, space: Any, arch: Any, fmt: str, path: Path, x: A
         return load_safetensors(path)(x)
 
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("arch", "fp32", "int8")
 
 
 def _quantize_in_place(
-    path: Path, dataset: Any, resolution: int, quant: QuantSettings | None, fp32_accuracy: float
-) -> dict[str, Any]:
-    """Replaces the float ONNX model at ``path`` by its int8 version; returns what the manifest
-    records: the settings, the int8 and float test accuracy, and their top-1 agreement."""
+    path: Path, dataset: Any, resolution: int, quant: QuantSettings | None, fp32_accuracy: float,
+    layers: list[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Replaces the float ONNX model at ``path`` by its int8 version (``layers``: only those
+    static-config layers; all when ``None``); returns what the manifest records: the settings,
+    the int8 and float test accuracy, and their top-1 agreement."""
     import torch
 
     from predictors.quantization import (
@@ -193,7 +202,7 @@ def _quantize_in_place(
     settings = quant or QuantSettings()
     calibration, _ = split_batches(dataset, "holdout", resolution, settings.images, settings.batch_size)
     fp32_model = path.read_bytes()
-    int8_model = quantize_static_qdq(fp32_model, calibration, settings)
+    int8_model = quantize_static_qdq(fp32_model, calibration, settings, layers)
     test_batches, labels = split_batches(dataset, "test", resolution, None, 256)
     threads = torch.get_num_threads()
     int8_top1 = onnx_predictions(int8_model, test_batches, threads)
@@ -222,15 +231,18 @@ def export_job(
     trial_id: int | None = None,
     tolerance: float = 1e-3,
     progress: bool = False,
-    precision: str = "fp32",
+    precision: str = "arch",
     quant: QuantSettings | None = None,
 ) -> dict[str, Any]:
     """Exports trials of a supernet job (see :func:`choose_trials`) and writes the manifest.
 
-    ``precision="int8"`` (ONNX only) writes each subnet quantized after the fact: post-training
-    static quantization (:mod:`predictors.quantization`, settings ``quant``) calibrated on the
-    held-out split, its test accuracy measured by ONNX Runtime running the int8 file, next to the
-    float subnet's and the share of test images on which both predict the same class.
+    ``precision``: ``arch`` (default) writes each subnet in the precision its arch searched: float,
+    or, in a space with precision genes, its int8 blocks quantized (``mixed``, ONNX only);
+    ``fp32`` writes it in float whatever its arch says; ``int8`` (ONNX only) quantizes the
+    whole subnet after the fact. Quantization is post-training static (:mod:`predictors.quantization`,
+    settings ``quant``) calibrated on the held-out split; the test accuracy is measured by ONNX
+    Runtime running the quantized file, next to the float subnet's and the share of test images
+    on which both predict the same class.
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``; an existing manifest there
@@ -251,7 +263,7 @@ def export_job(
         raise ExportError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"--precision: unknown {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision != "fp32" and fmt != "onnx":
+    if precision == "int8" and fmt != "onnx":
         raise ExportError(f"--precision {precision}: quantized models are written as ONNX (QDQ); use --format onnx")
     job = store.job(job_id)
     evaluator = job.spec["evaluator"]
@@ -264,8 +276,9 @@ def export_job(
     chosen = choose_trials(store, job_id, device, max_latency=max_latency, trial_id=trial_id)
     supernet, meta = load_supernet(spec.checkpoint)
     supernet.eval()
+    job_space = _job_space(job.spec)
     space = supernet.space
-    if space.space_id != job.space_id:
+    if space.space_id != float_space(job_space).space_id:
         raise ExportError(
             f"{spec.checkpoint} now holds a supernet of {space.space_id}, job {job_id} searched {job.space_id}"
         )
@@ -284,14 +297,22 @@ def export_job(
     written: list[str] = []
     probe, _ = next(dataset.loader("test", 16, train=False, resolutions=[space.input_shape()[-1]]).epoch(0))
     for trial in progress_bar(iterable=chosen, desc="export", unit="model", disable=not progress):
-        arch = space.make(trial.arch)
+        searched = job_space.make(trial.arch)
+        arch = float_arch(job_space, searched)
+        in_int8 = int8_layers(job_space, searched) if precision == "arch" else []
+        written_as = {"arch": "mixed" if in_int8 else "fp32", "fp32": "fp32", "int8": "int8"}[precision]
+        if written_as != "fp32" and fmt != "onnx":
+            raise ExportError(
+                f"trial {trial.trial_id} runs blocks in int8 ({', '.join(in_int8)}); quantized models are "
+                "written as ONNX (QDQ): use --format onnx, or --precision fp32 for its float model"
+            )
         net = recalibrated_subnet(supernet, arch, dataset, recal_batches=spec.recal_batches, device=torch.device("cpu"))
         r = space.resolution(arch)
         x = resize_batch(probe, r)
         with torch.no_grad():
             reference = net(x)
-        suffix = "" if precision == "fp32" else f"-{precision}"
-        path = out / f"trial{trial.trial_id:04d}-{arch.arch_id}{suffix}{FORMATS[fmt]}"
+        suffix = "" if written_as == "fp32" else f"-{written_as}"
+        path = out / f"trial{trial.trial_id:04d}-{searched.arch_id}{suffix}{FORMATS[fmt]}"
         outputs = _write_and_check(net, space, arch, fmt, path, x)
         diff = float((outputs - reference).abs().max())
         if not diff <= tolerance:
@@ -301,20 +322,22 @@ def export_job(
             )
         test = accuracy(net, dataset, "test", r)
         quantized: dict[str, Any] = {}
-        if precision == "int8":
-            quantized = _quantize_in_place(path, dataset, r, quant, test["accuracy"])
+        if written_as != "fp32":
+            quantized = _quantize_in_place(path, dataset, r, quant, test["accuracy"], in_int8 or None)
             test = {"accuracy": quantized.pop("int8_test_accuracy")}
+            if in_int8:
+                quantized["int8_layers"] = in_int8
         record = {
             "file": path.name,
             "format": fmt,
-            "precision": precision,
+            "precision": written_as,
             **quantized,
             "sha256": sha256_file(path),
             "job_id": job_id,
             "trial_id": trial.trial_id,
-            "arch_id": arch.arch_id,
-            "arch": arch.to_dict(),
-            "space_id": space.space_id,
+            "arch_id": searched.arch_id,
+            "arch": searched.to_dict(),
+            "space_id": job_space.space_id,
             "device": device,
             "search_metrics": trial.metrics,
             "test_accuracy": test["accuracy"],
@@ -335,7 +358,7 @@ def export_job(
         models[path.name] = record
         written.append(path.name)
         store.add_artifact("export", path, job_id=job_id, meta={k: record[k] for k in ("format", "trial_id", "device")})
-        logger.info("exported trial %d (%s) to %s, max |diff| %.2e", trial.trial_id, arch.arch_id, path, diff)
+        logger.info("exported trial %d (%s) to %s, max |diff| %.2e", trial.trial_id, searched.arch_id, path, diff)
     manifest = {
         "format": MANIFEST_FORMAT,
         "supernet": str(spec.checkpoint),

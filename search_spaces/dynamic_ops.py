@@ -3,7 +3,9 @@
 Each layer owns the weights of its largest configuration and computes with a
 leading slice of them. The active input width is read from the input tensor; the
 active output width, kernel size or expand ratio is an explicit attribute set by
-the supernet's ``set_active`` (no global flags).
+the supernet's ``set_active`` (no global flags). Convolutions with ``fake_quant`` set compute
+with int8-rounded weights and inputs (:mod:`search_spaces.fake_quant`; quantization-aware
+training), set per block by the supernet's ``set_fake_quant``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.fake_quant import fake_quant_activation, fake_quant_weight
 from search_spaces.ofa_mbv3.config import make_divisible
+
+
+def _conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    fake_quant: bool,
+    *,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv2d``, on int8-rounded input and weight when ``fake_quant``."""
+    if fake_quant:
+        x, weight = fake_quant_activation(x), fake_quant_weight(weight)
+    return F.conv2d(x, weight, bias, stride, padding, 1, groups)
 
 
 class DynamicConv2d(nn.Module):
@@ -39,6 +58,7 @@ class DynamicConv2d(nn.Module):
             max_in_channels, max_out_channels, kernel_size, stride, padding=kernel_size // 2, bias=bias
         )
         self.active_out_channels = max_out_channels
+        self.fake_quant = False
 
     def active_weight(self, in_channels: int, out_channels: int) -> torch.Tensor:
         weight = self.conv.weight
@@ -54,7 +74,10 @@ class DynamicConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out_channels = self.active_out_channels
         weight = self.active_weight(x.size(1), out_channels)
-        return F.conv2d(x, weight, self.active_bias(out_channels), self.stride, self.kernel_size // 2)
+        return _conv(
+            x, weight, self.fake_quant, bias=self.active_bias(out_channels), stride=self.stride,
+            padding=self.kernel_size // 2,
+        )  # fmt: skip
 
 
 class DynamicDepthwiseConv2d(nn.Module):
@@ -89,6 +112,7 @@ class DynamicDepthwiseConv2d(nn.Module):
         for big, small in zip(self.kernel_sizes[1:], self.kernel_sizes[:-1]):
             self.transforms[self.transform_name(big, small)] = nn.Parameter(torch.eye(small * small))
         self.active_kernel_size = self.max_kernel_size
+        self.fake_quant = False
 
     @staticmethod
     def transform_name(big: int, small: int) -> str:
@@ -116,7 +140,9 @@ class DynamicDepthwiseConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.active_kernel_size
         channels = x.size(1)
-        return F.conv2d(x, self.active_filter(channels, k), None, self.stride, k // 2, 1, channels)
+        return _conv(
+            x, self.active_filter(channels, k), self.fake_quant, stride=self.stride, padding=k // 2, groups=channels
+        )
 
 
 class DynamicBatchNorm2d(nn.BatchNorm2d):
@@ -160,6 +186,7 @@ class DynamicSE(nn.Module):
         max_mid = make_divisible(max_channels // reduction, 8)
         self.fc1 = nn.Conv2d(max_channels, max_mid, 1, bias=True)
         self.fc2 = nn.Conv2d(max_mid, max_channels, 1, bias=True)
+        self.fake_quant = False
 
     def mid_channels(self, channels: int) -> int:
         return make_divisible(channels // self.reduction, 8)
@@ -168,8 +195,8 @@ class DynamicSE(nn.Module):
         channels = x.size(1)
         mid = self.mid_channels(channels)
         y = x.mean((2, 3), keepdim=True)
-        y = F.relu(F.conv2d(y, self.fc1.weight[:mid, :channels], self.fc1.bias[:mid]))
-        y = F.conv2d(y, self.fc2.weight[:channels, :mid], self.fc2.bias[:channels])
+        y = F.relu(_conv(y, self.fc1.weight[:mid, :channels], self.fake_quant, bias=self.fc1.bias[:mid]))
+        y = _conv(y, self.fc2.weight[:channels, :mid], self.fake_quant, bias=self.fc2.bias[:channels])
         return x * F.hardsigmoid(y)
 
 

@@ -21,6 +21,10 @@ first and last layers are the most sensitive to quantization and the cheapest to
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from nas.core.arch import Arch
+from nas.core.capabilities import PrecisionSpace, SupernetSpace
 
 PRECISIONS = ("int8", "fp32")
 FLOAT = "fp32"
@@ -48,4 +52,22 @@ def quantized(precision: str) -> bool:
     return precision != FLOAT
 
 
-__all__ = ["FLOAT", "PRECISIONS", "check_precisions", "quantized"]
+def float_space(space: Any) -> Any:
+    """The space whose supernet ``space``'s subnets take their weights from: ``space`` without
+    precision genes (itself when it has none)."""
+    return space.float_space() if isinstance(space, PrecisionSpace) else space
+
+
+def float_arch(space: Any, arch: Arch) -> Arch:
+    """``arch`` (of ``space``) in :func:`float_space`."""
+    return space.float_arch(arch) if isinstance(space, PrecisionSpace) else arch
+
+
+def int8_layers(space: Any, arch: Arch) -> list[str]:
+    """Names of the static-config layers of ``arch`` that run quantized (none in a float space)."""
+    if not isinstance(space, PrecisionSpace) or not space.precision_choices or not isinstance(space, SupernetSpace):
+        return []
+    return [layer["name"] for layer in space.static_config(arch) if quantized(layer.get("precision", FLOAT))]
+
+
+__all__ = ["FLOAT", "PRECISIONS", "check_precisions", "float_arch", "float_space", "int8_layers", "quantized"]

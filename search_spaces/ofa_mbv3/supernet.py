@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,17 @@ class DynamicMBConvBlock(nn.Module):
         self.residual = stride == 1 and in_channels == out_channels
         self.active_kernel_size = max(kernel_sizes)
         self.active_expand = max(expand_ratios)
+
+    @property
+    def fake_quant(self) -> bool:
+        """Whether the block's convolutions compute in fake int8 (quantization-aware training)."""
+        return self.expand_conv.fake_quant
+
+    @fake_quant.setter
+    def fake_quant(self, enabled: bool) -> None:
+        convs: list[nn.Module] = [self.expand_conv, self.depthwise_conv, self.project_conv]
+        for conv in [*convs, *([self.se] if self.se is not None else [])]:
+            conv.fake_quant = enabled
 
     @property
     def active_mid(self) -> int:
@@ -211,6 +222,13 @@ class OFAMobileNetV3Supernet(nn.Module):
             block.active_expand = e
         self.active_arch = arch
         return arch
+
+    def set_fake_quant(self, blocks: Sequence[bool]) -> None:
+        """Which elastic blocks (one flag per block, as the arch's ``ks``) compute in fake int8."""
+        if len(blocks) != len(self.blocks):
+            raise ValueError(f"set_fake_quant: {len(blocks)} flags for {len(self.blocks)} elastic blocks")
+        for block, enabled in zip(self.blocks, blocks):
+            block.fake_quant = bool(enabled)
 
     @contextmanager
     def active(self, arch: Arch | Mapping[str, Any]) -> Iterator[Arch]:

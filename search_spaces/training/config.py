@@ -75,6 +75,9 @@ class PhaseSpec:
         sandwich: Add the phase's largest and smallest subnet to every step
             (BigNAS / AttentiveNAS sandwich rule); default from ``training.sandwich``.
         warmup_epochs: Linear warm-up length.
+        fake_quant: Quantization-aware training: the probability that each elastic block of each
+            subnet a step trains computes in fake int8 (weights per channel, activations per
+            tensor, straight-through gradients; :mod:`search_spaces.fake_quant`). 0 (default): float.
     """
 
     name: str
@@ -84,8 +87,14 @@ class PhaseSpec:
     subnets_per_step: int = 1
     sandwich: bool | None = None
     warmup_epochs: float = 0.0
+    fake_quant: float = 0.0
 
     def validate(self, path: str) -> None:
+        if not 0.0 <= self.fake_quant <= 1.0:
+            raise ConfigError(
+                f"{key(path, 'fake_quant')}: a probability per block in [0, 1] (0.5 trains mixed int8/float "
+                f"subnets, 1 all-int8), got {self.fake_quant}"
+            )
         if self.epochs < 0:
             raise ConfigError(f"{key(path, 'epochs')}: must be >= 0, got {self.epochs}")
         if self.lr <= 0:

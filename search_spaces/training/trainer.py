@@ -108,6 +108,12 @@ class SupernetTrainer:
         self.supernet = self.space.build_supernet(seed=tcfg.seed).to(self.device)
         if tcfg.channels_last:
             self.supernet = self.supernet.to(memory_format=torch.channels_last)
+        quantized = [p.name for p in self.phases if p.fake_quant > 0]
+        if quantized and not callable(getattr(self.supernet, "set_fake_quant", None)):
+            raise ConfigError(
+                f"phases {', '.join(quantized)}: fake_quant needs a supernet that can run blocks in fake int8; "
+                f"the {self.space.name} supernet cannot: set fake_quant: 0"
+            )
         self.teacher: nn.Module | None = None
         self.amp = amp_dtype(tcfg.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
@@ -272,6 +278,14 @@ class SupernetTrainer:
         archs += [sampler.sample(rng) for _ in range(phase.subnets_per_step)]
         return archs or [sampler.largest()]
 
+    def _fake_quant_masks(self, phase: PhaseSpec, count: int, rng: np.random.Generator) -> list[list[bool]] | None:
+        """For each subnet of a step, which elastic blocks compute in fake int8 (each with the
+        phase's ``fake_quant`` probability); None outside a quantization-aware phase."""
+        if phase.fake_quant <= 0:
+            return None
+        blocks = len(getattr(self.supernet, "blocks", ()))
+        return [(rng.random(blocks) < phase.fake_quant).tolist() for _ in range(count)]
+
     def _train_step(
         self,
         x: torch.Tensor,
@@ -279,6 +293,27 @@ class SupernetTrainer:
         archs: list[Arch],
         sandwich_first: bool,
         optimizer: torch.optim.Optimizer,
+        quant: list[list[bool]] | None = None,
+    ) -> float:
+        """One optimiser step over ``archs``; ``quant``: per arch, the blocks in fake int8."""
+        try:
+            return self._accumulate_and_step(x, y, archs, sandwich_first, optimizer, quant)
+        finally:
+            if quant is not None:  # evaluation, extraction and checkpoints see the float supernet
+                self._set_fake_quant([False] * len(quant[0]))
+
+    def _set_fake_quant(self, blocks: list[bool]) -> None:
+        set_fake_quant = self.supernet.set_fake_quant
+        set_fake_quant(blocks)
+
+    def _accumulate_and_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        archs: list[Arch],
+        sandwich_first: bool,
+        optimizer: torch.optim.Optimizer,
+        quant: list[list[bool]] | None,
     ) -> float:
         tcfg = self.config.training
         distill = self._distillation()
@@ -288,6 +323,8 @@ class SupernetTrainer:
         total = 0.0
         for i, arch in enumerate(archs):
             self.supernet.set_active(arch)
+            if quant is not None:
+                self._set_fake_quant(quant[i])
             r = self.space.resolution(arch)
             xr = resize_batch(x, r)
             if tcfg.channels_last:
@@ -436,7 +473,8 @@ class SupernetTrainer:
                 archs = self._step_archs(phase, sampler, rng)
                 if isinstance(loader, StreamLoader):  # the batch's resolution, where the phase opens it
                     archs = [sampler.with_resolution(arch, x.shape[-1]) for arch in archs]
-                loss = self._train_step(x, y, archs, sandwich, optimizer)
+                quant = self._fake_quant_masks(phase, len(archs), rng)
+                loss = self._train_step(x, y, archs, sandwich, optimizer, quant)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at phase {phase.name} epoch {epoch} step {step}")
             progress.epoch_loss_sum += loss

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from nas.core.config import ConfigError
+from nas.core.precision import int8_layers
 from nas.evaluators import SupernetEvaluator, SupernetSpec, build_evaluator
+from nas.export import ExportError, export_job
 from nas.job import job_from_dict
 from nas.runner import run_job
 from nas.store import Store
@@ -151,13 +153,16 @@ def eval_signature(signature: str) -> dict:
     return json.loads(signature)
 
 
-def test_search_over_arch_and_precision(run: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def searched(run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str, object]:
+    """A finished search over arch x precision (a stand-in latency table: int8 ops half as long)."""
+    root = tmp_path_factory.mktemp("precision-search")
     space = _space()
     table = build_table(
         space, layer_timer=lambda layer: {"mean_ms": 0.5 if layer.get("precision") == "int8" else 1.0},
         calibration_archs=0, progress=False, backend="onnxruntime",
     )  # fmt: skip
-    path = table.save(tmp_path / "table.json")
+    path = table.save(root / "table.json")
     spec = {
         "name": "precision",
         "space": {"name": "ofa_mbv3", "config": "mnist", "options": copy.deepcopy(PRECISION_OPTIONS)},
@@ -171,13 +176,42 @@ def test_search_over_arch_and_precision(run: Path, tmp_path: Path) -> None:
         "executor": "local",
         "seed": 0,
     }  # fmt: skip
-    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    store = Store(f"sqlite:///{root / 'nas.db'}")
     result = run_job(job_from_dict(spec), store, progress=False)
     assert result.state == "done"
-    trials = store.trials(result.job_id)
+    return store, result.job_id, table
+
+
+def test_search_over_arch_and_precision(searched) -> None:
+    store, job_id, table = searched
+    space = _space()
+    trials = store.trials(job_id)
     assert len(trials) == 8 and all(t.state == "complete" for t in trials)
     assert all(len(t.arch["q"]) == space.config.num_blocks for t in trials)
     mixes = {tuple(sorted(set(t.arch["q"]))) for t in trials}
     assert ("fp32", "int8") in mixes
     for t in trials:
         assert t.metrics["latency_ms@cpu"] == pytest.approx(table.lookup(space, t.arch))
+
+
+def test_export_writes_mixed_members_as_searched(searched, tmp_path: Path) -> None:
+    store, job_id, _ = searched
+    space = _space()
+    trials = [t for t in store.trials(job_id) if int8_layers(space, space.make(t.arch))]
+    trial = trials[0]
+    int8 = int8_layers(space, space.make(trial.arch))
+    manifest = export_job(store, job_id, "cpu", "onnx", tmp_path / "as-searched", trial_id=trial.trial_id)
+    (model,) = manifest["models"]
+    assert model["precision"] == "mixed" and model["int8_layers"] == int8
+    assert model["file"].endswith("-mixed.onnx") and model["arch"] == trial.arch
+    names = [layer["name"] for layer in space.static_config(space.make(trial.arch))]
+    written = (tmp_path / "as-searched" / model["file"]).read_bytes()
+    assert _int8_weight_layers(written, names) == set(int8)
+    assert 0 <= model["test_accuracy"] <= 1 and 0 <= model["top1_agreement_with_fp32"] <= 1
+    assert model["quantization"]["calibration_split"] == "holdout"
+    floated = export_job(store, job_id, "cpu", "onnx", tmp_path / "float", trial_id=trial.trial_id, precision="fp32")
+    (model,) = floated["models"]
+    assert model["precision"] == "fp32" and "int8_layers" not in model
+    assert not _int8_weight_layers((tmp_path / "float" / model["file"]).read_bytes(), names)
+    with pytest.raises(ExportError, match=r"runs blocks in int8.*use --format onnx, or --precision fp32"):
+        export_job(store, job_id, "cpu", "torchscript", tmp_path / "ts", trial_id=trial.trial_id)
