@@ -42,6 +42,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--cpu-backends", default="torch", help="CPU backends to build, e.g. torch,onnxruntime")
     parser.add_argument("--dtype", default="float32", help="dtype of the CUDA tables (CPU tables use float32)")
+    parser.add_argument(
+        "--precisions", help="precision genes of the space, e.g. int8,fp32 (measure with --cpu-backends onnxruntime)"
+    )
     parser.add_argument("--out", default="benchmarks/results/latency_table.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -49,7 +52,11 @@ def main() -> None:
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     out = Path(args.out)
     tables_dir = out.with_suffix("")
-    options = {"resolutions": [int(r) for r in args.resolutions.split(",")]} if args.resolutions else {}
+    options: dict[str, object] = {}
+    if args.resolutions:
+        options["resolutions"] = [int(r) for r in args.resolutions.split(",")]
+    if args.precisions:
+        options["precisions"] = args.precisions.split(",")
     space = create_space("ofa_mbv3", config=args.config, **options)
     runs = []
     for device in devices:
