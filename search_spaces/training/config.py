@@ -116,7 +116,13 @@ class PhaseSpec:
 
 @dataclass
 class TrainSpec:
-    """Optimisation, distillation and bookkeeping settings."""
+    """Optimisation, distillation and bookkeeping settings.
+
+    ``init_from``: a trained run folder (``nas train --out``) whose supernet weights start this
+    run, to add phases to a supernet trained before (a quantization-aware phase, more epochs);
+    its space must be this config's. With teacher distillation the starting supernet's largest
+    subnet is the teacher from the first step.
+    """
 
     seed: int = 0
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -141,8 +147,11 @@ class TrainSpec:
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
+    init_from: str | None = None
 
     def validate(self, path: str) -> None:
+        if self.init_from is not None and not self.init_from.strip():
+            raise ConfigError(f"{key(path, 'init_from')}: a trained run folder, or null")
         checks = {
             "kd_ratio": self.kd_ratio >= 0,
             "kd_temperature": self.kd_temperature > 0,

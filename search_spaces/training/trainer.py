@@ -149,6 +149,19 @@ class SupernetTrainer:
         tcfg = self.config.training
         return "inplace" if tcfg.delayed_shrinking and tcfg.distillation == "teacher" else tcfg.distillation
 
+    def _init_from(self, run: str) -> None:
+        """Starts from the weights of the supernet trained in ``run`` (same space)."""
+        start, _ = ckpt.load_supernet(run)
+        if start.space.space_id != self.space.space_id:
+            raise ConfigError(
+                f"training.init_from: {run} holds a supernet of {start.space.space_id}, this config trains "
+                f"{self.space.space_id}; give the space of that run"
+            )
+        self.supernet.load_state_dict(start.state_dict())
+        if self._distillation() == "teacher":
+            self.teacher = self._make_teacher()
+        logger.info("starting from the supernet of %s", run)
+
     def _teacher_phase(self) -> int:
         name = self.config.training.teacher_phase
         return 0 if name is None else [p.name for p in self.phases].index(name)
@@ -395,8 +408,11 @@ class SupernetTrainer:
             raise ckpt.CheckpointError(
                 f"{self.out_dir} already holds a checkpoint; pass --resume to continue it or choose another --out"
             )
-        elif self.dist.is_main and self.metrics_path.exists():
-            self.metrics_path.unlink()
+        else:
+            if self.dist.is_main and self.metrics_path.exists():
+                self.metrics_path.unlink()
+            if self.config.training.init_from is not None:
+                self._init_from(self.config.training.init_from)
         loader = self._loader()
         steps_per_epoch = len(loader)
         if steps_per_epoch == 0:

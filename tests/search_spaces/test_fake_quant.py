@@ -88,3 +88,24 @@ def test_fake_quant_is_a_probability() -> None:
     cfg["phases"] = [*cfg["phases"], _quant_phase(1.5)]
     with pytest.raises(ConfigError, match=r"fake_quant: a probability per block in \[0, 1\]"):
         load_train_config(cfg)
+
+
+def test_a_quantization_aware_phase_continues_a_trained_supernet(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    SupernetTrainer(load_train_config(tiny()), base).run()
+    trained, _ = load_supernet(base)
+    cfg = tiny(training={"init_from": str(base)})
+    cfg["phases"] = [dict(_quant_phase(1.0), epochs=0)]
+    SupernetTrainer(load_train_config(cfg), tmp_path / "same").run()
+    same, _ = load_supernet(tmp_path / "same")
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), same.state_dict().values()))
+    cfg["phases"] = [_quant_phase(1.0)]
+    trainer = SupernetTrainer(load_train_config(cfg), tmp_path / "qat")
+    trainer.run()
+    assert trainer.teacher is not None  # the starting supernet's largest subnet teaches from the first step
+    qat, _ = load_supernet(tmp_path / "qat")
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), qat.state_dict().values()))
+    other = tiny(training={"init_from": str(base)})
+    other["space"]["options"]["num_classes"] = 7
+    with pytest.raises(ConfigError, match=r"init_from: .* holds a supernet of ofa_mbv3/mnist\+"):
+        SupernetTrainer(load_train_config(other), tmp_path / "other").run()
