@@ -34,9 +34,14 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     if args.config:
         options["config"] = args.config
     if args.run:
+        precisions = options.pop("precisions", None)
         if options or args.space:
-            raise CLIError("--run takes the run's own space; drop --space, --config and --option")
+            raise CLIError(
+                "--run takes the run's own space; drop --space, --config and --option (all but precisions=[...])"
+            )
         space = _run_space(args.run)
+        if precisions is not None:  # precision changes no weight: the run's space with precision genes
+            space = create_space(space.name, config={**space.config_dict(), "precisions": precisions})
     else:
         space = create_space(args.space or "ofa_mbv3", **options)
     table = build_table(
@@ -109,7 +114,10 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p.add_argument("--space", help="space name (default: ofa_mbv3)")
     p.add_argument("--config", help="space configuration preset (e.g. cifar)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. resolutions=[160,224]")
-    p.add_argument("--run", help="the space of this run folder (a trained or imported supernet) instead")
+    p.add_argument(
+        "--run", help="the space of this run folder (a trained or imported supernet) instead; with "
+        "--option precisions=[int8,fp32], that space with a precision per block (time it on --backend onnxruntime)",
+    )  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="data type timed")
     p.add_argument("--batch", type=int, default=1, help="batch size timed")
@@ -121,7 +129,7 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         "the table replays the launch queue with the measured launch cost (the launch-bound regime). "
         "cuda-graph: the subnet captured in one CUDA graph (inference servers); ops timed back to back in a "
         "graph, warm L2. torch-compile: Inductor-compiled ops and networks (CPU or CUDA). triton: our Triton "
-        "kernels (CUDA). onnxruntime: ONNX Runtime, CPU float32. Plug-ins add more "
+        "kernels (CUDA). onnxruntime: ONNX Runtime on the CPU, float32 and int8 (static QDQ) layers. Plug-ins add more "
         "(entry-point group hwnas.latency_backends)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")

@@ -4,6 +4,7 @@ errors and its ``--option KEY=VALUE`` parsing."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import unicodedata
@@ -45,7 +46,10 @@ class CLIError(Exception):
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs (``--option``) as a mapping; a value that is JSON is parsed."""
+    """``KEY=VALUE`` pairs (``--option``) as a mapping; a value that is JSON is parsed, and so is a
+    flow list of plain words as YAML writes it (``[int8,fp32]``)."""
+    import yaml
+
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -55,4 +59,7 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
             options[key] = json.loads(raw)
         except json.JSONDecodeError:
             options[key] = raw
+            if raw.startswith("[") and raw.endswith("]"):
+                with contextlib.suppress(yaml.YAMLError):
+                    options[key] = yaml.safe_load(raw)
     return options

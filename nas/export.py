@@ -255,6 +255,7 @@ def export_job(
     from nas.core.progress import bar as progress_bar
     from nas.evaluators import SupernetSpec
     from predictors.collect import _dataset
+    from predictors.quantization import module_names
     from search_spaces.bn import resize_batch
     from search_spaces.training.checkpoint import load_supernet, versions
     from search_spaces.training.evaluation import accuracy, recalibrated_subnet
@@ -323,7 +324,8 @@ def export_job(
         test = accuracy(net, dataset, "test", r)
         quantized: dict[str, Any] = {}
         if written_as != "fp32":
-            quantized = _quantize_in_place(path, dataset, r, quant, test["accuracy"], in_int8 or None)
+            scopes = module_names(net, in_int8) if in_int8 else None
+            quantized = _quantize_in_place(path, dataset, r, quant, test["accuracy"], scopes)
             test = {"accuracy": quantized.pop("int8_test_accuracy")}
             if in_int8:
                 quantized["int8_layers"] = in_int8

@@ -89,11 +89,11 @@ def onnx_runner(module: Any, example: Any, int8: bool | Collection[str] = False)
 
     model = export_onnx(module, example)
     if int8 is not False:
-        from predictors.quantization import QuantSettings, quantize_static_qdq
+        from predictors.quantization import QuantSettings, module_names, quantize_static_qdq
 
         rng = np.random.default_rng(0)
         batches = [rng.standard_normal(tuple(example.shape)).astype(np.float32) for _ in range(2)]
-        layers = None if int8 is True else list(int8)
+        layers = None if int8 is True else module_names(module, list(int8))
         model = quantize_static_qdq(model, batches, QuantSettings(images=2 * len(example)), layers)
     session = ort_session(model, torch.get_num_threads())
     feed = {"x": example.detach().cpu().numpy()}

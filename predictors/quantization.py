@@ -87,6 +87,13 @@ class _Batches:
         pass
 
 
+def module_names(net: Any, layers: Collection[str]) -> list[str]:
+    """The module paths (the exporter's node scopes) of static-config layers of ``net``: the layer
+    names themselves unless the network maps them (``module_name``, as ``ofa_resnet50``'s does)."""
+    name_of = getattr(net, "module_name", None)
+    return [name_of(layer) for layer in layers] if callable(name_of) else list(layers)
+
+
 def layer_nodes(graph: Any, layers: Collection[str]) -> list[str]:
     """Names of the nodes of ``graph`` (an ONNX ``GraphProto``) that compute the named layers.
 
@@ -246,7 +253,8 @@ def int8_accuracy(
     if not calibration:
         raise QuantizationError(f"no calibration images: the {calibration_split} split is empty")
     model = export_onnx(net, torch.from_numpy(calibration[0][:1]), dynamic_batch=True)
-    int8 = quantize_static_qdq(model, calibration, settings, int8_layers)
+    scopes = None if int8_layers is None else module_names(net, int8_layers)
+    int8 = quantize_static_qdq(model, calibration, settings, scopes)
     batches, labels = split_batches(dataset, split, resolution, None, 256)
     logits = onnx_logits(int8, batches, threads).astype(np.float64)
     if not len(labels):
@@ -267,6 +275,7 @@ __all__ = [
     "count_quantized",
     "int8_accuracy",
     "layer_nodes",
+    "module_names",
     "onnx_logits",
     "onnx_predictions",
     "quantize_static_qdq",

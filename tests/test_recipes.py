@@ -78,9 +78,10 @@ def yaml_block(title: str, index: int = 0) -> dict:
 
 def test_train_on_your_data_then_search_for_your_device(tmp_path: Path) -> None:
     """ "Train a supernet on your data" (the config `examples/fashion_mnist.yaml` with the README's
-    space and data lines, on a 12-class image tree) and "Search for your device" (latency table,
-    validation, search with the README's spec, export), as written from another directory. The
-    test's only changes are budgets: one epoch per phase and 12 evaluations instead of 500."""
+    space and data lines, on a 12-class image tree), "Search for your device" (latency table,
+    validation, search with the README's spec, export) and "Deploy int8", as written from another
+    directory. The test's only changes are budgets: one epoch per phase and 12 evaluations instead
+    of 500."""
     import yaml
 
     from nas.testing.images import write_image_tree
@@ -111,6 +112,38 @@ def test_train_on_your_data_then_search_for_your_device(tmp_path: Path) -> None:
             assert "50 random subnets" in done.stdout and "within ±10%" in done.stdout
     manifest = json.loads((tmp_path / "deploy" / "manifest.json").read_text())
     assert manifest["models"] and all((tmp_path / "deploy" / m["file"]).exists() for m in manifest["models"])
+    _deploy_int8(tmp_path, training, store)
+
+
+def _deploy_int8(tmp_path: Path, training: dict, store: str) -> None:
+    """ "Deploy int8" as written, on the run the recipes above trained: a quantization-aware phase
+    from its weights, an int8/float latency table on ONNX Runtime, a search over arch x precision,
+    the export of its front as searched. Budgets only: one epoch, one round, 8 subnets validated,
+    8 evaluations."""
+    import yaml
+
+    qat = {**training, **yaml_block("Deploy int8", 0)}
+    qat["phases"] = [dict(phase, epochs=1) for phase in qat["phases"]]
+    (tmp_path / "qat.yaml").write_text(yaml.safe_dump(qat))
+    spec = yaml_block("Deploy int8", 1)
+    spec["budget"] = {"evaluations": 8}
+    (tmp_path / "search-int8.yaml").write_text(yaml.safe_dump(spec))
+    commands = recipe("Deploy int8")
+    assert [c.split()[1] for c in commands] == ["train", "latency", "latency", "search", "export"]
+    job_id = ""
+    for command in commands:
+        budget = command.replace("JOB_ID", job_id).replace("--rounds 3", "--rounds 1")
+        done = run(budget.replace("--archs 50", "--archs 8"), tmp_path, store)
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
+        if command.startswith("nas search"):
+            job_id = re.search(r"^job (\S+): done, 8 evaluations", done.stdout, flags=re.M).group(1)  # type: ignore[union-attr]
+    table = json.loads((tmp_path / "runs" / "int8_table.json").read_text())
+    assert {json.loads(op)["precision"] for op in table["entries"]} == {"int8", "fp32"}
+    manifest = json.loads((tmp_path / "deploy-int8" / "manifest.json").read_text())
+    assert manifest["models"]
+    for model in manifest["models"]:
+        assert model["precision"] == ("mixed" if "int8" in model["arch"]["q"] else "fp32")
+        assert (tmp_path / "deploy-int8" / model["file"]).exists()
 
 
 @pytest.mark.ray

@@ -20,14 +20,16 @@ first and last layers are the most sensitive to quantization and the cheapest to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from nas.core.arch import Arch
 from nas.core.capabilities import PrecisionSpace, SupernetSpace
+from nas.core.space import Gene
 
 PRECISIONS = ("int8", "fp32")
 FLOAT = "fp32"
+PRECISION_KEY = "q"
 
 
 def check_precisions(values: Iterable[object], name: str = "precisions") -> tuple[str, ...]:
@@ -45,6 +47,44 @@ def check_precisions(values: Iterable[object], name: str = "precisions") -> tupl
     if len(set(given)) != len(given):
         raise ValueError(f"{name}: each precision once, got {given}")
     return tuple(p for p in PRECISIONS if p in given)
+
+
+# ------------------------------------------------ what a space with per-block precision genes shares
+def precision_genes(choices: Sequence[str], blocks: int) -> list[Gene]:
+    """One ``q_<block>`` gene per elastic block (none for a float space)."""
+    return [Gene(f"q_{i}", tuple(choices)) for i in range(blocks)] if choices else []
+
+
+def arch_keys(keys: Sequence[str], choices: Sequence[str], data: Mapping[str, Any], space: str) -> None:
+    """Refuses keys of ``data`` outside the space's ``keys`` (plus ``q`` with precision genes),
+    naming the precision option when only ``q`` is extra."""
+    allowed = [*keys, PRECISION_KEY] if choices else list(keys)
+    extra = sorted(set(data) - set(allowed) - {"wid"})
+    if extra == [PRECISION_KEY]:
+        raise ValueError(
+            "q: this space has no precision genes; give the space the option precisions: [int8, fp32] "
+            "to search precision, or remove 'q' from the arch"
+        )
+    if extra:
+        raise ValueError(f"unknown arch keys {extra}; an {space} arch has keys {allowed}")
+
+
+def precision_indices(data: Mapping[str, Any], genes: Sequence[Gene], what: str) -> list[int]:
+    """Gene indices of the arch's ``q`` list (``what`` describes its length); without ``q``, every
+    block at the largest choice."""
+    if not genes:
+        return []
+    qs = data.get(PRECISION_KEY, [genes[0].choices[-1]] * len(genes))
+    if not isinstance(qs, (list, tuple)) or len(qs) != len(genes):
+        raise ValueError(f"q: expected {len(genes)} precisions ({what}), got {qs!r}")
+    return [gene.index(q, f"q[{i}] (precision)") for i, (gene, q) in enumerate(zip(genes, qs))]
+
+
+def label_layers(layers: Sequence[dict[str, Any]], precision_of: Mapping[str, str]) -> None:
+    """Gives every static-config layer its ``precision`` (those not named: float), so that op
+    signatures tell precisions apart."""
+    for layer in layers:
+        layer["precision"] = precision_of.get(layer["name"], FLOAT)
 
 
 def quantized(precision: str) -> bool:
@@ -70,4 +110,17 @@ def int8_layers(space: Any, arch: Arch) -> list[str]:
     return [layer["name"] for layer in space.static_config(arch) if quantized(layer.get("precision", FLOAT))]
 
 
-__all__ = ["FLOAT", "PRECISIONS", "check_precisions", "float_arch", "float_space", "int8_layers", "quantized"]
+__all__ = [
+    "FLOAT",
+    "PRECISIONS",
+    "PRECISION_KEY",
+    "arch_keys",
+    "check_precisions",
+    "float_arch",
+    "float_space",
+    "int8_layers",
+    "label_layers",
+    "precision_genes",
+    "precision_indices",
+    "quantized",
+]

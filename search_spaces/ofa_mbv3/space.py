@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.core.arch import Arch
-from nas.core.precision import FLOAT
+from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
 from nas.core.space import Gene, SearchSpace
 from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, get_config, make_divisible
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
 
 ARCH_KEYS = ("d", "e", "ks", "r")
-PRECISION_KEY = "q"
 
 
 def conv_out_size(size: int, kernel: int, stride: int) -> int:
@@ -62,7 +61,7 @@ class OFAMobileNetV3Space(SearchSpace):
         genes += [Gene(f"e_{i}", cfg.expand_choices) for i in range(nb)]
         genes += [Gene(f"d_{j}", cfg.stage_depth_choices(j)) for j in range(ns)]
         genes.append(Gene("r", cfg.resolutions))
-        genes += [Gene(f"q_{i}", cfg.precisions) for i in range(nb)] if cfg.precisions else []
+        genes += precision_genes(cfg.precisions, nb)
         self._genes = tuple(genes)
         self._r = 2 * nb + ns  # index of the resolution gene; precision genes follow it
 
@@ -90,15 +89,7 @@ class OFAMobileNetV3Space(SearchSpace):
 
     def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
         cfg = self.config
-        keys = [*ARCH_KEYS, PRECISION_KEY] if cfg.precisions else list(ARCH_KEYS)
-        extra = sorted(set(data) - set(keys) - {"wid"})
-        if extra == [PRECISION_KEY]:
-            raise ValueError(
-                "q: this space has no precision genes; give the space the option precisions: [int8, fp32] "
-                "to search precision, or remove 'q' from the arch"
-            )
-        if extra:
-            raise ValueError(f"unknown arch keys {extra}; an ofa_mbv3 arch has keys {keys}")
+        arch_keys(ARCH_KEYS, cfg.precisions, data, "ofa_mbv3")
         if data.get("wid") is not None:
             raise ValueError("wid: elastic width is not part of this space; remove 'wid' or set it to null")
         missing = [k for k in ARCH_KEYS if k not in data and k != "r"]  # no r: the largest resolution
@@ -130,11 +121,7 @@ class OFAMobileNetV3Space(SearchSpace):
         vector += [self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)]
         vector += [self._genes[2 * cfg.num_blocks + j].index(d, f"d[{j}] (depth)") for j, d in enumerate(ds)]
         vector.append(cfg.resolutions.index(r))
-        if cfg.precisions:
-            qs = data.get(PRECISION_KEY, [cfg.precisions[-1]] * cfg.num_blocks)  # no q: the largest precision
-            if not isinstance(qs, (list, tuple)) or len(qs) != cfg.num_blocks:
-                raise ValueError(f"q: expected {cfg.num_blocks} precisions ({per_block}), got {qs!r}")
-            vector += [self._genes[self._r + 1 + i].index(q, f"q[{i}] (precision)") for i, q in enumerate(qs)]
+        vector += precision_indices(data, self._genes[self._r + 1 :], per_block)
         return vector
 
     @staticmethod
@@ -319,9 +306,8 @@ class OFAMobileNetV3Space(SearchSpace):
                 "dropout": cfg.dropout,
             }
         )
-        if cfg.precisions:  # every layer says its precision, so that op signatures tell them apart
-            for layer in layers:
-                layer["precision"] = precision.get(layer["name"], FLOAT)
+        if cfg.precisions:
+            label_layers(layers, precision)
         return layers
 
     def build_supernet(self, seed: int | None = 0) -> OFAMobileNetV3Supernet:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.core.limits import check_sizes
+from nas.core.precision import check_precisions
 from search_spaces.ofa_mbv3.config import MAX_STAGES, make_divisible
 
 # The largest value of each option that sizes the network (far above every preset; see ofa_mbv3's).
@@ -69,6 +70,8 @@ class OFAResNetConfig:
         dropout: Dropout before the classifier.
         bn_momentum: BatchNorm momentum (PyTorch convention).
         bn_eps: BatchNorm epsilon.
+        precisions: Empty (the float space), or the precision choices of every bottleneck block
+            (``int8``, ``fp32``; :mod:`nas.core.precision`): the arch gets a ``q`` list.
     """
 
     name: str = "imagenet"
@@ -87,8 +90,10 @@ class OFAResNetConfig:
     dropout: float = 0.0
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
+    precisions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precisions", check_precisions(self.precisions))
         check_sizes(SIZE_BOUNDS, self)
         if len(self.stage_widths) > MAX_STAGES:
             raise ValueError(f"stage_widths: at most {MAX_STAGES} stages, got {len(self.stage_widths)}")
@@ -183,6 +188,8 @@ class OFAResNetConfig:
         """Short hash of everything but the name."""
         data = self.to_dict()
         data.pop("name")
+        if not data["precisions"]:  # added later: the ids of float spaces stay as they were
+            data.pop("precisions")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -6,11 +6,13 @@ resolution}``. ``d[0]`` is 0 (the stem's residual middle conv skipped) or the la
 choice (kept), as once-for-all samples it; ``d[1:]`` are the extra blocks of each stage; ``w``
 holds indices into the width multipliers, as the reference prints them. ``r`` may be given as a
 one-element list; without it (as the reference's ``sample_active_subnet`` prints a config) the
-arch is at the largest resolution.
+arch is at the largest resolution. With the ``precisions`` option every bottleneck block also has
+a precision, ``"q": [p per block]``, as in ``ofa_mbv3`` (:mod:`nas.core.precision`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.core.arch import Arch
+from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
 from nas.core.space import Gene, SearchSpace
 from search_spaces.ofa_resnet50.config import OFAResNetConfig, get_config
 
@@ -54,6 +57,8 @@ class OFAResNetSpace(SearchSpace):
         genes += [Gene(f"e_{i}", cfg.expand_choices) for i in range(cfg.num_blocks)]
         genes += [Gene(f"w_{j}", tuple(range(len(cfg.width_choices)))) for j in range(cfg.num_widths)]
         genes.append(Gene("r", cfg.resolutions))
+        self._r = len(genes) - 1  # index of the resolution gene; precision genes follow it
+        genes += precision_genes(cfg.precisions, cfg.num_blocks)
         self._genes = tuple(genes)
 
     @property
@@ -72,18 +77,19 @@ class OFAResNetSpace(SearchSpace):
 
     def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
         d, e, w = self._slices()
-        return {
+        out: dict[str, Any] = {
             "d": [g.choices[i] for g, i in zip(self._genes[d], vector[d])],
             "e": [g.choices[i] for g, i in zip(self._genes[e], vector[e])],
             "w": list(vector[w]),
-            "r": self.config.resolutions[vector[-1]],
+            "r": self.config.resolutions[vector[self._r]],
         }
+        if self.config.precisions:
+            out[PRECISION_KEY] = [self.config.precisions[i] for i in vector[self._r + 1 :]]
+        return out
 
     def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
         cfg = self.config
-        extra = sorted(set(data) - set(ARCH_KEYS))
-        if extra:
-            raise ValueError(f"unknown arch keys {extra}; an ofa_resnet50 arch has keys {list(ARCH_KEYS)}")
+        arch_keys(ARCH_KEYS, cfg.precisions, data, "ofa_resnet50")
         missing = [k for k in ARCH_KEYS if k not in data and k != "r"]  # no r: the largest resolution
         if missing:
             raise ValueError(f"arch lacks keys {missing}; an ofa_resnet50 arch has keys {list(ARCH_KEYS)}")
@@ -109,6 +115,7 @@ class OFAResNetSpace(SearchSpace):
         vector += [g.index(float(v), f"e[{i}] (expand ratio)") for i, (g, v) in enumerate(zip(self._genes[e], es))]
         vector += [g.index(v, f"w[{j}] (width index)") for j, (g, v) in enumerate(zip(self._genes[w], ws))]
         vector.append(cfg.resolutions.index(r))
+        vector += precision_indices(data, self._genes[self._r + 1 :], "one per block")
         return vector
 
     def _inactive_blocks(self, vector: Sequence[int]) -> list[int]:
@@ -126,6 +133,8 @@ class OFAResNetSpace(SearchSpace):
         start = self._slices()[1].start
         for b in self._inactive_blocks(out):
             out[start + b] = 0
+            if self.config.precisions:
+                out[self._r + 1 + b] = 0
         return out
 
     def _randomise_inactive(self, vector: list[int], rng: np.random.Generator) -> list[int]:
@@ -133,6 +142,8 @@ class OFAResNetSpace(SearchSpace):
         start = self._slices()[1].start
         for b in self._inactive_blocks(out):
             out[start + b] = int(rng.integers(len(self.config.expand_choices)))
+            if self.config.precisions:
+                out[self._r + 1 + b] = int(rng.integers(len(self.config.precisions)))
         return out
 
     # ------------------------------------------------------------- features
@@ -145,18 +156,39 @@ class OFAResNetSpace(SearchSpace):
         parts: list[np.ndarray] = []
         for g, i in zip(self._genes[d], vector[d]):
             parts.append(np.eye(len(g.choices), dtype=np.float32)[i])
-        ne = len(cfg.expand_choices)
+        ne, nq = len(cfg.expand_choices), len(cfg.precisions)
         for b, i in enumerate(vector[e]):
             parts.append(np.zeros(ne, dtype=np.float32) if b in inactive else np.eye(ne, dtype=np.float32)[i])
         for i in vector[w]:
             parts.append(np.eye(len(cfg.width_choices), dtype=np.float32)[i])
-        parts.append(np.eye(len(cfg.resolutions), dtype=np.float32)[vector[-1]])
+        parts.append(np.eye(len(cfg.resolutions), dtype=np.float32)[vector[self._r]])
+        for b, i in enumerate(vector[self._r + 1 :]):  # precision per block, zeros when skipped
+            parts.append(np.zeros(nq, dtype=np.float32) if b in inactive else np.eye(nq, dtype=np.float32)[i])
         return np.concatenate(parts)
+
+    # ------------------------------------------------------------- precision
+    @property
+    def precision_choices(self) -> tuple[str, ...]:
+        """The precision choices of every bottleneck block (empty: a float space)."""
+        return self.config.precisions
+
+    def float_space(self) -> OFAResNetSpace:
+        """This space without precision genes: the space of the supernet and its checkpoints."""
+        if not self.config.precisions:
+            return self
+        return OFAResNetSpace(dataclasses.replace(self.config, precisions=()))
+
+    def float_arch(self, arch: Arch | Mapping[str, Any]) -> Arch:
+        """The arch in :meth:`float_space` (its precisions dropped)."""
+        data = self.make(arch).to_dict()
+        data.pop(PRECISION_KEY, None)
+        return self.float_space().make(data)
 
     def size(self) -> int:
         cfg = self.config
         ne = len(cfg.expand_choices)
         total = len(self._genes[0].choices) * len(cfg.width_choices) ** cfg.num_widths * len(cfg.resolutions)
+        ne *= max(1, len(cfg.precisions))
         for base in cfg.base_depths:
             total *= sum(ne ** (base + x) for x in cfg.depth_choices)
         return total
@@ -173,6 +205,7 @@ class OFAResNetSpace(SearchSpace):
                 "expand_ratios": list(cfg.expand_choices),
                 "width_multipliers": list(cfg.width_choices),
                 "resolutions": list(cfg.resolutions),
+                **({"precisions": list(cfg.precisions)} if cfg.precisions else {}),
             }
         )
         return info
@@ -184,6 +217,7 @@ class OFAResNetSpace(SearchSpace):
         arch = self.make(arch)
         cfg = self.config
         d, es, w, hw = arch["d"], arch["e"], arch["w"], arch["r"]
+        precision: dict[str, str] = {}
         mid, stem = cfg.stem_mid_channels()[w[0]], cfg.stem_out_channels()[w[1]]
         layers: list[dict[str, Any]] = []
         out_hw = conv_out_size(hw, 3, cfg.stem_stride)
@@ -220,6 +254,8 @@ class OFAResNetSpace(SearchSpace):
                         "downsample_hw": math.ceil(hw / stride),
                     }
                 )
+                if cfg.precisions:
+                    precision[f"blocks.{b}"] = arch[PRECISION_KEY][b]
                 in_ch, hw = out_ch, out_hw
         layers.append({"op": "pool", "name": "pool", "in_ch": in_ch, "in_hw": hw, "out_hw": 1})
         layers.append(
@@ -232,6 +268,8 @@ class OFAResNetSpace(SearchSpace):
                 "dropout": cfg.dropout,
             }
         )
+        if cfg.precisions:
+            label_layers(layers, precision)
         return layers
 
     def build_static(self, arch: Arch | Mapping[str, Any]) -> Any:
@@ -312,7 +350,8 @@ class OFAResNetSpace(SearchSpace):
                 for a in range(n):
                     for b in range(n):
                         w = [(a + b * j) % n for j in range(cfg.num_widths)]
-                        archs.append(self.make({"d": depth, "e": [e] * cfg.num_blocks, "w": w, "r": r}))
+                        for q in [{PRECISION_KEY: [p] * cfg.num_blocks} for p in cfg.precisions] or [{}]:
+                            archs.append(self.make({"d": depth, "e": [e] * cfg.num_blocks, "w": w, "r": r, **q}))
         return archs
 
     def init_networks(self, num_classes: int) -> Any:

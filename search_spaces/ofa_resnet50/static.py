@@ -86,6 +86,13 @@ class StaticOFAResNet(nn.Module):
             nn.Linear(head["in_features"], head["out_features"], bias=head["bias"]),
         )
 
+    def module_name(self, layer: str) -> str:
+        """The module that computes static-config layer ``layer`` (``layers.<position>``)."""
+        names = [entry["name"] for entry in self.static_config[:-1]]
+        if layer not in names:
+            raise ValueError(f"no layer {layer!r} in this subnet; it has {names}")
+        return f"layers.{names.index(layer)}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)

@@ -121,3 +121,47 @@ def test_all_int8_space_and_search_operators(space: OFAMobileNetV3Space) -> None
     for stage in range(cfg.num_stages):
         expected *= sum((nk * ne * nq) ** d for d in cfg.stage_depth_choices(stage))
     assert space.size() == expected
+
+
+def test_ofa_resnet50_has_the_same_precision_genes() -> None:
+    from search_spaces.ofa_resnet50.space import OFAResNetSpace
+
+    assert OFAResNetSpace("cifar").space_id == "ofa_resnet50/cifar"  # the float space's id is unchanged
+    space = OFAResNetSpace("cifar", precisions=["fp32", "int8"])
+    nb = space.config.num_blocks
+    assert space.float_space().space_id == "ofa_resnet50/cifar"
+    arch = space.sample(np.random.default_rng(4))
+    assert len(arch["q"]) == nb
+    without_q = space.make({k: v for k, v in arch.to_dict().items() if k != "q"})
+    assert without_q == space.make({**arch.to_dict(), "q": ["fp32"] * nb})  # no q: the largest precision
+    blocks = [layer for layer in space.static_config(arch) if layer["op"] == "bottleneck"]
+    assert [layer["precision"] for layer in blocks] == [arch["q"][int(layer["name"].split(".")[1])] for layer in blocks]
+    assert {layer["precision"] for layer in space.static_config(arch) if layer["op"] != "bottleneck"} == {"fp32"}
+    signatures = op_signatures(space)
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        for layer in space.static_config(space.sample(rng)):
+            assert signature(layer) in signatures
+    with pytest.raises(ValueError, match="no precision genes"):
+        OFAResNetSpace("cifar").make(arch.to_dict())
+
+
+def test_int8_layers_of_a_resnet_subnet_are_found_in_its_onnx_graph() -> None:
+    """The ResNet's static network names its modules by position: the quantizer is given those."""
+    onnx = pytest.importorskip("onnx")
+    import torch
+
+    from predictors.onnx_backend import export_onnx
+    from predictors.quantization import layer_nodes, module_names
+    from search_spaces.ofa_resnet50.space import OFAResNetSpace
+
+    space = OFAResNetSpace("cifar", precisions=["int8", "fp32"])
+    arch = space.sample(np.random.default_rng(0))
+    int8 = [layer["name"] for layer in space.static_config(arch) if layer["precision"] == "int8"]
+    net = space.build_static(arch).eval()
+    graph = onnx.load_from_string(export_onnx(net, torch.randn(1, 3, arch["r"], arch["r"]))).graph
+    scopes = module_names(net, int8)
+    nodes = layer_nodes(graph, scopes)
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.name in nodes]
+    assert len(convs) >= 3 * len(int8)  # three convolutions per bottleneck (and the projections)
+    assert {n.name.split("/")[1] for n in convs} == set(scopes)
