@@ -258,6 +258,7 @@ def _predictor_report(name: str, metrics: dict[str, Any]) -> str:
 
 
 def cmd_predictor_fit(args: argparse.Namespace) -> None:
+    from nas.core.precision import float_space
     from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
 
     space = _space_from_args(args)
@@ -267,9 +268,15 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
     order = np.random.default_rng(args.seed).permutation(len(archs))
     n_test = round(len(archs) * args.test_fraction)
     test, train = order[:n_test], order[n_test:]
-    predictor = Predictor(
-        space, args.kind, args.seed, encoding=args.encoding, target=args.target, latency_table=args.latency_table
+    base = (
+        Predictor.load(args.base, float_space(space) if _fitted_on_float(args.base, space) else space)
+        if args.base
+        else None
     )
+    predictor = Predictor(
+        space, args.kind, args.seed, encoding=args.encoding, target=args.target, latency_table=args.latency_table,
+        base=base,
+    )  # fmt: skip
     predictor.fit([archs[i] for i in train], [values[i] for i in train])
     path = predictor.save(args.out)
     payload: dict[str, Any] = {
@@ -285,6 +292,14 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
         payload["test_metrics"] = evaluate_predictor(predictor, [archs[i] for i in test], [values[i] for i in test])
         text += "\n" + _predictor_report("held-out", payload["test_metrics"])
     emit(args, payload, text)
+
+
+def _fitted_on_float(path: str, space: Any) -> bool:
+    """Whether the predictor file ``path`` was fitted on ``space``'s float space (not on ``space``)."""
+    from nas.core.io import read_json
+
+    data = read_json(path, "a predictor file", "fit one with `nas predictor fit`")
+    return isinstance(data, dict) and data.get("space_id") != space.space_id
 
 
 def cmd_predictor_eval(args: argparse.Namespace) -> None:
@@ -436,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
         "latency_encoding; nb201: summary, path, onehot, counts)",
     )
     p.add_argument("--target", default="accuracy", help="metric column to predict")
+    p.add_argument(
+        "--base", help="transfer: a fitted predictor (e.g. of fp32 accuracy, on the float space) whose "
+        "predictions this one corrects, fitted on few measurements (e.g. int8 accuracies)",
+    )  # fmt: skip
     p.add_argument("--test-fraction", type=float, default=0.2, help="held out for the report")
     p.add_argument("--seed", type=int, default=0, help="seeds the split and the model")
     p.add_argument("--out", required=True, help="predictor file (JSON)")

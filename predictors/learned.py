@@ -34,6 +34,7 @@ from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.config import short_repr
 from nas.core.io import read_json
+from nas.core.precision import float_arch, float_space
 from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -282,6 +283,10 @@ class Predictor:
         target: The metric it predicts (``accuracy``, ``latency_ms@pixel3``, ...).
         cost_features: MACs/params (and table sums) next to the encoding; ``None``: for latency targets.
         latency_table: A latency table of the space (path) whose sums join the cost features.
+        base: Transfer (APQ's quantization-aware predictor): a fitted predictor whose mean this one
+            corrects: it fits the residual of its targets over the base's prediction. The base may
+            be over this space's float space (a float accuracy predictor under an int8 one: each
+            arch is asked without its precisions).
     """
 
     space: SearchSpace
@@ -292,11 +297,22 @@ class Predictor:
     target: str = "accuracy"
     cost_features: bool | None = None
     latency_table: str | None = None
+    base: Predictor | None = None
 
     def __post_init__(self) -> None:
+        if self.base is not None and self.base.space.space_id not in (
+            self.space.space_id,
+            float_space(self.space).space_id,
+        ):
+            raise ValueError(
+                f"base: a predictor of {self.base.space.space_id} cannot start one of {self.space.space_id} "
+                "(give a predictor of this space or of its float space)"
+            )
         if self.kind is None:
             self.kind = "latency" if is_latency(self.target) else "mlp"
         predictor_kind(self.kind)  # a clear error for an unknown kind
+        if self.kind is None and self.base is not None:
+            self.kind = self.base.kind
         if self.encoding is None and is_latency(self.target):
             # the space's own choice for latency (NB201: op counts and the live summary), else one-hot
             default = "onehot" if "onehot" in self.space.encodings else None
@@ -353,10 +369,19 @@ class Predictor:
         if len(archs) < 4:
             raise ValueError(f"fit: at least 4 training archs are needed, got {len(archs)}")
         canonical = [self.space.make(a) for a in archs]
-        self._fit_rows(self._features(canonical), y, self.views(canonical[0]))
+        residual = np.asarray(y, dtype=np.float64) - self._base_mean(canonical)
+        self._fit_rows(self._features(canonical), residual, self.views(canonical[0]))
         self._train_archs = [a.to_dict() for a in canonical]
         self._train_y = [float(v) for v in y]
         return self
+
+    def _base_mean(self, archs: Sequence[Arch]) -> np.ndarray | float:
+        """The base predictor's mean for each arch (0 without a base)."""
+        if self.base is None:
+            return 0.0
+        if self.base.space.space_id != self.space.space_id:
+            archs = [float_arch(self.space, a) for a in archs]
+        return self.base.predict(archs)[0]
 
     def fit_features(self, x: np.ndarray, y: Sequence[float]) -> Predictor:
         """Fits on precomputed input rows (a caller's own features, e.g. the arch encoding with
@@ -370,7 +395,7 @@ class Predictor:
         self._train_archs, self._train_y = [], []
         return self
 
-    def _fit_rows(self, x: np.ndarray, y: Sequence[float], views: dict[str, list[int]] | None) -> None:
+    def _fit_rows(self, x: np.ndarray, y: Sequence[float] | np.ndarray, views: dict[str, list[int]] | None) -> None:
         target = np.asarray(y, dtype=np.float64)
         if not np.all(np.isfinite(target)):
             raise ValueError("fit: targets contain NaN or infinity")
@@ -388,7 +413,9 @@ class Predictor:
         """Predicted mean per arch, and a standard deviation where the kind has one."""
         if not self._models:
             raise ValueError("predict: the predictor is not fitted")
-        return self.predict_features(self._features([self.space.make(a) for a in archs]))
+        canonical = [self.space.make(a) for a in archs]
+        mean, std = self.predict_features(self._features(canonical))
+        return mean + self._base_mean(canonical), std
 
     def predict_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`predict` on precomputed ``space.features`` rows (callers that cache features)."""
@@ -408,6 +435,13 @@ class Predictor:
             raise ValueError("save: fit the predictor first")
         if not self._train_archs:
             raise ValueError("save: a predictor fitted on precomputed features (fit_features) cannot be saved")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.record()))
+        return path
+
+    def record(self) -> dict[str, Any]:
+        """What :meth:`save` writes (a transfer predictor holds its base's record)."""
         probe = self._train_archs[: min(16, len(self._train_archs))]
         data = {
             "format": FORMAT_VERSION,
@@ -425,17 +459,21 @@ class Predictor:
             "targets": self._train_y,
             "fingerprint": self.predict(probe)[0].tolist(),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data))
-        return path
+        if self.base is not None:
+            data["base"] = self.base.record()
+        return data
 
     @classmethod
     def load(cls, path: str | Path, space: SearchSpace | None = None) -> Predictor:
         """Refits a saved predictor; refuses another space or a refit that predicts differently."""
+        data = read_json(path, "a predictor file", "fit one with `nas predictor fit`")
+        return cls.from_record(data, path, space)
+
+    @classmethod
+    def from_record(cls, data: Any, path: str | Path, space: SearchSpace | None = None) -> Predictor:
+        """:meth:`load` of an already read file (``path`` names it in errors)."""
         from nas.core.space import space_from_id
 
-        data = read_json(path, "a predictor file", "fit one with `nas predictor fit`")
         if not isinstance(data, dict) or data.get("format") not in (1, FORMAT_VERSION):
             raise ValueError(
                 f"{path}: not a predictor file of format 1 or {FORMAT_VERSION}; refit with `nas predictor fit`"
@@ -448,9 +486,13 @@ class Predictor:
         elif space.space_id != data["space_id"]:
             raise ValueError(f"{path}: predictor was fitted on another space than {space.space_id!r}")
         encoding = data["encoding"] if data["format"] >= 2 else getattr(space, "format1_encoding", None)
+        base = None
+        if isinstance(data.get("base"), dict):
+            base_space = float_space(space) if data["base"].get("space_id") != space.space_id else space
+            base = cls.from_record(data["base"], path, base_space)
         predictor = cls(
             space, data["kind"], data["seed"], data["params"], encoding, data.get("target", "accuracy"),
-            data.get("cost_features", False), data.get("latency_table"),
+            data.get("cost_features", False), data.get("latency_table"), base,
         )  # fmt: skip
         predictor.fit(data["archs"], data["targets"])
         probe = data["archs"][: len(data["fingerprint"])]

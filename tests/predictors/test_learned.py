@@ -142,6 +142,24 @@ def test_cli_fit_and_eval(tmp_path: Path, synthetic) -> None:
     )  # fmt: skip
     assert ev.returncode == 0, ev.stderr
     assert "MACs-only baseline" in ev.stdout and "kendall" in ev.stdout
+    # transfer from it: an int8 accuracy predictor of the space with precision genes (`--base`)
+    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
+
+    quantized = OFAMobileNetV3Space("mnist", precisions=["int8", "fp32"])
+    rng = np.random.default_rng(3)
+    int8 = [quantized.make({**a.to_dict(), "q": list(rng.choice(["int8", "fp32"], 12))}) for a in archs[:40]]
+    drop = [0.002 * sum(q == "int8" for q in arch["q"]) for arch in int8]
+    int8_data = tmp_path / "int8.jsonl"
+    int8_data.write_text(
+        "\n".join(json.dumps({"arch": a.to_dict(), "accuracy": float(v - d)}) for a, v, d in zip(int8, y, drop))
+    )
+    transfer = subprocess.run(
+        [*nas, "predictor", "fit", "--data", str(int8_data), "--space", "ofa_mbv3", "--config", "mnist", "--option",
+         "precisions=[int8,fp32]", "--kind", "ridge", "--base", str(tmp_path / "p.json"), "--out",
+         str(tmp_path / "int8.json"), "--json"], capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert transfer.returncode == 0, transfer.stderr
+    assert json.loads((tmp_path / "int8.json").read_text())["base"]["space_id"] == "ofa_mbv3/mnist"
 
 
 def test_latency_kind_on_nb201_additive_latencies() -> None:
@@ -192,3 +210,39 @@ def test_latency_kind_picks_the_pruned_view_for_a_pruning_runtime() -> None:
     assert set(predictor.views(archs[0])) == {"counts+summary", "pruned", "cost", "all"}
     metrics = evaluate_predictor(predictor, archs[50:], latency[50:])
     assert metrics["within_10pct"] > 0.97 and metrics["kendall"] > metrics["macs_baseline"]["kendall"]
+
+
+def test_transfer_from_a_float_predictor_beats_fitting_int8_from_scratch(tmp_path: Path) -> None:
+    """APQ's quantization-aware predictor: a float accuracy predictor (many cheap measurements)
+    corrected on a few int8 measurements ranks int8 subnets better than one fitted on those alone."""
+    from scipy.stats import kendalltau
+
+    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
+
+    space = OFAMobileNetV3Space("mnist", precisions=["int8", "fp32"])
+    floats = space.float_space()
+    weights = np.random.default_rng(0).normal(size=len(floats.features(floats.max_arch())))
+
+    def fp32_accuracy(arch) -> float:  # an arch of the float space
+        return float(0.7 + 0.01 * floats.features(arch) @ weights)
+
+    def int8_accuracy(arch) -> float:  # float accuracy minus a drop per int8 block that runs
+        blocks = [layer for layer in space.static_config(arch) if layer.get("precision") == "int8"]
+        return fp32_accuracy(space.float_arch(arch)) - 0.004 * len(blocks)
+
+    rng = np.random.default_rng(1)
+    float_archs = floats.sample_unique(300, rng)
+    base = Predictor(floats, "ridge").fit(float_archs, [fp32_accuracy(a) for a in float_archs])
+    archs = space.sample_unique(220, rng)
+    train, test = archs[:20], archs[20:]
+    truth = [int8_accuracy(a) for a in test]
+    scratch = Predictor(space, "ridge").fit(train, [int8_accuracy(a) for a in train])
+    transfer = Predictor(space, "ridge", base=base).fit(train, [int8_accuracy(a) for a in train])
+    tau_scratch = kendalltau(scratch.predict(test)[0], truth).statistic
+    tau_transfer = kendalltau(transfer.predict(test)[0], truth).statistic
+    assert tau_transfer > 0.8 and tau_transfer > tau_scratch + 0.1
+    # saved with its base, reloaded identically
+    again = Predictor.load(transfer.save(tmp_path / "int8.json"), space)
+    assert np.allclose(again.predict(test)[0], transfer.predict(test)[0])
+    with pytest.raises(ValueError, match="cannot start one of"):
+        Predictor(OFAMobileNetV3Space("cifar"), "ridge", base=base)
