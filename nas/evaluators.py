@@ -563,10 +563,11 @@ def check_evaluator(
             found = supernet_space_id(out["checkpoint"])
         except CheckpointError as exc:
             raise ConfigError(f"evaluator.checkpoint: {exc}") from exc
-        if found != space.space_id:
+        weights_space = float_space(space)  # a space with precision genes runs its float space's supernet
+        if found != weights_space.space_id:
             raise ConfigError(
-                f"evaluator.checkpoint: holds a supernet of space {found}, the job's space is {space.space_id}"
-                f"{_config_difference(out['checkpoint'], space)}; set space to match"
+                f"evaluator.checkpoint: holds a supernet of space {found}, the job's space is "
+                f"{weights_space.space_id}{_config_difference(out['checkpoint'], weights_space)}; set space to match"
             )
         from predictors.zero_cost_scores import proxy_metric
 

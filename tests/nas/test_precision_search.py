@@ -12,7 +12,7 @@ import torch
 
 from nas.core.config import ConfigError
 from nas.core.precision import int8_layers
-from nas.evaluators import SupernetEvaluator, SupernetSpec, build_evaluator
+from nas.evaluators import SupernetEvaluator, SupernetSpec, build_evaluator, check_evaluator
 from nas.export import ExportError, export_job
 from nas.job import job_from_dict
 from nas.runner import run_job
@@ -127,6 +127,12 @@ def test_a_precision_space_needs_its_float_supernet(run: Path) -> None:
     spec = SupernetSpec(kind="supernet", checkpoint=str(run))
     with pytest.raises(ConfigError, match=r"the job's space is ofa_mbv3/mnist; set space to match"):
         SupernetEvaluator(spec, other)
+    # a spec is checked before its job runs (nas spec check, nas search): the float space's
+    # checkpoint is the one a space with precision genes runs on
+    good = {"kind": "supernet", "checkpoint": str(run)}
+    assert "accuracy" in (check_evaluator(good, _space()).metrics or ())
+    with pytest.raises(ConfigError, match=r"the job's space is ofa_mbv3/mnist: they differ in"):
+        check_evaluator(good, other)
     bad = {"kind": "supernet", "checkpoint": str(run), "calibration_method": "kl"}
     with pytest.raises(ConfigError, match=r"evaluator\.calibration_method: use one of minmax, entropy, percentile"):
         build_evaluator(bad, _space())
