@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from collections.abc import Collection
 from typing import Any
 
 from nas.core.extras import import_extra, require_extra
@@ -77,24 +76,11 @@ def ort_session(model: bytes, threads: int) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def onnx_runner(module: Any, example: Any, int8: bool | Collection[str] = False) -> Any:
-    """A zero-argument callable running ``module`` on ``example`` in ONNX Runtime (same threads as torch).
-
-    ``int8``: run it quantized as deployed (:func:`predictors.quantization.quantize_static_qdq`,
-    default settings), the whole model (``True``) or the named static-config layers; calibrated
-    on random batches of ``example``'s shape (the ranges change the values, not the time).
-    """
-    import numpy as np
+def onnx_runner(module: Any, example: Any, model: bytes | None = None) -> Any:
+    """A zero-argument callable running ``module`` (or its already exported ``model``) on
+    ``example`` in ONNX Runtime (same threads as torch)."""
     import torch
 
-    model = export_onnx(module, example)
-    if int8 is not False:
-        from predictors.quantization import QuantSettings, module_names, quantize_static_qdq
-
-        rng = np.random.default_rng(0)
-        batches = [rng.standard_normal(tuple(example.shape)).astype(np.float32) for _ in range(2)]
-        layers = None if int8 is True else module_names(module, list(int8))
-        model = quantize_static_qdq(model, batches, QuantSettings(images=2 * len(example)), layers)
-    session = ort_session(model, torch.get_num_threads())
+    session = ort_session(model if model is not None else export_onnx(module, example), torch.get_num_threads())
     feed = {"x": example.detach().cpu().numpy()}
     return lambda: session.run(None, feed)

@@ -204,6 +204,19 @@ def onnx_predictions(model: bytes, batches: Iterable[np.ndarray], threads: int =
     return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
 
 
+def int8_runner(module: Any, example: Any, layers: Collection[str] | None) -> Any:
+    """A zero-argument callable running ``module`` quantized as deployed (default settings) on
+    ``example`` in ONNX Runtime: the named static-config layers, or all when ``None``. Calibrated on
+    random batches of ``example``'s shape: the ranges change the values, not the time."""
+    from predictors.onnx_backend import export_onnx, onnx_runner
+
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal(tuple(example.shape)).astype(np.float32) for _ in range(2)]
+    scopes = None if layers is None else module_names(module, list(layers))
+    model = quantize_static_qdq(export_onnx(module, example), batches, QuantSettings(images=2 * len(example)), scopes)
+    return onnx_runner(module, example, model)
+
+
 def split_batches(
     dataset: Any, split: str, resolution: int, limit: int | None, batch_size: int, *, shuffle: bool = False
 ) -> tuple[list[np.ndarray], np.ndarray]:
@@ -274,6 +287,7 @@ __all__ = [
     "QuantizationError",
     "count_quantized",
     "int8_accuracy",
+    "int8_runner",
     "layer_nodes",
     "module_names",
     "onnx_logits",

@@ -112,4 +112,8 @@ def measure_onnx(
     from predictors.onnx_backend import onnx_runner
 
     x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0))
-    return _timer("cpu", rounds)(onnx_runner(module, x, int8)).to_dict()
+    if int8 is False:
+        return _timer("cpu", rounds)(onnx_runner(module, x)).to_dict()
+    from predictors.quantization import int8_runner
+
+    return _timer("cpu", rounds)(int8_runner(module, x, None if int8 is True else list(int8))).to_dict()
