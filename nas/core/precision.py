@@ -20,6 +20,7 @@ first and last layers are the most sensitive to quantization and the cheapest to
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -80,6 +81,31 @@ def precision_indices(data: Mapping[str, Any], genes: Sequence[Gene], what: str)
     return [gene.index(q, f"q[{i}] (precision)") for i, (gene, q) in enumerate(zip(genes, qs))]
 
 
+class PrecisionGenes:
+    """The :class:`~nas.core.capabilities.PrecisionSpace` methods of a space whose ``config`` is a
+    frozen dataclass with a ``precisions`` field and whose constructor takes such a config."""
+
+    config: Any
+
+    @property
+    def precision_choices(self) -> tuple[str, ...]:
+        """The precision choices of every elastic block (empty: a float space)."""
+        return tuple(self.config.precisions)
+
+    def float_space(self) -> Any:
+        """This space without precision genes: the space of the supernet and its checkpoints."""
+        if not self.config.precisions:
+            return self
+        space_type: Any = type(self)  # a subclass whose constructor takes the config
+        return space_type(dataclasses.replace(self.config, precisions=()))
+
+    def float_arch(self, arch: Arch | Mapping[str, Any]) -> Arch:
+        """The arch in :meth:`float_space` (its precisions dropped)."""
+        data = self.make(arch).to_dict()  # type: ignore[attr-defined]
+        data.pop(PRECISION_KEY, None)
+        return self.float_space().make(data)  # type: ignore[no-any-return]
+
+
 def label_layers(layers: Sequence[dict[str, Any]], precision_of: Mapping[str, str]) -> None:
     """Gives every static-config layer its ``precision`` (those not named: float), so that op
     signatures tell precisions apart."""
@@ -114,6 +140,7 @@ __all__ = [
     "FLOAT",
     "PRECISIONS",
     "PRECISION_KEY",
+    "PrecisionGenes",
     "arch_keys",
     "check_precisions",
     "float_arch",

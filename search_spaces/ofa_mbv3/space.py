@@ -16,14 +16,20 @@ largest choice. Precision changes no shape: every static-config layer then carri
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.core.arch import Arch
-from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
+from nas.core.precision import (
+    PRECISION_KEY,
+    PrecisionGenes,
+    arch_keys,
+    label_layers,
+    precision_genes,
+    precision_indices,
+)
 from nas.core.space import Gene, SearchSpace
 from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, get_config, make_divisible
 
@@ -38,7 +44,7 @@ def conv_out_size(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
-class OFAMobileNetV3Space(SearchSpace):
+class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
     """Elastic kernel / expand ratio / depth / resolution over an OFA MobileNetV3.
 
     Args:
@@ -184,24 +190,6 @@ class OFAMobileNetV3Space(SearchSpace):
                 out[base + nk + ne + vector[self._r + 1 + b]] = 1.0
         out[cfg.num_blocks * per_block + vector[self._r]] = 1.0
         return out
-
-    # ------------------------------------------------------------- precision
-    @property
-    def precision_choices(self) -> tuple[str, ...]:
-        """The precision choices of every elastic block (empty: a float space)."""
-        return self.config.precisions
-
-    def float_space(self) -> OFAMobileNetV3Space:
-        """This space without precision genes: the space of the supernet and its checkpoints."""
-        if not self.config.precisions:
-            return self
-        return OFAMobileNetV3Space(dataclasses.replace(self.config, precisions=()))
-
-    def float_arch(self, arch: Arch | Mapping[str, Any]) -> Arch:
-        """The arch in :meth:`float_space` (its precisions dropped)."""
-        data = self.make(arch).to_dict()
-        data.pop(PRECISION_KEY, None)
-        return self.float_space().make(data)
 
     def build_static(self, arch: Arch | Mapping[str, Any]) -> Any:
         """A freshly initialised static network of ``arch`` (to load exported weights into)."""

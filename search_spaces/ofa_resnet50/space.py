@@ -12,7 +12,6 @@ a precision, ``"q": [p per block]``, as in ``ofa_mbv3`` (:mod:`nas.core.precisio
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.core.arch import Arch
-from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
+from nas.core.precision import (
+    PRECISION_KEY,
+    PrecisionGenes,
+    arch_keys,
+    label_layers,
+    precision_genes,
+    precision_indices,
+)
 from nas.core.space import Gene, SearchSpace
 from search_spaces.ofa_resnet50.config import OFAResNetConfig, get_config
 
@@ -35,7 +41,7 @@ def conv_out_size(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
-class OFAResNetSpace(SearchSpace):
+class OFAResNetSpace(PrecisionGenes, SearchSpace):
     """Elastic depth / expand ratio / width / resolution over an OFA ResNet-50.
 
     Args:
@@ -165,24 +171,6 @@ class OFAResNetSpace(SearchSpace):
         for b, i in enumerate(vector[self._r + 1 :]):  # precision per block, zeros when skipped
             parts.append(np.zeros(nq, dtype=np.float32) if b in inactive else np.eye(nq, dtype=np.float32)[i])
         return np.concatenate(parts)
-
-    # ------------------------------------------------------------- precision
-    @property
-    def precision_choices(self) -> tuple[str, ...]:
-        """The precision choices of every bottleneck block (empty: a float space)."""
-        return self.config.precisions
-
-    def float_space(self) -> OFAResNetSpace:
-        """This space without precision genes: the space of the supernet and its checkpoints."""
-        if not self.config.precisions:
-            return self
-        return OFAResNetSpace(dataclasses.replace(self.config, precisions=()))
-
-    def float_arch(self, arch: Arch | Mapping[str, Any]) -> Arch:
-        """The arch in :meth:`float_space` (its precisions dropped)."""
-        data = self.make(arch).to_dict()
-        data.pop(PRECISION_KEY, None)
-        return self.float_space().make(data)
 
     def size(self) -> int:
         cfg = self.config
