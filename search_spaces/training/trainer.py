@@ -299,6 +299,20 @@ class SupernetTrainer:
         blocks = len(getattr(self.supernet, "blocks", ()))
         return [(rng.random(blocks) < phase.fake_quant).tolist() for _ in range(count)]
 
+    @contextmanager
+    def _float_after(self, quant: list[list[bool]] | None) -> Iterator[None]:
+        """Leaves every block in float after a step that ran some in fake int8, so that evaluation,
+        extraction and checkpoints see the float supernet (also when the step fails)."""
+        try:
+            yield
+        finally:
+            if quant is not None:
+                self._set_fake_quant([False] * len(quant[0]))
+
+    def _set_fake_quant(self, blocks: list[bool]) -> None:
+        set_fake_quant = self.supernet.set_fake_quant
+        set_fake_quant(blocks)
+
     def _train_step(
         self,
         x: torch.Tensor,
@@ -309,25 +323,6 @@ class SupernetTrainer:
         quant: list[list[bool]] | None = None,
     ) -> float:
         """One optimiser step over ``archs``; ``quant``: per arch, the blocks in fake int8."""
-        try:
-            return self._accumulate_and_step(x, y, archs, sandwich_first, optimizer, quant)
-        finally:
-            if quant is not None:  # evaluation, extraction and checkpoints see the float supernet
-                self._set_fake_quant([False] * len(quant[0]))
-
-    def _set_fake_quant(self, blocks: list[bool]) -> None:
-        set_fake_quant = self.supernet.set_fake_quant
-        set_fake_quant(blocks)
-
-    def _accumulate_and_step(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        archs: list[Arch],
-        sandwich_first: bool,
-        optimizer: torch.optim.Optimizer,
-        quant: list[list[bool]] | None,
-    ) -> float:
         tcfg = self.config.training
         distill = self._distillation()
         optimizer.zero_grad(set_to_none=True)
@@ -490,7 +485,8 @@ class SupernetTrainer:
                 if isinstance(loader, StreamLoader):  # the batch's resolution, where the phase opens it
                     archs = [sampler.with_resolution(arch, x.shape[-1]) for arch in archs]
                 quant = self._fake_quant_masks(phase, len(archs), rng)
-                loss = self._train_step(x, y, archs, sandwich, optimizer, quant)
+                with self._float_after(quant):
+                    loss = self._train_step(x, y, archs, sandwich, optimizer, quant)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at phase {phase.name} epoch {epoch} step {step}")
             progress.epoch_loss_sum += loss
