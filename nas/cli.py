@@ -258,7 +258,7 @@ def _predictor_report(name: str, metrics: dict[str, Any]) -> str:
 
 
 def cmd_predictor_fit(args: argparse.Namespace) -> None:
-    from nas.core.precision import float_space
+    from nas.core.io import read_json
     from predictors.learned import Predictor, evaluate_predictor, load_dataset_file
 
     space = _space_from_args(args)
@@ -268,11 +268,10 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
     order = np.random.default_rng(args.seed).permutation(len(archs))
     n_test = round(len(archs) * args.test_fraction)
     test, train = order[:n_test], order[n_test:]
-    base = (
-        Predictor.load(args.base, float_space(space) if _fitted_on_float(args.base, space) else space)
-        if args.base
-        else None
-    )
+    base = None
+    if args.base:
+        record = read_json(args.base, "a predictor file", "fit one with `nas predictor fit`")
+        base = Predictor.base_from_record(record, args.base, space)
     predictor = Predictor(
         space, args.kind, args.seed, encoding=args.encoding, target=args.target, latency_table=args.latency_table,
         base=base,
@@ -292,14 +291,6 @@ def cmd_predictor_fit(args: argparse.Namespace) -> None:
         payload["test_metrics"] = evaluate_predictor(predictor, [archs[i] for i in test], [values[i] for i in test])
         text += "\n" + _predictor_report("held-out", payload["test_metrics"])
     emit(args, payload, text)
-
-
-def _fitted_on_float(path: str, space: Any) -> bool:
-    """Whether the predictor file ``path`` was fitted on ``space``'s float space (not on ``space``)."""
-    from nas.core.io import read_json
-
-    data = read_json(path, "a predictor file", "fit one with `nas predictor fit`")
-    return isinstance(data, dict) and data.get("space_id") != space.space_id
 
 
 def cmd_predictor_eval(args: argparse.Namespace) -> None:

@@ -470,6 +470,12 @@ class Predictor:
         return cls.from_record(data, path, space)
 
     @classmethod
+    def base_from_record(cls, data: Any, path: str | Path, space: SearchSpace) -> Predictor:
+        """A base predictor for one of ``space``: fitted on ``space`` itself or on its float space."""
+        of_space = data.get("space_id") if isinstance(data, dict) else None
+        return cls.from_record(data, path, space if of_space == space.space_id else float_space(space))
+
+    @classmethod
     def from_record(cls, data: Any, path: str | Path, space: SearchSpace | None = None) -> Predictor:
         """:meth:`load` of an already read file (``path`` names it in errors)."""
         from nas.core.space import space_from_id
@@ -488,8 +494,7 @@ class Predictor:
         encoding = data["encoding"] if data["format"] >= 2 else getattr(space, "format1_encoding", None)
         base = None
         if isinstance(data.get("base"), dict):
-            base_space = float_space(space) if data["base"].get("space_id") != space.space_id else space
-            base = cls.from_record(data["base"], path, base_space)
+            base = cls.base_from_record(data["base"], path, space)
         predictor = cls(
             space, data["kind"], data["seed"], data["params"], encoding, data.get("target", "accuracy"),
             data.get("cost_features", False), data.get("latency_table"), base,
