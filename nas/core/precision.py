@@ -133,7 +133,12 @@ def int8_layers(space: Any, arch: Arch) -> list[str]:
     """Names of the static-config layers of ``arch`` that run quantized (none in a float space)."""
     if not isinstance(space, PrecisionSpace) or not space.precision_choices or not isinstance(space, SupernetSpace):
         return []
-    return [layer["name"] for layer in space.static_config(arch) if quantized(layer.get("precision", FLOAT))]
+    return quantized_layers(space.static_config(arch))
+
+
+def quantized_layers(layers: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the static-config layers that run quantized (a layer without ``precision`` is float)."""
+    return [layer["name"] for layer in layers if quantized(layer.get("precision", FLOAT))]
 
 
 __all__ = [
@@ -150,4 +155,5 @@ __all__ = [
     "precision_genes",
     "precision_indices",
     "quantized",
+    "quantized_layers",
 ]

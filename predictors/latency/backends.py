@@ -10,7 +10,7 @@ from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.capabilities import SupernetSpace
 from nas.core.config import short_repr
-from nas.core.precision import FLOAT, PRECISIONS, quantized
+from nas.core.precision import FLOAT, PRECISIONS, quantized, quantized_layers
 from nas.core.space import SearchSpace
 from predictors.latency.ops import _torch_dtype, layer_module
 from predictors.latency.timers import measure_module, measure_onnx
@@ -262,7 +262,7 @@ def measure_arch(
     net: Any = space.build_static(arch)
     first = layers[0]  # the input layer: the subnet's input channels and resolution
     shape = (first["in_ch"], first["in_hw"], first["in_hw"])
-    int8 = [layer["name"] for layer in layers if quantized(layer.get("precision", FLOAT))]
+    int8 = quantized_layers(layers)
     if int8:
         return runtime.measure_mixed(net, shape, batch, rounds, int8)
     return runtime.measure_network(net, shape, batch, device, dtype, rounds)

@@ -13,6 +13,7 @@ import numpy as np
 
 from nas.core.arch import Arch
 from nas.core.io import read_json
+from nas.core.precision import FLOAT
 from nas.core.space import SearchSpace
 from predictors.latency.backends import backend_names, latency_backend
 from predictors.latency.ops import FORMAT_VERSION, signature
@@ -237,7 +238,7 @@ def _macs_m(layers: Sequence[Mapping[str, Any]]) -> float:
 
 
 def _switches(layers: Sequence[Mapping[str, Any]]) -> int:
-    precisions = [layer.get("precision", "fp32") for layer in layers]
+    precisions = [layer.get("precision", FLOAT) for layer in layers]
     return sum(a != b for a, b in itertools.pairwise(precisions))
 
 
