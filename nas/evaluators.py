@@ -19,7 +19,7 @@ from nas.core.arch import Arch
 from nas.core.capabilities import InitNetworkSpace, TabularSpace
 from nas.core.config import ConfigError, from_dict, short_repr
 from nas.core.evaluator import CheapMetricsMixin, Evaluator
-from nas.core.precision import float_arch, float_space, int8_layers
+from nas.core.precision import float_arch, float_space
 from nas.core.registry import RegistryError
 from nas.core.space import SearchSpace
 
@@ -340,38 +340,19 @@ class SupernetEvaluator(CostMixin, Evaluator):
     def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         import torch
 
-        from search_spaces.training.evaluation import evaluate_subnet
+        from predictors.quantization import QuantSettings, deployed_accuracy
 
+        settings = QuantSettings(method=self.spec.calibration_method, images=self.spec.calibration_images)
         out = []
         with torch.no_grad():
             for arch in archs:
                 arch = self.space.make(arch)
-                int8 = int8_layers(self.space, arch)
-                if int8:
-                    m = self._int8_metrics(arch, int8)
-                else:
-                    m = evaluate_subnet(
-                        self.supernet, float_arch(self.space, arch), self.dataset, self.spec.split,
-                        recal_batches=self.spec.recal_batches,
-                    )  # fmt: skip
+                m = deployed_accuracy(
+                    self.supernet, self.space, arch, self.dataset, self.spec.split, settings,
+                    recal_batches=self.spec.recal_batches, threads=torch.get_num_threads(),
+                )  # fmt: skip
                 out.append({"accuracy": m["accuracy"], "loss": m["loss"], **self.evaluate_cheap([arch])[0]})
         return out
-
-    def _int8_metrics(self, arch: Arch, layers: list[str]) -> dict[str, float]:
-        import torch
-
-        from predictors.quantization import QuantSettings, int8_accuracy
-        from search_spaces.training.evaluation import recalibrated_subnet
-
-        floated = float_arch(self.space, arch)
-        net = recalibrated_subnet(
-            self.supernet, floated, self.dataset, recal_batches=self.spec.recal_batches, device=torch.device("cpu")
-        )
-        settings = QuantSettings(method=self.spec.calibration_method, images=self.spec.calibration_images)
-        return int8_accuracy(
-            net, self.dataset, self.spec.split, self.supernet.space.resolution(floated), layers, settings,
-            threads=torch.get_num_threads(),
-        )  # fmt: skip
 
 
 class ZeroCostEvaluator(CostMixin, Evaluator):

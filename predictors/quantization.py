@@ -281,11 +281,32 @@ def int8_accuracy(
     }
 
 
+def deployed_accuracy(
+    supernet: Any, space: Any, arch: Any, dataset: Any, split: str, settings: QuantSettings, *,
+    recal_batches: int = 10, threads: int = 1,
+) -> dict[str, float]:  # fmt: skip
+    """Accuracy and loss on ``split`` of ``arch`` (of ``space``, which may have precision genes)
+    as deployed: the float subnet of ``supernet`` with BN recalibrated, and, where the arch has
+    int8 blocks, those quantized and run by ONNX Runtime (:func:`int8_accuracy`)."""
+    import torch
+
+    from nas.core.precision import float_arch, int8_layers
+    from search_spaces.training.evaluation import evaluate_subnet, recalibrated_subnet
+
+    floated = float_arch(space, arch)
+    layers = int8_layers(space, arch)
+    if not layers:
+        return evaluate_subnet(supernet, floated, dataset, split, recal_batches=recal_batches)
+    net = recalibrated_subnet(supernet, floated, dataset, recal_batches=recal_batches, device=torch.device("cpu"))
+    return int8_accuracy(net, dataset, split, supernet.space.resolution(floated), layers, settings, threads=threads)
+
+
 __all__ = [
     "CALIBRATION_METHODS",
     "QuantSettings",
     "QuantizationError",
     "count_quantized",
+    "deployed_accuracy",
     "int8_accuracy",
     "int8_runner",
     "layer_nodes",
