@@ -14,6 +14,7 @@ ONNX Runtime), so the drop is what a user of either supernet would see. Runs are
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
@@ -98,7 +99,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="fashion-mnist", help="dataset name (training config data.name)")
+    parser.add_argument("--data-root", default=None, help="data.root (cifar10: the folder or archive holding it)")
     parser.add_argument("--config", default="mnist", help="ofa_mbv3 preset")
+    parser.add_argument("--space-options", default="{}", help="space options as JSON, e.g. '{\"stem_stride\": 2}'")
     parser.add_argument("--epochs", default="3,1,1,2", help="progressive shrinking: full,kernel,depth,expand")
     parser.add_argument("--continue-epochs", type=int, default=1, help="length of the float and the QAT run")
     parser.add_argument("--fake-quant", type=float, default=0.5, help="QAT: probability per block of fake int8")
@@ -115,8 +118,8 @@ def main() -> None:
     work = Path(args.work)
     training: dict[str, Any] = {"seed": args.seed, "progress": False, "eval_random_subnets": 1}
     base = {
-        "space": {"name": "ofa_mbv3", "config": args.config},
-        "data": {"name": args.data, "batch_size": 128},
+        "space": {"name": "ofa_mbv3", "config": args.config, "options": json.loads(args.space_options)},
+        "data": {"name": args.data, "batch_size": 128, **({"root": args.data_root} if args.data_root else {})},
         "training": training,
         "phases": _phases([int(e) for e in args.epochs.split(",")], args.lr),
     }
@@ -144,7 +147,7 @@ def main() -> None:
             "benchmark": "int8_accuracy",
             "space_id": space.space_id,
             "data": args.data,
-            "settings": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
+            "settings": {k: v for k, v in vars(args).items() if k not in ("out", "work", "data_root")},
             "training_seconds": seconds,
             "int8": "every elastic block (stem, first block and head in float), ONNX Runtime static QDQ, "
             "uint8 activations, int8 weights per channel, minmax calibration on training images",
