@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20])
-    parser.add_argument("--baseline-ks", type=int, nargs="+", default=[5, 10, 20, 50])
+    parser.add_argument("--baseline-ks", type=int, nargs="*", default=[5, 10, 20, 50])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--pool", type=int, default=2000, help="candidate archs the design chooses from")
     parser.add_argument("--columns", nargs="*", help="held-out columns (default: all 27)")

@@ -48,9 +48,29 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
         space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
         seed=args.seed, backend=args.backend, rounds=args.rounds, progress=not args.json,
     )  # fmt: skip
-    table.save(args.out)
-    payload = {"out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction}
-    emit(args, payload, f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}")
+    record = table.provenance or {}
+    if args.accept_unreliable and not table.reliable:
+        record["accepted"] = True
+    table.save(args.out)  # kept even when unreliable: nothing measured is lost, and it says why
+    _refuse_unreliable(table, args.out)
+    payload = {
+        "out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction,
+        "reliable": table.reliable, "provenance": record,
+    }  # fmt: skip
+    lines = [f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}"]
+    lines += [f"unreliable, kept with --accept-unreliable: {r}" for r in record.get("reasons", [])]
+    lines += [f"note: {w}" for w in record.get("warnings", [])]
+    emit(args, payload, "\n".join(lines))
+
+
+def _refuse_unreliable(table: Any, out: str) -> None:
+    record = table.provenance or {}
+    if not table.reliable and not record.get("accepted"):
+        raise CLIError(
+            f"{out} is marked unreliable: {'; '.join(record.get('reasons', []))}",
+            "rebuild it when the machine is idle; a job refuses this table unless you keep it knowingly "
+            "(`nas latency build ... --accept-unreliable`)",
+        )
 
 
 def _table_space(table: Any, run: str | None) -> Any:
@@ -140,6 +160,11 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seeds the inputs and weights of the timed ops")
     p.add_argument("--out", required=True, help="table JSON")
+    p.add_argument(
+        "--accept-unreliable", action="store_true",
+        help="keep a table measured under load or with too much noise for jobs to use (it stays marked); "
+        "without it such a table is written, marked, refused by jobs, and the command fails",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_latency_build)
     p = group.add_parser(

@@ -634,9 +634,23 @@ def _load_latency_table(path: str, space: SearchSpace) -> Any:
     from predictors.latency import LatencyTable
 
     try:
-        return LatencyTable.load(path, space_id=space.space_id)
+        table = LatencyTable.load(path, space_id=space.space_id)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"evaluator.latency_table: {exc}") from exc
+    _check_reliable(table, path)
+    return table
+
+
+def _check_reliable(table: Any, where: str) -> None:
+    """A table its build marked unreliable (measured under load, too noisy) is refused unless the
+    user kept it knowingly (``nas latency build --accept-unreliable``)."""
+    record = table.provenance or {}
+    if not table.reliable and not record.get("accepted"):
+        raise ConfigError(
+            f"evaluator.latency_table: {where} was marked unreliable when it was built "
+            f"({'; '.join(record.get('reasons') or ['no reason recorded'])}); rebuild it, or keep it knowingly "
+            "with `nas latency build ... --accept-unreliable`"
+        )
 
 
 def build_evaluator(

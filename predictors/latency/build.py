@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from nas.core.precision import FLOAT
 from nas.core.space import SearchSpace
-from predictors.latency import backends
+from predictors.latency import backends, provenance
 from predictors.latency.backends import check_backend, default_backend, latency_backend, measure_layer
 from predictors.latency.ops import _torch_dtype, op_signatures
 from predictors.latency.table import ArchTimer, LatencyTable, LayerTimer
@@ -34,6 +35,7 @@ def build_table(
     rounds: int = 1,
     progress: bool = True,
     launch_ms: float | None = None,
+    place: str = "local",
 ) -> LatencyTable:
     """Measures every op signature of the space, then fits the correction on random subnets.
 
@@ -46,6 +48,9 @@ def build_table(
     ``launch_ms``: the host's cost per kernel launch for the launch-bound model; ``None``:
     measured when the backend is launch-bound on ``device`` (torch eager on CUDA), else unused.
     A table with a launch cost replays the launch queue (:mod:`predictors.latency.stream`).
+    The table's ``provenance`` records the machine, the load other processes put on it while it
+    measured, the noise of a reference workload and of the ops between rounds, and the verdict
+    (:mod:`predictors.latency.provenance`); ``place`` says where it was measured.
     """
     from kernels.bench import environment
     from predictors.latency.stream import launch_cost_ms
@@ -60,22 +65,45 @@ def build_table(
         latency_backend(backend).check_precisions(backend, {op.get("precision", FLOAT) for op in signatures.values()})
     layer_timer = layer_timer or (lambda layer: measure_layer(layer, batch, device, dtype, backend, rounds))
     arch_timer = arch_timer or (lambda arch: backends.measure_arch(space, arch, batch, device, dtype, backend, rounds))
-    timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
-    entries = dict(zip(signatures, timings))
+    started = time.time()
+    probe_before = provenance.noise_probe()
     runtime = latency_backend(backend)
-    if launch_ms is None and runtime.launch_bound(device):
-        launch_ms = launch_cost_ms(device)
-        logger.info("launch cost on %s: %.4f ms per kernel", device, launch_ms)
     config = getattr(space, "config_dict", None)
-    table = LatencyTable(
-        space.space_id, device, dtype, batch, entries, environment(device), source=runtime.source,
-        launch_ms=launch_ms, space={"name": space.name, "config": config()} if callable(config) else None,
-    )  # fmt: skip
-    if calibration_archs > 0:
-        archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
-        measured = [t["mean_ms"] for t in _in_rounds(archs, arch_timer, rounds, "calibration", progress)]
-        table.fit_correction(space, archs, measured)
+    with provenance.LoadMonitor() as monitor:
+        timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
+        entries = dict(zip(signatures, timings))
+        if launch_ms is None and runtime.launch_bound(device):
+            launch_ms = launch_cost_ms(device)
+            logger.info("launch cost on %s: %.4f ms per kernel", device, launch_ms)
+        table = LatencyTable(
+            space.space_id, device, dtype, batch, entries, environment(device), source=runtime.source,
+            launch_ms=launch_ms, space={"name": space.name, "config": config()} if callable(config) else None,
+        )  # fmt: skip
+        if calibration_archs > 0:
+            archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
+            measured = [t["mean_ms"] for t in _in_rounds(archs, arch_timer, rounds, "calibration", progress)]
+            table.fit_correction(space, archs, measured)
+    record: dict[str, Any] = {
+        "place": place,
+        "machine": provenance.machine(threads=_threads()),
+        "started_at": started,
+        "finished_at": time.time(),
+        "rounds": rounds,
+        "load": monitor.result,
+        "noise": {**provenance.summarise_probes(probe_before, provenance.noise_probe()),
+                  "op_spread": provenance.op_spread(entries)},
+    }  # fmt: skip
+    reliable, reasons = provenance.verdict(record)
+    table.provenance = {**record, "reliable": reliable, "reasons": reasons, "warnings": provenance.warnings(record)}
+    if not reliable:
+        logger.warning("latency table %s on %s is unreliable: %s", space.space_id, device, "; ".join(reasons))
     return table
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def latency_metrics(predicted: Sequence[float], measured: Sequence[float], tolerance: float = 0.10) -> dict[str, float]:

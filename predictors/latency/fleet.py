@@ -30,8 +30,8 @@ import numpy as np
 
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SHRINK = 1.0  # covariance shrinkage toward its diagonal: room for a device unlike the fleet
-DESIGN_FLOOR = 0.1
-RELATIVE_FLOOR = 0.1  # design: expected latencies below this quantile of the pool count as it
+DESIGN_TRIM = 0.1  # design: archs outside these quantiles of the pool's expected latency are not chosen
+RELATIVE_FLOOR = 0.1  # fits: a latency below this share of the median weighs as if it were that
 
 
 def _rows(features: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -116,11 +116,14 @@ class FleetPrior:
         if k > len(x) - len(set(exclude)):
             raise ValueError(f"archs: the pool has {len(x) - len(set(exclude))} archs to choose from, asked for {k}")
         expected = np.abs(x @ self.mean)
-        expected = np.maximum(expected, np.quantile(expected, DESIGN_FLOOR))
-        rows = x / expected[:, None]
+        low, high = np.quantile(expected, [DESIGN_TRIM, 1.0 - DESIGN_TRIM])
+        rows = x / np.maximum(expected, low)[:, None]
         info = 1e-2 * self.precision
         banned = np.zeros(len(x), dtype=bool)
         banned[list(exclude)] = True
+        atypical = (expected < low) | (expected > high)
+        if len(x) - int(np.sum(banned | atypical)) >= k:
+            banned |= atypical  # the extremes of a pool are its oddest archs, not its most telling
         chosen: list[int] = []
         for _ in range(k):
             leverage = np.einsum("ij,jk,ik->i", rows, np.linalg.inv(info), rows)

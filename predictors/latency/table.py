@@ -40,6 +40,15 @@ class LatencyTable:
     # the space's registered name and full configuration, so a customised space can be rebuilt from
     # the table alone (``nas latency validate``); None in tables built before it was recorded
     space: dict[str, Any] | None = None
+    # where and in what state it was measured, and the verdict (predictors.latency.provenance);
+    # None in tables built before it was recorded
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """False when its build found the machine too loaded or noisy (see ``provenance["reasons"]``);
+        a table without provenance (built before it was recorded) counts as reliable."""
+        return bool((self.provenance or {}).get("reliable", True))
 
     @property
     def backend(self) -> str:
@@ -180,6 +189,7 @@ class LatencyTable:
             "correction": self.correction,
             "launch_ms": self.launch_ms,
             "space": self.space,
+            "provenance": self.provenance,
             "entries": self.entries,
         }
 
@@ -190,6 +200,23 @@ class LatencyTable:
         tmp.write_text(json.dumps(self.to_dict(), indent=1))
         tmp.replace(path)
         return path
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "latency table") -> LatencyTable:
+        """A table from :meth:`to_dict`'s form (a file, a store row, a remote build's answer)."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                f"{where}: not a latency table of format {FORMAT_VERSION} (build one with `nas latency build`)"
+            )
+        missing = sorted({"space_id", "device", "dtype", "batch", "entries"} - set(data))
+        if missing:
+            raise ValueError(f"{where}: not a complete latency table (no {', '.join(missing)})")
+        return cls(
+            data["space_id"], data["device"], data["dtype"], int(data["batch"]), data["entries"],
+            data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
+            data.get("launch_ms"), data.get("space") if isinstance(data.get("space"), dict) else None,
+            data.get("provenance") if isinstance(data.get("provenance"), dict) else None,
+        )  # fmt: skip
 
     @classmethod
     def load(
@@ -204,25 +231,14 @@ class LatencyTable:
     ) -> LatencyTable:
         """Reads a table; refuses one built for another space, device, dtype, batch size or backend."""
         data = read_json(path, "a latency table", "build one with `nas latency build`")
-        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: not a latency table of format {FORMAT_VERSION} (build one with `nas latency build`)"
-            )
-        missing = sorted({"space_id", "device", "dtype", "batch", "entries"} - set(data))
-        if missing:
-            raise ValueError(f"{path}: not a complete latency table (no {', '.join(missing)})")
+        table = cls.from_dict(data, str(path))
         wanted = {"space_id": space_id, "device": device, "dtype": dtype, "batch": batch}
         for key, value in wanted.items():
-            if value is not None and data[key] != value:
+            if value is not None and getattr(table, key) != value:
                 raise ValueError(
-                    f"{path}: table built for {key} {data[key]!r}, not {value!r}; build one with "
+                    f"{path}: table built for {key} {getattr(table, key)!r}, not {value!r}; build one with "
                     f"`nas latency build` for this {key.replace('_id', '')}"
                 )
-        table = cls(
-            data["space_id"], data["device"], data["dtype"], int(data["batch"]), data["entries"],
-            data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
-            data.get("launch_ms"), data.get("space") if isinstance(data.get("space"), dict) else None,
-        )  # fmt: skip
         if backend is not None and table.backend != backend:
             raise ValueError(
                 f"{path}: table measured on the {table.backend} backend ({table.source}), not {backend}; "
