@@ -380,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_latency_commands(sub, _command_group)
     add_supernet_commands(sub, _command_group)
+    from nas.cli_devices import add_device_commands
+
+    add_device_commands(sub)
     from nas.cli_data import add_data_commands
 
     add_data_commands(sub, _command_group)

@@ -24,12 +24,11 @@ def _check_device(device: str) -> None:
         raise ValueError(f"--device: use cpu or cuda[:i], got {device!r}")
 
 
-def cmd_latency_build(args: argparse.Namespace) -> None:
+def _space_of(args: argparse.Namespace) -> Any:
+    """The space a latency command measures: ``--run``'s (with ``precisions=[...]``), else
+    ``--space``/``--config``/``--option``."""
     from nas.core.space import create_space
-    from predictors.latency import build_table
 
-    _check_device(args.device)
-    _threads(args)
     options = parse_options(args.option or [])
     if args.config:
         options["config"] = args.config
@@ -42,32 +41,103 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
         space = _run_space(args.run)
         if precisions is not None:  # precision changes no weight: the run's space with precision genes
             space = create_space(space.name, config={**space.config_dict(), "precisions": precisions})
+        return space
+    return create_space(args.space or "ofa_mbv3", **options)
+
+
+def _named_device(args: argparse.Namespace) -> Any:
+    """The device record ``--device`` names, or None for this machine's cpu / cuda[:i]."""
+    from nas.devices import RESERVED, DeviceCatalog
+
+    if RESERVED.match(args.device):
+        return None
+    from nas.cli_search import _store
+
+    return DeviceCatalog(_store(args)).get(args.device)
+
+
+def cmd_latency_build(args: argparse.Namespace) -> None:
+    from predictors.latency import build_table
+
+    device = _named_device(args)
+    if device is None:
+        _check_device(args.device)
+        if not args.out:
+            raise CLIError("--out: where to write the table of this machine's " + args.device,
+                           "or name a device of the store (`nas devices add NAME ...`) to keep it there")  # fmt: skip
+        _threads(args)
+    space = _space_of(args)
+    if device is None:
+        table = build_table(
+            space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
+            seed=args.seed, backend=args.backend, rounds=args.rounds, progress=not args.json,
+        )  # fmt: skip
+        validation = None
     else:
-        space = create_space(args.space or "ofa_mbv3", **options)
-    table = build_table(
-        space, device=args.device, dtype=args.dtype, batch=args.batch, calibration_archs=args.calibration,
-        seed=args.seed, backend=args.backend, rounds=args.rounds, progress=not args.json,
-    )  # fmt: skip
+        table, validation = _build_for_device(args, device, space)
     record = table.provenance or {}
     if args.accept_unreliable and not table.reliable:
         record["accepted"] = True
-    table.save(args.out)  # kept even when unreliable: nothing measured is lost, and it says why
-    _refuse_unreliable(table, args.out)
+    where = args.out
+    if args.out:
+        table.save(args.out)  # kept even when unreliable: nothing measured is lost, and it says why
+    if device is not None:
+        from nas.cli_search import _store
+        from nas.devices import DeviceCatalog
+
+        catalog = DeviceCatalog(_store(args))
+        latency_id = catalog.save_table(device.name, table)
+        if validation is not None:
+            catalog.store.update_latency_summary(latency_id, {"validation": _validation_summary(validation)})
+        where = f"device {device.name} (table {latency_id})" + (f" and {args.out}" if args.out else "")
+    _refuse_unreliable(table, where)
     payload = {
-        "out": args.out, "space_id": table.space_id, "ops": len(table.entries), "correction": table.correction,
-        "reliable": table.reliable, "provenance": record,
+        "out": args.out, "device": table.metric_device, "space_id": table.space_id, "ops": len(table.entries),
+        "correction": table.correction, "reliable": table.reliable, "provenance": record,
+        "validation": _validation_summary(validation) if validation else None,
     }  # fmt: skip
-    lines = [f"wrote {args.out}: {len(table.entries)} op signatures of {table.space_id} on {args.device}"]
+    lines = [f"wrote {where}: {len(table.entries)} op signatures of {table.space_id} on {table.metric_device}"]
+    if validation:
+        lines.append(_metrics_line("validated", validation.get("corrected", validation["table_sum"])))
     lines += [f"unreliable, kept with --accept-unreliable: {r}" for r in record.get("reasons", [])]
     lines += [f"note: {w}" for w in record.get("warnings", [])]
     emit(args, payload, "\n".join(lines))
 
 
-def _refuse_unreliable(table: Any, out: str) -> None:
+def _build_for_device(args: argparse.Namespace, device: Any, space: Any) -> tuple[Any, dict[str, Any] | None]:
+    """A device record's table, measured at its place, and its validation (``--validate N``)."""
+    from nas.device_measure import Job, measure
+    from predictors.latency import LatencyTable
+
+    clashes = [flag for flag, given in (("--backend", args.backend), ("--threads", args.threads),
+                                         ("--batch", args.batch != 1), ("--dtype", args.dtype != "float32"))
+               if given]  # fmt: skip
+    if clashes:
+        raise CLIError(
+            f"{', '.join(clashes)}: device {device.name} has its own (`nas devices show {device.name}`)",
+            f"drop them, or change the device: `nas devices add {device.name} ... --replace`",
+        )
+    job = Job("table", rounds=args.rounds, calibration=args.calibration, seed=args.seed)
+    answer = measure(device, space, job, ray_address=args.ray_address, progress=not args.json)
+    table = LatencyTable.from_dict(answer["table"], f"device {device.name}")
+    validation = None
+    if args.validate:
+        job = Job("validate", rounds=args.rounds, archs=args.validate, table=table.to_dict())
+        validation = measure(device, space, job, ray_address=args.ray_address, progress=not args.json)["validation"]
+    return table, validation
+
+
+def _validation_summary(report: dict[str, Any]) -> dict[str, Any]:
+    best = report.get("corrected", report["table_sum"])
+    return {"archs": report["archs"], "within_10pct": best["within_10pct"], "mape": best["mape"],
+            "spearman": best["spearman"], "rounds": report.get("rounds")}  # fmt: skip
+
+
+def _refuse_unreliable(table: Any, where: str) -> None:
     record = table.provenance or {}
     if not table.reliable and not record.get("accepted"):
         raise CLIError(
-            f"{out} is marked unreliable: {'; '.join(record.get('reasons', []))}",
+            f"{where} is marked unreliable: {'; '.join(record.get('reasons', []))}",
             "rebuild it when the machine is idle; a job refuses this table unless you keep it knowingly "
             "(`nas latency build ... --accept-unreliable`)",
         )
@@ -128,6 +198,64 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     emit(args, report, "\n".join(lines))
 
 
+def cmd_latency_calibrate(args: argparse.Namespace) -> None:
+    from nas.cli_search import _store
+    from nas.device_fleet import calibrate
+    from nas.devices import DeviceCatalog
+
+    catalog = DeviceCatalog(_store(args))
+    catalog.get(args.device)
+    space = _space_of(args)
+    result = calibrate(catalog, args.device, space, args.archs, seed=args.seed, rounds=args.rounds,
+                       ray_address=args.ray_address, progress=not args.json)  # fmt: skip
+    s = result["summary"]
+    expected = s["expected"]
+    source = f"the fleet ({', '.join(s['fleet'])})" if s["fleet"] else "no fleet (fitted alone)"
+    emit(args, {"id": result["id"], **s},
+         f"device {args.device}: {s['measured']} subnets of {space.space_id} measured, prior {source}; expected "
+         f"within ±10%: {expected['loo_within_10pct'] * 100:.0f}%, median error "
+         f"{expected['loo_median_rel_error'] * 100:.1f}% (leave-one-out over the measured)")  # fmt: skip
+
+
+def cmd_latency_export(args: argparse.Namespace) -> None:
+    from nas.cli_search import _store
+    from nas.devices import DeviceCatalog
+
+    catalog = DeviceCatalog(_store(args))
+    space = _space_of(args)
+    table = catalog.table(args.device, space)
+    if not hasattr(table, "save"):
+        raise CLIError(f"device {args.device}'s latency of {space.space_id} is a calibrated model, not a table")
+    table.save(args.out)
+    emit(args, {"out": args.out}, f"wrote {args.out}: device {args.device}'s table of {space.space_id}")
+
+
+def cmd_latency_import(args: argparse.Namespace) -> None:
+    from nas.cli_search import _store
+    from nas.devices import DeviceCatalog
+    from predictors.latency import LatencyTable
+
+    catalog = DeviceCatalog(_store(args))
+    catalog.get(args.device)
+    try:
+        table = LatencyTable.load(args.table)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    latency_id = catalog.save_table(args.device, table)
+    state = "reliable" if table.reliable else "marked unreliable"
+    text = f"stored {args.table} as device {args.device}'s table of {table.space_id} ({state}) [{latency_id}]"
+    emit(args, {"id": latency_id, "reliable": table.reliable}, text)
+
+
+def _space_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", help="the space of this run folder (a trained or imported supernet)")
+    p.add_argument("--space", help="space name (default: ofa_mbv3)")
+    p.add_argument("--config", help="space configuration preset (e.g. cifar)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. precisions=[int8,fp32]")
+    p.add_argument("--store", help="database URL of the devices (default: $NAS_STORE or sqlite:///runs/nas.db)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def add_latency_commands(sub: Any, command_group: Any) -> None:
     group = command_group(sub, "latency", "latency lookup tables measured on a device")
     p = group.add_parser("build", help="measure every op signature of a space on a device")
@@ -138,7 +266,20 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         "--run", help="the space of this run folder (a trained or imported supernet) instead; with "
         "--option precisions=[int8,fp32], that space with a precision per block (time it on --backend onnxruntime)",
     )  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument(
+        "--device", default="cpu",
+        help="cpu or cuda[:i] (this machine, table written to --out), or a device of the store (`nas devices`): "
+        "measured where it is (its Ray node, its command) and stored with it",
+    )  # fmt: skip
+    p.add_argument("--store", help="database URL of the devices (default: $NAS_STORE or sqlite:///runs/nas.db)")
+    p.add_argument("--ray-address", help="the Ray cluster holding a ray device's node (HOST:PORT)")
+    p.add_argument(
+        "--validate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a device's table: then measure N random subnets end to end and store the figures",
+    )
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="data type timed")
     p.add_argument("--batch", type=int, default=1, help="batch size timed")
     p.add_argument("--calibration", type=int, default=20, help="subnets measured end to end for the correction")
@@ -159,7 +300,7 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         "(spreads each measurement over the whole run, so a shared machine's drift hits all alike)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seeds the inputs and weights of the timed ops")
-    p.add_argument("--out", required=True, help="table JSON")
+    p.add_argument("--out", help="table JSON (required for cpu / cuda; for a device, a copy of the stored table)")
     p.add_argument(
         "--accept-unreliable", action="store_true",
         help="keep a table measured under load or with too much noise for jobs to use (it stays marked); "
@@ -187,3 +328,26 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_latency_validate)
+    p = group.add_parser(
+        "calibrate",
+        help="a new device's latency from a few measured subnets, the other devices of the store as prior "
+        "(subnets chosen to be informative; the expected error is reported)",
+    )  # fmt: skip
+    p.add_argument("--device", required=True, help="the new device (`nas devices add` it first)")
+    p.add_argument("--archs", type=int, default=10, help="subnets measured on it")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of each measurement (median kept)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the pool of subnets the design chooses from")
+    p.add_argument("--ray-address", help="the Ray cluster holding a ray device's node (HOST:PORT)")
+    _space_args(p)
+    p.set_defaults(func=cmd_latency_calibrate)
+    p = group.add_parser("export", help="write a device's newest table of a space to a file")
+    p.add_argument("--device", required=True)
+    p.add_argument("--out", required=True, help="table JSON")
+    _space_args(p)
+    p.set_defaults(func=cmd_latency_export)
+    p = group.add_parser("import", help="store a table file (built elsewhere) as a device's table")
+    p.add_argument("table", help="table JSON of `nas latency build`")
+    p.add_argument("--device", required=True)
+    p.add_argument("--store", help="database URL of the devices (default: $NAS_STORE or sqlite:///runs/nas.db)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_latency_import)

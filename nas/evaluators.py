@@ -43,6 +43,7 @@ class PredictorSpec:
     path: str
     metric: str = "accuracy"
     latency_table: str | None = None
+    latency_device: str | None = None
 
 
 @dataclass
@@ -54,6 +55,7 @@ class SupernetSpec:
     recal_batches: int = 10
     threads: int | None = None
     latency_table: str | None = None
+    latency_device: str | None = None
     proxies: list[str] | None = None
     proxy_weights: str = "inherited"
     proxy_batch_size: int = 64
@@ -153,7 +155,7 @@ class CostMixin(CheapMetricsMixin):
 
     @property
     def latency_metric(self) -> str | None:
-        return f"latency_ms@{self.table.device}" if self.table is not None else None
+        return f"latency_ms@{self.table.metric_device}" if self.table is not None else None
 
     @property
     def cheap_metrics(self) -> tuple[str, ...]:
@@ -554,7 +556,9 @@ def check_evaluator(
 
         cheap: list[str] = ["macs", "params"] if _has_cost(space) else []
         if parsed.latency_table is not None:
-            cheap.append(f"latency_ms@{_load_latency_table(out['latency_table'], space).device}")
+            cheap.append(f"latency_ms@{_load_latency_table(out['latency_table'], space).metric_device}")
+        if parsed.latency_device is not None:
+            cheap.append(f"latency_ms@{parsed.latency_device}")
         offered = (*cheap, *(proxy_metric(p) for p in parsed.proxies or ()))
         return EvaluatorCheck(out, offered, ("accuracy", "loss", *offered))
     if isinstance(parsed, PluginSpec):
@@ -563,6 +567,11 @@ def check_evaluator(
     if isinstance(parsed, CustomSpec):
         _check_options(_custom_factory(parsed), repr(parsed.target), parsed.options or {})
         return EvaluatorCheck(out, None, None)
+    device = getattr(parsed, "latency_device", None)
+    if device is not None:  # resolved from the job's store when it runs: offered here by name
+        built = build_evaluator({k: v for k, v in out.items() if k != "latency_device"}, space, allow_code=allow_code)
+        latency = (f"latency_ms@{device}",)
+        return EvaluatorCheck(out, (*getattr(built, "cheap_metrics", ()), *latency), (*built.metrics, *latency))
     built = build_evaluator(out, space, allow_code=allow_code)
     return EvaluatorCheck(out, tuple(getattr(built, "cheap_metrics", ())), tuple(built.metrics))
 
@@ -653,18 +662,42 @@ def _check_reliable(table: Any, where: str) -> None:
         )
 
 
+DeviceResolver = Callable[[str, SearchSpace], Any]
+
+
 def build_evaluator(
-    spec: Mapping[str, Any], space: SearchSpace, *, allow_code: bool = True, check_path: PathCheck | None = None
+    spec: Mapping[str, Any],
+    space: SearchSpace,
+    *,
+    allow_code: bool = True,
+    check_path: PathCheck | None = None,
+    devices: DeviceResolver | None = None,
 ) -> Evaluator:
     """Validates an ``evaluator`` block and builds it.
 
     ``check_path`` (the HTTP service's data roots) is applied again here, to the files named and
     to those a supernet checkpoint names, since they may have changed since admission.
+    ``devices`` finds ``latency_device`` (a device of the job's store) as a latency table
+    (:func:`nas.devices.device_resolver`).
 
     Raises:
         ConfigError: naming the key that is wrong.
     """
     parsed, factory = _parse(spec, allow_code)
+    device = getattr(parsed, "latency_device", None)
+    if device is not None:
+        if getattr(parsed, "latency_table", None) is not None:
+            raise ConfigError("evaluator: give latency_table (a file) or latency_device (a device), not both")
+        if devices is None:
+            raise ConfigError(
+                f"evaluator.latency_device: {device} is a device of a store; run the job with `nas search` "
+                "and that store (--store), or give latency_table: a table file"
+            )
+        table = devices(device, space)
+        built = build_evaluator({k: v for k, v in spec.items() if k != "latency_device"}, space,
+                                allow_code=allow_code, check_path=check_path)  # fmt: skip
+        built.table = table  # type: ignore[attr-defined]  # the cost mixin's table: latency_ms@DEVICE
+        return built
     for name in parsed.paths:
         value = getattr(parsed, name, None)
         if value is not None and check_path is not None:

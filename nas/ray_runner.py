@@ -122,7 +122,7 @@ def ray_results_dir(store_url: str) -> Path:
     return Path("runs", "ray").resolve()
 
 
-def _ray_init(address: str | None) -> None:
+def ray_init(address: str | None) -> None:
     """``ray.init`` with its failures as one line naming the fix (address, token)."""
     import ray
 
@@ -208,7 +208,7 @@ def run_with_ray(
     from ray import tune
 
     if not ray.is_initialized():
-        _ray_init(ray_address)
+        ray_init(ray_address)
     budget = recorder.budget
     pending = len(searcher.pending())
     remaining = budget.remaining_evaluations()

@@ -166,12 +166,15 @@ def _run_leased(
     continue_cancelled: bool,
     check_path: Callable[[str, str], str] | None,
 ) -> JobResult:
+    from nas.devices import device_resolver
     from nas.evaluators import build_evaluator
 
     storage = store.connection_url if not store.url.endswith(":memory:") else None
     study = job_study_name(storage, job_id, spec.name) if storage else study_name(job_id, spec.name)
     try:
-        evaluator = evaluator or build_evaluator(spec.evaluator, space, allow_code=allow_code, check_path=check_path)
+        evaluator = evaluator or build_evaluator(
+            spec.evaluator, space, allow_code=allow_code, check_path=check_path, devices=device_resolver(store)
+        )
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,
             allow_invalid=spec.allow_invalid, study_name=study, storage=storage,

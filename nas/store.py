@@ -219,6 +219,48 @@ class _Lease(_Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
+class _Device(_Base):
+    """A named target device (``nas.devices.Device``): where and how its latencies are measured."""
+
+    __tablename__ = "nas_devices"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+
+class _DeviceLatency(_Base):
+    """A device's latency model of one space: a measured table, or a fleet-calibrated model."""
+
+    __tablename__ = "nas_device_latency"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(ForeignKey("nas_devices.name", ondelete="CASCADE"), index=True)
+    space_id: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    data: Mapped[dict] = mapped_column(JSON)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    name: str
+    settings: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LatencyRecord:
+    id: int
+    device: str
+    space_id: str
+    kind: str  # table | fleet
+    summary: dict[str, Any]
+    created_at: dt.datetime
+    data: dict[str, Any] | None = None  # only when asked for (a table is large)
+
+
 @dataclass(frozen=True)
 class LeaseRecord:
     job_id: str
@@ -304,6 +346,13 @@ def _trial(row: _Trial) -> TrialRecord:
     return TrialRecord(
         row.job_id, row.trial_id, row.arch_id, row.arch, row.state, dict(row.metrics or {}), row.error, row.worker,
         row.created_at, row.finished_at,
+    )  # fmt: skip
+
+
+def _latency(row: _DeviceLatency, data: bool) -> LatencyRecord:
+    return LatencyRecord(
+        row.id, row.device, row.space_id, row.kind, dict(row.summary or {}), row.created_at,
+        dict(row.data) if data else None,
     )  # fmt: skip
 
 
@@ -779,3 +828,78 @@ class Store:
                 ArtifactRecord(r.job_id, r.kind, r.path, r.sha256, dict(r.meta or {}), r.created_at)
                 for r in s.scalars(query.order_by(_Artifact.id))
             ]
+
+    # ------------------------------------------------------------ devices
+    @_retry_locked
+    def put_device(self, name: str, settings: Mapping[str, Any], *, replace: bool = False) -> None:
+        """Adds a device (``replace``: or overwrites its settings, keeping its latencies)."""
+        with self._session() as s:
+            row = s.get(_Device, name)
+            if row is not None and not replace:
+                raise StoreError(f"device {name!r} exists in {self.safe_url}; give --replace to change its settings")
+            if row is None:
+                s.add(_Device(name=name, settings=dict(settings)))
+            else:
+                row.settings = dict(settings)
+
+    @_retry_locked
+    def devices(self) -> list[DeviceRow]:
+        with self._session() as s:
+            rows = s.scalars(select(_Device).order_by(_Device.name))
+            return [DeviceRow(r.name, dict(r.settings), r.created_at, r.updated_at) for r in rows]
+
+    @_retry_locked
+    def device(self, name: str) -> DeviceRow | None:
+        with self._session() as s:
+            row = s.get(_Device, name)
+            return None if row is None else DeviceRow(row.name, dict(row.settings), row.created_at, row.updated_at)
+
+    @_retry_locked
+    def delete_device(self, name: str) -> bool:
+        """Removes a device and its latency tables and models; False when there was none."""
+        with self._session() as s:
+            s.execute(delete(_DeviceLatency).where(_DeviceLatency.device == name))
+            result: CursorResult[Any] = s.execute(delete(_Device).where(_Device.name == name))  # type: ignore[assignment]
+            return bool(result.rowcount)
+
+    @_retry_locked
+    def add_device_latency(
+        self, device: str, space_id: str, kind: str, data: Mapping[str, Any], summary: Mapping[str, Any]
+    ) -> int:
+        with self._session() as s:
+            if s.get(_Device, device) is None:
+                raise StoreError(f"device {device!r} not found in {self.safe_url}; `nas devices add {device} ...`")
+            row = _DeviceLatency(device=device, space_id=space_id, kind=kind, data=dict(data), summary=dict(summary))
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    @_retry_locked
+    def device_latencies(
+        self, device: str | None = None, space_id: str | None = None, kind: str | None = None, *, data: bool = False
+    ) -> list[LatencyRecord]:
+        """A device's (or every device's) latency tables and models, oldest first."""
+        with self._session() as s:
+            query = select(_DeviceLatency)
+            for column, value in ((_DeviceLatency.device, device), (_DeviceLatency.space_id, space_id),
+                                  (_DeviceLatency.kind, kind)):  # fmt: skip
+                if value is not None:
+                    query = query.where(column == value)
+            rows = s.scalars(query.order_by(_DeviceLatency.id))
+            return [_latency(r, data) for r in rows]
+
+    @_retry_locked
+    def device_latency(self, latency_id: int) -> LatencyRecord:
+        with self._session() as s:
+            r = s.get(_DeviceLatency, latency_id)
+            if r is None:
+                raise StoreError(f"latency table {latency_id} not found in {self.safe_url}; `nas devices` lists them")
+            return _latency(r, True)
+
+    @_retry_locked
+    def update_latency_summary(self, latency_id: int, summary: Mapping[str, Any]) -> None:
+        with self._session() as s:
+            r = s.get(_DeviceLatency, latency_id)
+            if r is None:
+                raise StoreError(f"latency table {latency_id} not found in {self.safe_url}")
+            r.summary = {**(r.summary or {}), **summary}

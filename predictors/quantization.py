@@ -204,17 +204,23 @@ def onnx_predictions(model: bytes, batches: Iterable[np.ndarray], threads: int =
     return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
 
 
-def int8_runner(module: Any, example: Any, layers: Collection[str] | None) -> Any:
-    """A zero-argument callable running ``module`` quantized as deployed (default settings) on
-    ``example`` in ONNX Runtime: the named static-config layers, or all when ``None``. Calibrated on
-    random batches of ``example``'s shape: the ranges change the values, not the time."""
-    from predictors.onnx_backend import export_onnx, onnx_runner
+def int8_model(module: Any, example: Any, layers: Collection[str] | None) -> bytes:
+    """``module`` as an ONNX model quantized as deployed (default settings), for timing: the named
+    static-config layers, or all when ``None``. Calibrated on random batches of ``example``'s
+    shape: the ranges change the values, not the time."""
+    from predictors.onnx_backend import export_onnx
 
     rng = np.random.default_rng(0)
     batches = [rng.standard_normal(tuple(example.shape)).astype(np.float32) for _ in range(2)]
     scopes = None if layers is None else module_names(module, list(layers))
-    model = quantize_static_qdq(export_onnx(module, example), batches, QuantSettings(images=2 * len(example)), scopes)
-    return onnx_runner(module, example, model)
+    return quantize_static_qdq(export_onnx(module, example), batches, QuantSettings(images=2 * len(example)), scopes)
+
+
+def int8_runner(module: Any, example: Any, layers: Collection[str] | None) -> Any:
+    """A zero-argument callable running :func:`int8_model` of ``module`` on ``example`` in ONNX Runtime."""
+    from predictors.onnx_backend import onnx_runner
+
+    return onnx_runner(module, example, int8_model(module, example, layers))
 
 
 def split_batches(

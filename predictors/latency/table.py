@@ -43,6 +43,14 @@ class LatencyTable:
     # where and in what state it was measured, and the verdict (predictors.latency.provenance);
     # None in tables built before it was recorded
     provenance: dict[str, Any] | None = None
+    # the device record it was measured for (nas devices), which names its metric latency_ms@NAME;
+    # None for a table of this machine's cpu / cuda
+    device_name: str | None = None
+
+    @property
+    def metric_device(self) -> str:
+        """What follows ``latency_ms@`` in the metric its predictions fill."""
+        return self.device_name or self.device
 
     @property
     def reliable(self) -> bool:
@@ -190,6 +198,7 @@ class LatencyTable:
             "launch_ms": self.launch_ms,
             "space": self.space,
             "provenance": self.provenance,
+            "device_name": self.device_name,
             "entries": self.entries,
         }
 
@@ -216,6 +225,7 @@ class LatencyTable:
             data.get("environment", {}), data.get("correction"), data.get("source", "torch-eager"),
             data.get("launch_ms"), data.get("space") if isinstance(data.get("space"), dict) else None,
             data.get("provenance") if isinstance(data.get("provenance"), dict) else None,
+            data.get("device_name") if isinstance(data.get("device_name"), str) else None,
         )  # fmt: skip
 
     @classmethod

@@ -1,0 +1,138 @@
+"""Measuring a device where it is: in this process, on its Ray node, or through its command.
+
+Three things are measured on a device, each the same way wherever the device is: a latency
+table (:func:`predictors.latency.build_table`), its validation on random subnets
+(:func:`predictors.latency.validate_table`) and a few chosen subnets end to end (to calibrate a
+new device from the fleet). :func:`measure` runs one of them at the device's place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.core.arch import Arch
+from nas.core.space import SearchSpace
+from nas.devices import Device, default_work
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to measure: ``table`` (calibration subnets, rounds, seed), ``validate`` (a table's
+    subnets) or ``archs`` (given archs end to end)."""
+
+    kind: str
+    rounds: int = 1
+    calibration: int = 20
+    seed: int = 0
+    archs: int = 100  # validate: how many random subnets
+    table: dict[str, Any] | None = None  # validate: the table (to_dict)
+    arch_list: tuple[dict[str, Any], ...] = ()  # archs: which
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _timers(device: Device, space: SearchSpace, work: Path | None) -> tuple[Any, Any, Any]:
+    """(layer timer, arch timer, the command timer) for ``build_table`` / ``validate_table``:
+    None for the backend's own."""
+    if device.place != "command":
+        return None, None, None
+    from predictors.latency.command import DEFAULT_PATTERN, CommandSpec, CommandTimer
+
+    assert device.command is not None
+    spec = CommandSpec(device.command, device.pattern or DEFAULT_PATTERN, device.timeout_s, device.retries)
+    folder = (work or default_work(device.name)) / space.space_id.replace("/", "_")
+    timer = CommandTimer(spec, folder, device.batch, device.threads or 1)
+    return timer.layer, lambda arch: timer.arch(space, arch), timer
+
+
+def measure_here(
+    device: Device, space: SearchSpace, job: Job, *, work: Path | None = None, progress: bool = True, place: str = ""
+) -> dict[str, Any]:
+    """Runs ``job`` in this process (for a command device: through its command). Returns
+    ``{"table": ...}``, ``{"validation": ...}`` or ``{"latency_ms": [...]}``."""
+    layer_timer, arch_timer, command = _timers(device, space, work)
+    with _threads(device.threads):
+        out = _run(device, space, job, layer_timer, arch_timer, progress, place)
+    if command is not None:
+        command.done()
+    return out
+
+
+def _run(device: Device, space: SearchSpace, job: Job, layer_timer: Any, arch_timer: Any, progress: bool,
+         place: str) -> dict[str, Any]:  # fmt: skip
+    from predictors.latency import LatencyTable, build_table, validate_table
+    from predictors.latency.timers import _in_rounds
+
+    if job.kind == "table":
+        table = build_table(
+            space, device=device.target, dtype=device.dtype, batch=device.batch, backend=device.runtime,
+            calibration_archs=job.calibration, seed=job.seed, rounds=job.rounds, progress=progress,
+            layer_timer=layer_timer, arch_timer=arch_timer, place=place or device.place,
+        )  # fmt: skip
+        table.device_name = device.name
+        if table.provenance is not None and device.place == "command":
+            table.provenance["command"] = device.command
+        return {"table": table.to_dict()}
+    if job.kind == "validate":
+        assert job.table is not None
+        table = LatencyTable.from_dict(job.table)
+        report = validate_table(table, space, job.archs, arch_timer=arch_timer, rounds=job.rounds, progress=progress)
+        return {"validation": report}
+    if job.kind == "archs":
+        from predictors.latency import backends
+
+        archs = [space.make(a) for a in job.arch_list]
+        timer = arch_timer or (
+            lambda a: backends.measure_arch(
+                space, a, device.batch, device.target, device.dtype, device.runtime, job.rounds
+            )
+        )
+        timings = _in_rounds(archs, timer, job.rounds, "measure", progress)
+        return {"latency_ms": [t["mean_ms"] for t in timings]}
+    raise ValueError(f"measure: unknown job kind {job.kind!r}")
+
+
+def measure(
+    device: Device,
+    space: SearchSpace,
+    job: Job,
+    *,
+    ray_address: str | None = None,
+    work: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Runs ``job`` at the device's place: here (``local``, ``command``) or on the Ray node that
+    offers the device's resource (``ray``; ``ray_address`` names the cluster)."""
+    if device.place == "ray":
+        from nas.ray_latency import measure_on_ray
+
+        return measure_on_ray(device, space, job, ray_address)
+    if ray_address:
+        logger.info("device %s is measured %s, not through Ray", device.name, device.place)
+    return measure_here(device, space, job, work=work, progress=progress)
+
+
+def measure_archs(
+    device: Device, space: SearchSpace, archs: Sequence[Arch], rounds: int = 1, **kwargs: Any
+) -> list[float]:
+    """End-to-end latency (ms) of ``archs`` on the device, wherever it is."""
+    job = Job("archs", rounds=rounds, arch_list=tuple(space.make(a).to_dict() for a in archs))
+    return [float(v) for v in measure(device, space, job, **kwargs)["latency_ms"]]
