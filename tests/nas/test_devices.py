@@ -26,11 +26,13 @@ SMALL = ["--space", "ofa_mbv3", "--config", "mnist", "--option", "ks_choices=[3]
 ORT = f"{shlex.quote(sys.executable)} -m nas.testing.ort_benchmark --model {{model}} --threads {{threads}} --runs 5"
 
 
+OPTIONS = {"ks_choices": [3], "expand_choices": [3, 6], "depth_choices": [1, 2], "resolutions": [28]}
+
+
 @pytest.fixture(scope="module")
 def space():
     """18 op signatures: a table is measured in seconds."""
-    return create_space("ofa_mbv3", config="mnist", ks_choices=[3], expand_choices=[3, 6], depth_choices=[1, 2],
-                        resolutions=[28])  # fmt: skip
+    return create_space("ofa_mbv3", config="mnist", **OPTIONS)
 
 
 @pytest.fixture
@@ -71,12 +73,12 @@ def test_devices_are_stored_listed_replaced_and_removed(catalog):
     catalog.add(Device("phone", place="command", command="bench {model}"))
     assert [d.name for d in catalog.all()] == ["phone", "pi4-ort"]
     assert catalog.get("pi4-ort").threads == 4
-    with pytest.raises(Exception, match="exists.*--replace"):
+    with pytest.raises(Exception, match=r"exists.*--replace"):
         catalog.add(Device("pi4-ort"))
     catalog.add(Device("pi4-ort", backend="onnxruntime", threads=2), replace=True)
     assert catalog.get("pi4-ort").threads == 2
     catalog.remove("phone")
-    with pytest.raises(ConfigError, match="device 'phone' not found.*known: pi4-ort"):
+    with pytest.raises(ConfigError, match=r"device 'phone' not found.*known: pi4-ort"):
         catalog.get("phone")
 
 
@@ -119,7 +121,7 @@ def test_an_interrupted_command_build_resumes_where_it_stopped(space, tmp_path):
     os.environ["LIMIT"] = "5"
     try:
         timer = CommandTimer(spec, tmp_path / "work", batch=1, threads=1)
-        with pytest.raises(CommandError, match="failed 1 times.*device unplugged"):
+        with pytest.raises(CommandError, match=r"failed 1 times.*device unplugged"):
             for layer in layers:
                 timer.layer(layer)
     finally:
@@ -144,7 +146,7 @@ def test_a_command_whose_output_does_not_match_says_what_it_printed(tmp_path, sp
 
 def test_unusable_tables_are_skipped_and_a_missing_one_says_how_to_measure_it(catalog, space):
     catalog.add(Device("pi4-ort", backend="onnxruntime"))
-    with pytest.raises(ConfigError, match="no latency table of ofa_mbv3/mnist.*nas latency build --device pi4-ort"):
+    with pytest.raises(ConfigError, match=r"no latency table of ofa_mbv3/mnist.*nas latency build --device pi4-ort"):
         catalog.table("pi4-ort", space)
     table = LatencyTable(space.space_id, "cpu", "float32", 1, {}, provenance={"reliable": False, "reasons": ["load"]})
     catalog.save_table("pi4-ort", table)
@@ -208,11 +210,13 @@ def test_a_job_reads_latency_of_a_device_by_name(tmp_path, space):
     predictor.save(tmp_path / "acc.json")
     spec = {
         "name": "by-device",
-        "space": {"name": "ofa_mbv3", "config": "mnist", "options": {"ks_choices": [3], "expand_choices": [3, 6],
-                  "depth_choices": [1, 2], "resolutions": [28]}},  # fmt: skip
+        "space": {"name": "ofa_mbv3", "config": "mnist", "options": OPTIONS},
         "evaluator": {"kind": "predictor", "path": str(tmp_path / "acc.json"), "latency_device": "pi4-ort"},
         "searcher": {"kind": "random"},
-        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "latency_ms@pi4-ort", "direction": "min"}],
+        "objectives": [
+            {"metric": "accuracy", "direction": "max"},
+            {"metric": "latency_ms@pi4-ort", "direction": "min"},
+        ],
         "budget": {"evaluations": 6},
         "executor": "local",
     }

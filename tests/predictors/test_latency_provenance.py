@@ -12,9 +12,9 @@ import pytest
 
 from nas.core.config import ConfigError
 from nas.core.space import create_space
+from predictors.flops import layer_cost
 from predictors.latency import LatencyTable, build_table
 from predictors.latency import provenance as prov
-from predictors.flops import layer_cost
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="load is read from /proc")
 
@@ -63,7 +63,7 @@ def test_a_table_built_while_other_processes_load_the_cpu_is_marked_and_refused(
     assert not table.reliable
     assert any("other processes used" in r and "idle machine" in r for r in table.provenance["reasons"])
     path = table.save(tmp_path / "t.json")
-    with pytest.raises(ConfigError, match="marked unreliable.*--accept-unreliable"):
+    with pytest.raises(ConfigError, match=r"marked unreliable.*--accept-unreliable"):
         _load_latency_table(str(path), space)
     table.provenance["accepted"] = True  # what `nas latency build --accept-unreliable` records
     table.save(path)
