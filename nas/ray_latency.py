@@ -26,12 +26,13 @@ def _remote_measure(settings: dict[str, Any], name: str, space_ref: dict[str, An
 
     device = Device.from_settings(name, settings)
     space = create_space(space_ref["name"], **({"config": space_ref["config"]} if space_ref["config"] else {}))
-    node = ray.get_runtime_context().get_node_id()
+    context = ray.get_runtime_context()
+    node = context.get_node_id()
     place = f"ray:{device.resource}@{socket.gethostname()}"
     out = measure_here(device, space, job, progress=False, place=place)
     out["node_id"] = node
     if "table" in out and out["table"].get("provenance") is not None:
-        out["table"]["provenance"]["ray_node_id"] = node
+        out["table"]["provenance"].update(ray_node_id=node, ray_resources=context.get_assigned_resources())
     return out
 
 
