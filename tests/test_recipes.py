@@ -234,3 +234,47 @@ def test_predict_instead_of_measuring(tmp_path: Path) -> None:
     checked = run(evaluate, tmp_path, store)
     assert checked.returncode == 0, checked.stderr[-2000:]
     assert "n=200  kendall" in checked.stdout and "MACs-only baseline: kendall" in checked.stdout, checked.stdout
+
+
+@pytest.mark.ray
+def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
+    """ "Latency for a device you deploy to" as written, from another directory: the Raspberry Pi
+    is a Ray node in its own process offering the recipe's resource, the phone is the recipe's
+    command (ONNX Runtime in another process), the new box is calibrated from the two. The test's
+    changes: `runs/mine` is a supernet of a small space (18 ops: it is a run's space, not its
+    weights, that the commands read), one round, 8 subnets validated."""
+    from nas.core.space import create_space
+    from search_spaces.training.checkpoint import save_supernet
+    from tests.ray_cluster import ray_cluster, wait_for_resource
+
+    lines = recipe_lines("Latency for a device you deploy to")
+    assert lines[0].startswith("ray start --address HEAD:6379 --resources ")
+    resources = json.loads(shlex.split(lines[0])[-1])
+    commands = recipe("Latency for a device you deploy to")
+    assert [" ".join(c.split()[1:3]) for c in commands] == [
+        "devices add", "latency build", "devices add", "latency build", "devices add", "latency calibrate", "devices",
+    ]  # fmt: skip
+    small = create_space("ofa_mbv3", config="mnist", ks_choices=[3], expand_choices=[3, 6], depth_choices=[1, 2],
+                         resolutions=[28])  # fmt: skip
+    save_supernet(tmp_path / "runs" / "mine", small.build_supernet(), {})
+    store = f"sqlite:///{tmp_path / 'nas.db'}"
+    with ray_cluster(tmp_path / "ray", resources) as (address, env):
+        extra = {"HOME": env["HOME"], "RAY_TMPDIR": env["RAY_TMPDIR"],  # a user with the venv activated
+                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+        for command in commands:
+            budget = command.replace("HEAD:6379", address).replace("--rounds 3", "--rounds 1")
+            budget = budget.replace("--validate 50", "--validate 8")
+            if "--ray-address" in budget:
+                argv = [sys.executable, "-m", "nas.cli", *shlex.split(budget)[1:]]
+                done = wait_for_resource(argv, tmp_path, {**os.environ, "NAS_STORE": store, "PYTHONPATH": str(ROOT),
+                                                           **extra})  # fmt: skip
+            else:
+                done = run(budget, tmp_path, store, extra)
+            assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
+        listed = json.loads(run("nas devices --json", tmp_path, store, extra).stdout)
+    by_name = {d["name"]: d for d in listed}
+    assert set(by_name) == {"pi4-ort", "phone", "new-box"}
+    pi4, phone, new = (by_name[n]["latency"] for n in ("pi4-ort", "phone", "new-box"))
+    assert pi4[0]["place"].startswith("ray:device:pi4@") and pi4[0]["validation"]["archs"] == 8
+    assert phone[0]["place"] == "command" and phone[0]["validation"]["archs"] == 8
+    assert new[0]["kind"] == "fleet" and set(new[0]["fleet"]) == {"pi4-ort", "phone"} and new[0]["measured"] == 10
