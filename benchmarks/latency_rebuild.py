@@ -30,6 +30,12 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _build_record(table: Any, seconds: float) -> dict[str, Any]:
+    record = table.provenance
+    return {"seconds": seconds, "reliable": table.reliable, "reasons": record["reasons"], "load": record["load"],
+            "noise": record["noise"]}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="ofa_mbv3")
@@ -66,11 +72,7 @@ def main() -> None:
         f"--rounds {args.rounds} --load {args.load}",
         "space_id": space.space_id,
         "ops": len(first.entries),
-        "builds": {
-            name: {"seconds": s, "reliable": t.reliable, "reasons": t.provenance["reasons"],
-                   "load": t.provenance["load"], "noise": t.provenance["noise"]}
-            for name, (t, s) in builds.items()
-        },  # fmt: skip
+        "builds": {name: _build_record(t, s) for name, (t, s) in builds.items()},
         "idle_vs_idle": _difference(first.entries, second.entries),
         "loaded_vs_idle": _difference(loaded.entries, first.entries),
     }
