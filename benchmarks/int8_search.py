@@ -37,9 +37,12 @@ def _table(space: Any, path: Path, batch: int) -> Path:
 
     if not path.is_file():
         logger.info("building %s", path)
-        build_table(space, backend="onnxruntime", batch=batch, calibration_archs=20, rounds=2, progress=False).save(
-            path
-        )
+        table = build_table(space, backend="onnxruntime", batch=batch, calibration_archs=20, rounds=2, progress=False)
+        if not table.reliable:  # the benchmark goes on, and its tables say so (provenance)
+            assert table.provenance is not None
+            logger.warning("%s is unreliable: %s", path, "; ".join(table.provenance["reasons"]))
+            table.provenance["accepted"] = True
+        table.save(path)
     return path
 
 
