@@ -36,6 +36,7 @@ def build_table(
     progress: bool = True,
     launch_ms: float | None = None,
     place: str = "local",
+    judge: bool = True,
 ) -> LatencyTable:
     """Measures every op signature of the space, then fits the correction on random subnets.
 
@@ -50,7 +51,9 @@ def build_table(
     A table with a launch cost replays the launch queue (:mod:`predictors.latency.stream`).
     The table's ``provenance`` records the machine, the load other processes put on it while it
     measured, the noise of a reference workload and of the ops between rounds, and the verdict
-    (:mod:`predictors.latency.provenance`); ``place`` says where it was measured.
+    (:mod:`predictors.latency.provenance`); ``place`` says where it was measured. ``judge=False``
+    leaves the verdict out (the table counts as reliable) for timers that do not read this
+    machine's clock: stand-in tables of tests and examples, replays of recorded timings.
     """
     from kernels.bench import environment
     from predictors.latency.stream import launch_cost_ms
@@ -93,7 +96,8 @@ def build_table(
         "noise": {**provenance.summarise_probes(probe_before, provenance.noise_probe()),
                   "op_spread": provenance.op_spread(entries)},
     }  # fmt: skip
-    reliable, reasons = provenance.verdict(record)
+    reliable, reasons = provenance.verdict(record) if judge else (True, [])
+    record["judged"] = judge
     table.provenance = {**record, "reliable": reliable, "reasons": reasons, "warnings": provenance.warnings(record)}
     if not reliable:
         logger.warning("latency table %s on %s is unreliable: %s", space.space_id, device, "; ".join(reasons))

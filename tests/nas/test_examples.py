@@ -102,7 +102,7 @@ def test_supernet_example_runs_on_a_run_laid_out_as_the_demo_leaves_it(tmp_path:
     def layer_ms(layer: dict) -> dict[str, float]:  # a stand-in for measured op latency
         return {"mean_ms": 0.01 + 1e-6 * layer.get("out_channels", 1), "std_ms": 0.0}
 
-    table = build_table(space, layer_timer=layer_ms, calibration_archs=0, progress=False)
+    table = build_table(space, layer_timer=layer_ms, calibration_archs=0, progress=False, judge=False)
     table.save(run / "latency_cpu_b1.json")
     spec = load_job(examples / "demo_supernet.yaml")
     small = job_from_dict({**spec.to_dict(), "budget": {"evaluations": 6}})

@@ -45,7 +45,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str, Path
     space = load_supernet(run)[0].space
     table = build_table(
         space, layer_timer=lambda layer: {"mean_ms": _layer_ms(layer), "std_ms": 0.0}, calibration_archs=0,
-        progress=False,
+        progress=False, judge=False,
     )  # fmt: skip
     table = table.save(root / "table.json")
     spec = {

@@ -24,7 +24,8 @@ def test_validate_rebuilds_a_customised_space_from_the_table(
     SupernetTrainer(load_train_config(config), run).run()
     table = tmp_path / "cpu_table.json"
     monkeypatch.chdir(tmp_path)  # from another directory than the repository
-    assert main(["latency", "build", "--run", str(run), "--calibration", "3", "--out", str(table), "--json"]) == 0
+    build = ["latency", "build", "--run", str(run), "--calibration", "3", "--out", str(table), "--json"]
+    assert main([*build, "--accept-unreliable"]) == 0  # about the space it finds, whatever the machine's load
     capsys.readouterr()
     recorded = json.loads(table.read_text())
     assert "+" in recorded["space_id"] and recorded["space"]["config"]["num_classes"] == 12

@@ -166,7 +166,7 @@ def searched(run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store
     space = _space()
     table = build_table(
         space, layer_timer=lambda layer: {"mean_ms": 0.5 if layer.get("precision") == "int8" else 1.0},
-        calibration_archs=0, progress=False, backend="onnxruntime",
+        calibration_archs=0, progress=False, backend="onnxruntime", judge=False,
     )  # fmt: skip
     path = table.save(root / "table.json")
     spec = {

@@ -68,6 +68,9 @@ def test_a_table_built_while_other_processes_load_the_cpu_is_marked_and_refused(
     table.provenance["accepted"] = True  # what `nas latency build --accept-unreliable` records
     table.save(path)
     assert _load_latency_table(str(path), space).space_id == space.space_id
+    # a stand-in table (timings not read from this machine's clock) is not judged by its load
+    stand_in = build_table(space, layer_timer=_busy_timer, calibration_archs=0, progress=False, judge=False)
+    assert stand_in.reliable and stand_in.provenance["judged"] is False and stand_in.provenance["load"]
 
 
 def test_the_build_command_fails_on_an_unreliable_table_and_keeps_it(space, load, tmp_path, capsys, monkeypatch):
