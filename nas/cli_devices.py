@@ -8,11 +8,11 @@ from typing import Any
 from nas.cli_output import CLIError, emit
 
 
-def _catalog(args: argparse.Namespace) -> Any:
+def _catalog(args: argparse.Namespace, *, create: bool = True) -> Any:
     from nas.cli_search import _store
     from nas.devices import DeviceCatalog
 
-    return DeviceCatalog(_store(args))
+    return DeviceCatalog(_store(args, create=create))
 
 
 def _latency_line(record: Any) -> str:
@@ -36,7 +36,13 @@ def _latency_line(record: Any) -> str:
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
-    catalog = _catalog(args)
+    from nas.store import StoreError
+
+    try:
+        catalog = _catalog(args, create=False)  # listing creates no store
+    except StoreError:
+        emit(args, [], "no devices yet (no store); `nas devices add NAME ...` adds one")
+        return
     devices = catalog.all()
     payload = []
     lines = [] if devices else ["no devices yet; `nas devices add NAME ...` adds one"]

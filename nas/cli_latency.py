@@ -52,8 +52,16 @@ def _named_device(args: argparse.Namespace) -> Any:
     if RESERVED.match(args.device):
         return None
     from nas.cli_search import _store
+    from nas.store import StoreError
 
-    return DeviceCatalog(_store(args)).get(args.device)
+    try:
+        store = _store(args, create=False)
+    except StoreError:
+        raise CLIError(
+            f"--device {args.device}: neither cpu / cuda[:i] (this machine) nor a device of a store (none yet)",
+            f"`nas devices add {args.device} ...` records a device; --store names another store",
+        ) from None
+    return DeviceCatalog(store).get(args.device)
 
 
 def cmd_latency_build(args: argparse.Namespace) -> None:
