@@ -14,6 +14,7 @@ from search_spaces.fake_quant import fake_quant_activation, fake_quant_weight
 from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 from search_spaces.training.checkpoint import load_supernet
 from search_spaces.training.config import load_train_config
+from search_spaces.training.evaluation import recalibrated_subnet
 from search_spaces.training.trainer import SupernetTrainer
 
 
@@ -103,6 +104,16 @@ def test_a_quantization_aware_phase_continues_a_trained_supernet(tmp_path: Path)
     trainer = SupernetTrainer(load_train_config(cfg), tmp_path / "qat")
     trainer.run()
     assert trainer.teacher is not None  # the starting supernet's largest subnet teaches from the first step
+    # ... with its BN statistics re-estimated, not the mixture the supernet's last phase left
+    # (a CIFAR-10 teacher without it was at chance and its continuation collapsed)
+    fresh = SupernetTrainer(load_train_config(cfg), tmp_path / "fresh")
+    fresh._init_from(str(base))
+    expected = recalibrated_subnet(trained, trained.space.max_arch(), fresh.dataset,
+                                   recal_batches=fresh.config.training.bn_recal_batches, seed=0)  # fmt: skip
+    means = [(k, v) for k, v in expected.state_dict().items() if k.endswith("running_mean")]
+    assert means and all(torch.allclose(fresh.teacher.state_dict()[k], v) for k, v in means)
+    stale = trained.extract(trained.space.max_arch()).state_dict()
+    assert any(not torch.allclose(stale[k], v) for k, v in means)
     qat, _ = load_supernet(tmp_path / "qat")
     assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), qat.state_dict().values()))
     other = tiny(training={"init_from": str(base)})
