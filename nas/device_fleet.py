@@ -12,7 +12,6 @@ latency model of the space (kind ``fleet``), with its expected error (leave-one-
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,51 +24,13 @@ logger = logging.getLogger(__name__)
 POOL = 2000  # archs the fleet predicts and the design chooses from
 
 
-def _features(space: SearchSpace, archs: list[Arch]) -> np.ndarray:
-    from predictors.learned import Predictor
-
-    probe = Predictor(space, None, target="latency_ms@device")
-    return np.stack([probe.features(a) for a in archs])
-
-
-@dataclass
-class FleetLatency:
-    """A device's calibrated latency model of a space: ``predict(space, arch)`` in ms, like a table."""
-
-    device_name: str
-    space_id: str
-    method: str  # fleet | per_device
-    model: Any  # DeviceModel (fleet) or Predictor (per_device)
-
-    @property
-    def metric_device(self) -> str:
-        return self.device_name
-
-    def predict(self, space: SearchSpace, arch: Arch | dict[str, Any]) -> float:
-        if space.space_id != self.space_id:
-            raise ValueError(f"device {self.device_name}'s model is for space {self.space_id}, not {space.space_id}")
-        arch = space.make(arch)
-        if self.method == "fleet":
-            return float(self.model.predict(_features(space, [arch]))[0])
-        return float(self.model.predict([arch])[0][0])
-
-    @classmethod
-    def from_record(cls, data: dict[str, Any], catalog: Any, space: SearchSpace) -> FleetLatency:
-        from predictors.latency.fleet import DeviceModel
-        from predictors.learned import Predictor
-
-        name = str(data["device"])
-        if data["method"] == "fleet":
-            return cls(name, space.space_id, "fleet", DeviceModel.from_dict(data["model"]))
-        return cls(name, space.space_id, "per_device", Predictor.from_record(data["model"], f"device {name}", space))
-
-
 def calibrate(
     catalog: Any, name: str, space: SearchSpace, k: int = 10, *, seed: int = 0, rounds: int = 1, **measure: Any
 ) -> dict[str, Any]:
     """Measures ``k`` archs on the device ``name`` and stores its latency model of ``space``;
     returns what was stored (``data``) and its summary."""
     from nas.device_measure import measure_archs
+    from nas.device_models import features_of
     from predictors.latency.fleet import FleetPrior
     from predictors.learned import Predictor
 
@@ -82,13 +43,13 @@ def calibrate(
         pool = space.sample_unique(POOL, rng)
         tables = [catalog.table(n, space) for n in fleet_names]
         latencies = np.array([[t.predict(space, a) for t in tables] for a in pool])
-        features = _features(space, pool)
+        features = features_of(space, pool)
         prior = FleetPrior.fit(features, latencies, fleet_names)
         chosen = [pool[i] for i in prior.design(features, k)]
         logger.info("fleet of %d devices (%s): measuring %d chosen archs on %s", len(fleet_names),
                     ", ".join(fleet_names), k, name)  # fmt: skip
         measured = measure_archs(device, space, chosen, rounds, **measure)
-        model = prior.fit_device(_features(space, chosen), measured)
+        model = prior.fit_device(features_of(space, chosen), measured)
         data = {"device": name, "method": "fleet", "fleet": fleet_names, "model": model.to_dict()}
         expected = model.expected
     else:

@@ -1,5 +1,10 @@
 """Measuring a device where it is: in this process, on its Ray node, or through its command.
 
+On a Ray node: the node offers a custom resource naming the device (``ray start --address HEAD
+--resources '{"device:pi4": 1}'``) and the measurement is a Ray task asking for one unit of it,
+so it runs there, one at a time, and its answer (a table with the node's own provenance, a
+validation, latencies) comes back to the store.
+
 Three things are measured on a device, each the same way wherever the device is: a latency
 table (:func:`predictors.latency.build_table`), its validation on random subnets
 (:func:`predictors.latency.validate_table`) and a few chosen subnets end to end (to calibrate a
@@ -18,6 +23,7 @@ from typing import Any
 from nas.core.arch import Arch
 from nas.core.space import SearchSpace
 from nas.devices import Device, default_work
+from nas.ray_address import RayConnectionError
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +128,6 @@ def measure(
     """Runs ``job`` at the device's place: here (``local``, ``command``) or on the Ray node that
     offers the device's resource (``ray``; ``ray_address`` names the cluster)."""
     if device.place == "ray":
-        from nas.ray_latency import measure_on_ray
-
         return measure_on_ray(device, space, job, ray_address)
     if ray_address:
         logger.info("device %s is measured %s, not through Ray", device.name, device.place)
@@ -136,3 +140,61 @@ def measure_archs(
     """End-to-end latency (ms) of ``archs`` on the device, wherever it is."""
     job = Job("archs", rounds=rounds, arch_list=tuple(space.make(a).to_dict() for a in archs))
     return [float(v) for v in measure(device, space, job, **kwargs)["latency_ms"]]
+
+
+def _remote_measure(settings: dict[str, Any], name: str, space_ref: dict[str, Any], job: Job) -> dict[str, Any]:
+    """Runs on the device's node: rebuilds the space and measures there."""
+    import socket
+
+    import ray
+
+    from nas.core.space import create_space
+
+    device = Device.from_settings(name, settings)
+    space = create_space(space_ref["name"], **({"config": space_ref["config"]} if space_ref["config"] else {}))
+    context = ray.get_runtime_context()
+    node = context.get_node_id()
+    place = f"ray:{device.resource}@{socket.gethostname()}"
+    out = measure_here(device, space, job, progress=False, place=place)
+    out["node_id"] = node
+    if "table" in out and out["table"].get("provenance") is not None:
+        out["table"]["provenance"].update(ray_node_id=node, ray_resources=context.get_assigned_resources())
+    return out
+
+
+def _space_ref(space: SearchSpace) -> dict[str, Any]:
+    config = getattr(space, "config_dict", None)
+    return {"name": space.name, "config": config() if callable(config) else None}
+
+
+def measure_on_ray(device: Device, space: SearchSpace, job: Job, address: str | None) -> dict[str, Any]:
+    """Runs ``job`` on the node offering ``device.resource`` in the cluster at ``address``.
+
+    Raises:
+        RayConnectionError: no cluster at the address, or no node offering the resource.
+    """
+    import ray
+
+    from nas.ray_runner import ray_init
+
+    if not address:
+        raise RayConnectionError(
+            f"device {device.name} is measured on its Ray node (resource {device.resource}); give the "
+            "cluster's head with --ray-address HOST:PORT"
+        )
+    assert device.resource is not None
+    ray_init(address)
+    try:
+        offered = ray.cluster_resources()
+        if device.resource not in offered:
+            raise RayConnectionError(
+                f"no node of the Ray cluster at {address} offers resource {device.resource!r} (it offers "
+                f"{', '.join(sorted(k for k in offered if not k.startswith('node:'))) or 'nothing'}); start the "
+                f"device's node with `ray start --address {address} --resources '{{\"{device.resource}\": 1}}'`"
+            )
+        task = ray.remote(num_cpus=0, resources={device.resource: 1}, max_retries=0)(_remote_measure)
+        logger.info("measuring %s on the node offering %s", device.name, device.resource)
+        answer: Any = ray.get(task.remote(device.to_dict(), device.name, _space_ref(space), job))
+        return dict(answer)
+    finally:
+        ray.shutdown()

@@ -196,9 +196,9 @@ class DeviceCatalog:
             table = LatencyTable.from_dict(record.data, f"device {name} table {record.id}")
             table.device_name = name
             return table
-        from nas.device_fleet import FleetLatency
+        from nas.device_models import FleetLatency
 
-        return FleetLatency.from_record(record.data, self, space)
+        return FleetLatency.from_record(record.data, space)
 
 
 def device_resolver(store: Store) -> Callable[[str, SearchSpace], Any]:
