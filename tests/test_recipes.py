@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,20 @@ def recipe(title: str) -> list[str]:
 def run(command: str, cwd: Path, store: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NAS_STORE": store, "PYTHONPATH": str(ROOT), **(extra or {})}
     argv = [sys.executable, "-m", "nas.cli", *shlex.split(command)[1:]]
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return kept_if_noisy(lambda args: subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                                                     timeout=600), argv)  # fmt: skip
+
+
+def kept_if_noisy(
+    runner: Callable[[list[str]], subprocess.CompletedProcess[str]], argv: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``argv``; a latency build that this machine's load or noise made unreliable exits 2
+    saying so, its table written and marked (as the README says): the recipe then goes on as its
+    user would, keeping the table knowingly. Any other failure is returned as it is."""
+    done = runner(argv)
+    if done.returncode == 2 and "latency" in argv and "build" in argv and "marked unreliable" in done.stderr:
+        done = runner([*argv, "--accept-unreliable"])
+    return done
 
 
 def test_search_a_benchmarks_tables_for_a_device(tmp_path: Path) -> None:
@@ -266,8 +280,8 @@ def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
             budget = budget.replace("--validate 50", "--validate 8")
             if "--ray-address" in budget:
                 argv = [sys.executable, "-m", "nas.cli", *shlex.split(budget)[1:]]
-                done = wait_for_resource(argv, tmp_path, {**os.environ, "NAS_STORE": store, "PYTHONPATH": str(ROOT),
-                                                           **extra})  # fmt: skip
+                env = {**os.environ, "NAS_STORE": store, "PYTHONPATH": str(ROOT), **extra}
+                done = kept_if_noisy(lambda args: wait_for_resource(args, tmp_path, env), argv)  # noqa: B023
             else:
                 done = run(budget, tmp_path, store, extra)
             assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
