@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def ray_cluster(folder: Path, resources: dict[str, Any]) -> Iterator[tuple[str, 
     finally:
         for p in reversed(procs):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, 15)
+                os.killpg(p.pid, signal.SIGKILL)  # a blocked `ray start` and its daemons; ray stop cleans up
             p.wait(timeout=60)
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=60)
 
