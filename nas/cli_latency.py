@@ -196,6 +196,12 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     space = _table_space(table, args.run)
     report = validate_table(table, space, args.archs, seed=args.seed, rounds=args.rounds, progress=not args.json)
     lines = [f"{report['archs']} random subnets of {table.space_id} on {table.device}, batch {table.batch}:"]
+    record = table.provenance or {}
+    if record:
+        built = f"built on {(record.get('machine') or {}).get('host')} ({record.get('place')})"
+        verdict = "reliable" if table.reliable else f"marked unreliable: {'; '.join(record.get('reasons', []))}"
+        lines.append(f"table {built}, {verdict}")
+    report["table_reliable"] = table.reliable
     lines.append(_metrics_line("table sum", report["table_sum"]))
     if "corrected" in report:
         lines.append(_metrics_line("corrected", report["corrected"]))

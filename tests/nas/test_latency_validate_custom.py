@@ -31,7 +31,9 @@ def test_validate_rebuilds_a_customised_space_from_the_table(
     assert "+" in recorded["space_id"] and recorded["space"]["config"]["num_classes"] == 12
     assert main(["latency", "validate", str(table), "--archs", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["archs"] == 3
+    assert report["archs"] == 3 and report["table_reliable"] == (recorded["provenance"]["reliable"])
+    assert main(["latency", "validate", str(table), "--archs", "3"]) == 0
+    assert "table built on " in capsys.readouterr().out  # where it was measured, and the verdict
     # a table from before the configuration was recorded: a clear error naming --run, which works
     del recorded["space"]
     table.write_text(json.dumps(recorded))
