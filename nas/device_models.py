@@ -11,11 +11,12 @@ from nas.core.arch import Arch
 from nas.core.space import SearchSpace
 
 
-def features_of(space: SearchSpace, archs: list[Arch]) -> np.ndarray:
-    """The latency features (as the per-device fit uses them) of each arch: rows of a matrix."""
+def features_of(space: SearchSpace, archs: list[Arch], probe: Any = None) -> np.ndarray:
+    """The latency features (as the per-device fit uses them) of each arch: rows of a matrix.
+    ``probe``: a latency ``Predictor`` of the space to reuse (it is built when not given)."""
     from predictors.learned import Predictor
 
-    probe = Predictor(space, None, target="latency_ms@device")
+    probe = probe or Predictor(space, None, target="latency_ms@device")
     return np.stack([probe.features(a) for a in archs])
 
 
@@ -27,6 +28,7 @@ class FleetLatency:
     space_id: str
     method: str  # fleet | per_device
     model: Any  # DeviceModel (fleet) or Predictor (per_device)
+    probe: Any = None  # the space's latency Predictor whose features the fleet model reads (made once)
 
     @property
     def metric_device(self) -> str:
@@ -37,7 +39,11 @@ class FleetLatency:
             raise ValueError(f"device {self.device_name}'s model is for space {self.space_id}, not {space.space_id}")
         arch = space.make(arch)
         if self.method == "fleet":
-            return float(self.model.predict(features_of(space, [arch]))[0])
+            if self.probe is None:
+                from predictors.learned import Predictor
+
+                self.probe = Predictor(space, None, target="latency_ms@device")
+            return float(self.model.predict(features_of(space, [arch], self.probe))[0])
         return float(self.model.predict([arch])[0][0])
 
     @classmethod

@@ -186,6 +186,12 @@ def test_the_cli_adds_builds_lists_exports_imports_and_calibrates(tmp_path, caps
     assert calibrated["measured"] == 5 and 0 <= calibrated["expected"]["loo_median_rel_error"] < 1
     shown = run("devices", "show", "cmd-ort")
     assert shown["latency"][0]["kind"] == "fleet"
+    # a job reads the calibrated model like a table: its predictions of the measured archs are close
+    space = create_space("ofa_mbv3", config="mnist", **OPTIONS)
+    model = DeviceCatalog(Store(store[1])).table("cmd-ort", space)
+    predicted = [model.predict(space, a) for a in calibrated["archs"]]
+    assert model.metric_device == "cmd-ort"
+    assert np.median(np.abs(np.array(predicted) / np.array(calibrated["latency_ms"]) - 1)) < 0.5
     assert main(["devices", "show", "nope", *store]) != 0
     assert "device 'nope' not found" in capsys.readouterr().err
 
