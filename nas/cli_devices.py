@@ -100,12 +100,10 @@ def cmd_devices_remove(args: argparse.Namespace) -> None:
 
 
 def add_device_commands(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", help="database URL (default: $NAS_STORE or sqlite:///runs/nas.db)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+    from nas.cli_search import store_args
 
     p = sub.add_parser("devices", help="target devices: where and how latency is measured, their tables")
-    common(p)
+    store_args(p)
     p.set_defaults(func=cmd_devices)
     group = p.add_subparsers(dest="devices_command", metavar="SUBCOMMAND")
 
@@ -128,15 +126,15 @@ def add_device_commands(sub: Any) -> None:
     p.add_argument("--retries", type=int, default=2, help="place command: retries of a failing model")
     p.add_argument("--description", help="free text (where the device is, who looks after it)")
     p.add_argument("--replace", action="store_true", help="change an existing device's settings (keeps its tables)")
-    common(p)
+    store_args(p)
     p.set_defaults(func=cmd_devices_add)
 
     p = group.add_parser("show", help="one device's settings, tables and calibrated models")
     p.add_argument("name", help="the device")
-    common(p)
+    store_args(p)
     p.set_defaults(func=cmd_devices_show)
 
     p = group.add_parser("remove", help="remove a device and its tables")
     p.add_argument("name", help="the device")
-    common(p)
+    store_args(p)
     p.set_defaults(func=cmd_devices_remove)

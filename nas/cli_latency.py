@@ -45,12 +45,13 @@ def _space_of(args: argparse.Namespace) -> Any:
     return create_space(args.space or "ofa_mbv3", **options)
 
 
-def _named_device(args: argparse.Namespace) -> Any:
-    """The device record ``--device`` names, or None for this machine's cpu / cuda[:i]."""
+def _named_device(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The device record ``--device`` names and the catalog holding it, or ``(None, None)`` for
+    this machine's cpu / cuda[:i]."""
     from nas.devices import RESERVED, DeviceCatalog
 
     if RESERVED.match(args.device):
-        return None
+        return None, None
     from nas.cli_search import _store
     from nas.store import StoreError
 
@@ -61,13 +62,14 @@ def _named_device(args: argparse.Namespace) -> Any:
             f"--device {args.device}: neither cpu / cuda[:i] (this machine) nor a device of a store (none yet)",
             f"`nas devices add {args.device} ...` records a device; --store names another store",
         ) from None
-    return DeviceCatalog(store).get(args.device)
+    catalog = DeviceCatalog(store)
+    return catalog.get(args.device), catalog
 
 
 def cmd_latency_build(args: argparse.Namespace) -> None:
     from predictors.latency import build_table
 
-    device = _named_device(args)
+    device, catalog = _named_device(args)
     if device is None:
         _check_device(args.device)
         if not args.out:
@@ -90,10 +92,6 @@ def cmd_latency_build(args: argparse.Namespace) -> None:
     if args.out:
         table.save(args.out)  # kept even when unreliable: nothing measured is lost, and it says why
     if device is not None:
-        from nas.cli_search import _store
-        from nas.devices import DeviceCatalog
-
-        catalog = DeviceCatalog(_store(args))
         latency_id = catalog.save_table(device.name, table)
         if validation is not None:
             catalog.store.update_latency_summary(latency_id, {"validation": _validation_summary(validation)})
@@ -142,10 +140,9 @@ def _validation_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _refuse_unreliable(table: Any, where: str) -> None:
-    record = table.provenance or {}
-    if not table.reliable and not record.get("accepted"):
+    if not table.usable:
         raise CLIError(
-            f"{where} is marked unreliable: {'; '.join(record.get('reasons', []))}",
+            f"{where} is marked unreliable: {table.reasons}",
             "rebuild it when the machine is idle; a job refuses this table unless you keep it knowingly "
             "(`nas latency build ... --accept-unreliable`)",
         )
@@ -154,12 +151,12 @@ def _refuse_unreliable(table: Any, where: str) -> None:
 def _table_space(table: Any, run: str | None) -> Any:
     """The space a table was built for: from ``--run``, else the configuration the table records,
     else its space id (a preset)."""
-    from nas.core.space import create_space, space_from_id
+    from nas.core.space import space_from_id, space_from_record
 
     if run:
         space = _run_space(run)
     elif table.space is not None:
-        space = create_space(table.space["name"], allow_code=False, config=table.space["config"])
+        space = space_from_record(table.space, allow_code=False)
     else:
         try:
             space = space_from_id(table.space_id)
@@ -262,15 +259,18 @@ def cmd_latency_import(args: argparse.Namespace) -> None:
 
 
 def _space_args(p: argparse.ArgumentParser) -> None:
+    from nas.cli_search import store_args
+
     p.add_argument("--run", help="the space of this run folder (a trained or imported supernet)")
     p.add_argument("--space", help="space name (default: ofa_mbv3)")
     p.add_argument("--config", help="space configuration preset (e.g. cifar)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space option, e.g. precisions=[int8,fp32]")
-    p.add_argument("--store", help="database URL of the devices (default: $NAS_STORE or sqlite:///runs/nas.db)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    store_args(p)
 
 
 def add_latency_commands(sub: Any, command_group: Any) -> None:
+    from nas.cli_search import store_args
+
     group = command_group(sub, "latency", "latency lookup tables measured on a device")
     p = group.add_parser("build", help="measure every op signature of a space on a device")
     p.add_argument("--space", help="space name (default: ofa_mbv3)")
@@ -285,7 +285,6 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         help="cpu or cuda[:i] (this machine, table written to --out), or a device of the store (`nas devices`): "
         "measured where it is (its Ray node, its command) and stored with it",
     )  # fmt: skip
-    p.add_argument("--store", help="database URL of the devices (default: $NAS_STORE or sqlite:///runs/nas.db)")
     p.add_argument("--ray-address", help="the Ray cluster holding a ray device's node (HOST:PORT)")
     p.add_argument(
         "--validate",
@@ -320,7 +319,7 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         help="keep a table measured under load or with too much noise for jobs to use (it stays marked); "
         "without it such a table is written, marked, refused by jobs, and the command fails",
     )  # fmt: skip
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    store_args(p)
     p.set_defaults(func=cmd_latency_build)
     p = group.add_parser(
         "validate",
@@ -362,6 +361,5 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
     p = group.add_parser("import", help="store a table file (built elsewhere) as a device's table")
     p.add_argument("table", help="table JSON of `nas latency build`")
     p.add_argument("--device", required=True, help="the device it was measured on (`nas devices add` it first)")
-    p.add_argument("--store", help="database URL of the devices (default: $NAS_STORE or sqlite:///runs/nas.db)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    store_args(p)
     p.set_defaults(func=cmd_latency_import)

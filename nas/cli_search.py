@@ -23,6 +23,12 @@ def _store(args: argparse.Namespace, *, create: bool = True) -> Any:
     return Store(args.store or os.environ.get(DEFAULT_STORE_ENV) or DEFAULT_URL, create=create)
 
 
+def store_args(p: argparse.ArgumentParser) -> None:
+    """``--store`` and ``--json``, as every command over the store takes them."""
+    p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def _store_option(args: argparse.Namespace) -> str:
     """`` --store URL`` for hints when the store is not the default one, else empty."""
     from nas.store import DEFAULT_URL
@@ -290,10 +296,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def add_search_commands(sub: Any) -> None:
-    def store_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", help=f"database URL (default: ${DEFAULT_STORE_ENV} or sqlite:///runs/nas.db)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-
     p = sub.add_parser(
         "search", help="run a search job (YAML spec) and store its trials and Pareto front",
         description="Runs a search job. The spec's keys, types and defaults: `nas spec schema` (JSON Schema); "

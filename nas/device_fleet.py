@@ -62,7 +62,7 @@ def calibrate(
         expected = _loo(space, chosen, measured, seed)
     summary = {
         "method": data["method"], "fleet": data["fleet"], "measured": len(chosen), "expected": expected,
-        "archs": [a.to_dict() for a in chosen], "latency_ms": measured, "reliable": True,
+        "archs": [a.to_dict() for a in chosen], "latency_ms": measured, "usable": True,
     }  # fmt: skip
     latency_id = catalog.save_model(name, space.space_id, data, summary)
     return {"id": latency_id, "data": data, "summary": summary}

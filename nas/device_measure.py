@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.arch import Arch
-from nas.core.space import SearchSpace
+from nas.core.space import SearchSpace, space_record
 from nas.devices import Device, default_work
 from nas.ray_address import RayConnectionError
 
@@ -142,16 +142,18 @@ def measure_archs(
     return [float(v) for v in measure(device, space, job, **kwargs)["latency_ms"]]
 
 
-def _remote_measure(settings: dict[str, Any], name: str, space_ref: dict[str, Any], job: Job) -> dict[str, Any]:
+def _remote_measure(
+    settings: dict[str, Any], name: str, space_name: str, space_ref: dict[str, Any] | None, job: Job
+) -> dict[str, Any]:
     """Runs on the device's node: rebuilds the space and measures there."""
     import socket
 
     import ray
 
-    from nas.core.space import create_space
+    from nas.core.space import create_space, space_from_record
 
     device = Device.from_settings(name, settings)
-    space = create_space(space_ref["name"], **({"config": space_ref["config"]} if space_ref["config"] else {}))
+    space = space_from_record(space_ref) if space_ref else create_space(space_name)
     context = ray.get_runtime_context()
     node = context.get_node_id()
     place = f"ray:{device.resource}@{socket.gethostname()}"
@@ -160,11 +162,6 @@ def _remote_measure(settings: dict[str, Any], name: str, space_ref: dict[str, An
     if "table" in out and out["table"].get("provenance") is not None:
         out["table"]["provenance"].update(ray_node_id=node, ray_resources=context.get_assigned_resources())
     return out
-
-
-def _space_ref(space: SearchSpace) -> dict[str, Any]:
-    config = getattr(space, "config_dict", None)
-    return {"name": space.name, "config": config() if callable(config) else None}
 
 
 def measure_on_ray(device: Device, space: SearchSpace, job: Job, address: str | None) -> dict[str, Any]:
@@ -194,7 +191,7 @@ def measure_on_ray(device: Device, space: SearchSpace, job: Job, address: str | 
             )
         task = ray.remote(num_cpus=0, resources={device.resource: 1}, max_retries=0)(_remote_measure)
         logger.info("measuring %s on the node offering %s", device.name, device.resource)
-        answer: Any = ray.get(task.remote(device.to_dict(), device.name, _space_ref(space), job))
+        answer: Any = ray.get(task.remote(device.to_dict(), device.name, space.name, space_record(space), job))
         return dict(answer)
     finally:
         ray.shutdown()

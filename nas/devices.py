@@ -117,6 +117,7 @@ def summary_of(table: Any) -> dict[str, Any]:
     return {
         "reliable": table.reliable,
         "accepted": bool(record.get("accepted")),
+        "usable": table.usable,
         "reasons": record.get("reasons", []),
         "host": machine.get("host"),
         "cpu_model": machine.get("cpu_model"),
@@ -169,7 +170,7 @@ class DeviceCatalog:
         """The device's tables and models of the space a job may use (reliable, or kept knowingly),
         newest first."""
         records = self.store.device_latencies(name, space_id)
-        ok = [r for r in records if r.summary.get("reliable", True) or r.summary.get("accepted")]
+        ok = [r for r in records if r.summary.get("usable", True)]
         return sorted(ok, key=lambda r: r.id, reverse=True)
 
     def table(self, name: str, space: SearchSpace) -> Any:

@@ -653,12 +653,10 @@ def _load_latency_table(path: str, space: SearchSpace) -> Any:
 def _check_reliable(table: Any, where: str) -> None:
     """A table its build marked unreliable (measured under load, too noisy) is refused unless the
     user kept it knowingly (``nas latency build --accept-unreliable``)."""
-    record = table.provenance or {}
-    if not table.reliable and not record.get("accepted"):
+    if not table.usable:
         raise ConfigError(
-            f"evaluator.latency_table: {where} was marked unreliable when it was built "
-            f"({'; '.join(record.get('reasons') or ['no reason recorded'])}); rebuild it, or keep it knowingly "
-            "with `nas latency build ... --accept-unreliable`"
+            f"evaluator.latency_table: {where} was marked unreliable when it was built ({table.reasons}); "
+            "rebuild it, or keep it knowingly with `nas latency build ... --accept-unreliable`"
         )
 
 

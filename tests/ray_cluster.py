@@ -19,10 +19,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 60) -> None:
+    """Until something listens on 127.0.0.1:``port`` (a Ray head), or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -36,7 +47,7 @@ def ray_cluster(folder: Path, resources: dict[str, Any]) -> Iterator[tuple[str, 
     env.pop("RAY_AUTH_MODE", None)
     ray = str(Path(sys.executable).parent / "ray")
     subprocess.run([ray, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
-    port = _free_port()
+    port = free_port()
     common = ["--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     procs = [
         subprocess.Popen(
@@ -45,12 +56,7 @@ def ray_cluster(folder: Path, resources: dict[str, Any]) -> Iterator[tuple[str, 
         )
     ]  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
+        wait_for_port(port)
         procs.append(
             subprocess.Popen(
                 [ray, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",

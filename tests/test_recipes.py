@@ -167,16 +167,15 @@ def test_run_searches_on_a_ray_cluster(tmp_path: Path) -> None:
     HEAD:PORT` from another directory. It printed ~18 `InvalidAuthToken` warnings and a raw
     traceback (issue 27, finding 4). Without the token the failure is one line naming the fix."""
     import signal
-    import socket
     import time
 
     import yaml
 
+    from tests.ray_cluster import free_port, wait_for_port
+
     start, search = (c for c in recipe_lines("Run searches on a Ray cluster"))
     assert start.startswith("ray start --head") and search.startswith("nas search search.yaml --ray-address HEAD:6379")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     home = tmp_path / "home"
     home.mkdir()
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay short
@@ -201,12 +200,7 @@ def test_run_searches_on_a_ray_cluster(tmp_path: Path) -> None:
         work = tmp_path / "work"
         work.mkdir()
         (work / "search.yaml").write_text(yaml.safe_dump(spec))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
+        wait_for_port(port)
         time.sleep(1)
         command = search.replace("HEAD:6379", f"127.0.0.1:{port}")
         done = run(command, work, f"sqlite:///{work / 'nas.db'}", {"HOME": str(home), "RAY_TMPDIR": str(temp)})

@@ -328,6 +328,18 @@ class SpaceRef:
             raise ConfigError(f"space: {exc}") from exc
 
 
+def space_record(space: SearchSpace) -> dict[str, Any] | None:
+    """``{"name", "config"}`` that rebuilds ``space`` (:func:`space_from_record`), for a space
+    with a full configuration (``config_dict``); None for one without."""
+    config = getattr(space, "config_dict", None)
+    return {"name": space.name, "config": config()} if callable(config) else None
+
+
+def space_from_record(record: Mapping[str, Any], *, allow_code: bool = True) -> SearchSpace:
+    """The space :func:`space_record` described."""
+    return create_space(record["name"], allow_code=allow_code, config=record["config"])
+
+
 def space_from_id(space_id: str) -> SearchSpace:
     """Re-creates a space from its ``space_id`` (``name/config``)."""
     name, _, config = space_id.partition("/")

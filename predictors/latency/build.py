@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nas.core.precision import FLOAT
-from nas.core.space import SearchSpace
+from nas.core.space import SearchSpace, space_record
 from predictors.latency import backends, provenance
 from predictors.latency.backends import check_backend, default_backend, latency_backend, measure_layer
 from predictors.latency.ops import _torch_dtype, op_signatures
@@ -71,7 +71,6 @@ def build_table(
     started = time.time()
     probe_before = provenance.noise_probe()
     runtime = latency_backend(backend)
-    config = getattr(space, "config_dict", None)
     with provenance.LoadMonitor() as monitor:
         timings = _in_rounds(list(signatures.values()), layer_timer, rounds, "op latency", progress)
         entries = dict(zip(signatures, timings))
@@ -80,7 +79,7 @@ def build_table(
             logger.info("launch cost on %s: %.4f ms per kernel", device, launch_ms)
         table = LatencyTable(
             space.space_id, device, dtype, batch, entries, environment(device), source=runtime.source,
-            launch_ms=launch_ms, space={"name": space.name, "config": config()} if callable(config) else None,
+            launch_ms=launch_ms, space=space_record(space),
         )  # fmt: skip
         if calibration_archs > 0:
             archs = space.sample_unique(calibration_archs, np.random.default_rng([seed, 1]))
@@ -88,7 +87,7 @@ def build_table(
             table.fit_correction(space, archs, measured)
     record: dict[str, Any] = {
         "place": place,
-        "machine": provenance.machine(threads=_threads()),
+        "machine": provenance.machine(),
         "started_at": started,
         "finished_at": time.time(),
         "rounds": rounds,
@@ -102,12 +101,6 @@ def build_table(
     if not reliable:
         logger.warning("latency table %s on %s is unreliable: %s", space.space_id, device, "; ".join(reasons))
     return table
-
-
-def _threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
 
 
 def latency_metrics(predicted: Sequence[float], measured: Sequence[float], tolerance: float = 0.10) -> dict[str, float]:

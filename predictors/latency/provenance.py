@@ -13,7 +13,6 @@ and the reasons it is not, each with what to do about it.
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -46,36 +45,28 @@ def _read(path: str) -> str | None:
         return None
 
 
-def machine(threads: int | None = None) -> dict[str, Any]:
-    """The measuring machine: host, CPU, cores, clock governors, load average, library versions."""
+def machine() -> dict[str, Any]:
+    """The measuring machine: what every measurement records (:func:`kernels.bench.environment`:
+    platform, CPU model, cores, torch and its threads) and the host, clock governors, load
+    average and the other runtimes' versions."""
     import numpy
 
-    info: dict[str, Any] = {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-    }
-    cpuinfo = _read("/proc/cpuinfo") or ""
-    info["cpu_model"] = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
+    from kernels.bench import environment
+
+    info = {k: v for k, v in environment("host").items() if k != "device"}
+    info.update(host=socket.gethostname(), numpy=numpy.__version__)
     governors = sorted(
         {g for p in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_governor") if (g := _read(str(p)))}
     )
     info["governor"] = governors or None  # None: not exposed (a VM, a container, macOS)
     if hasattr(os, "getloadavg"):
         info["loadavg"] = list(os.getloadavg())
-    for name in ("torch", "onnxruntime", "triton"):
+    for name in ("onnxruntime", "triton"):
         try:
             module = __import__(name)
             info[name] = getattr(module, "__version__", "?")
         except ImportError:
             continue
-    if threads is not None:
-        info["threads"] = threads
     return info
 
 

@@ -59,6 +59,16 @@ class LatencyTable:
         return bool((self.provenance or {}).get("reliable", True))
 
     @property
+    def usable(self) -> bool:
+        """Whether a job may use it: reliable, or kept knowingly (``--accept-unreliable``)."""
+        return self.reliable or bool((self.provenance or {}).get("accepted"))
+
+    @property
+    def reasons(self) -> str:
+        """Why its build marked it unreliable, as one line."""
+        return "; ".join((self.provenance or {}).get("reasons") or ["no reason recorded"])
+
+    @property
     def backend(self) -> str:
         """The runtime the entries were measured on, for end-to-end measurements to match."""
         by_source = {latency_backend(name).source: name for name in backend_names()}

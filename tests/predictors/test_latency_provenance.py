@@ -49,7 +49,7 @@ def test_a_build_records_the_machine_and_its_load(space):
     record = table.provenance
     assert record is not None and record["place"] == "local"
     assert record["machine"]["cpu_count"] >= 1 and record["machine"]["host"]
-    assert "torch" in record["machine"] and record["machine"]["threads"] >= 1
+    assert "torch" in record["machine"] and record["machine"]["torch_threads"] >= 1
     assert record["load"]["wall_s"] > 0 and record["load"]["own_cores"] > 0
     assert {"probe_ms", "probe_spread", "probe_drift"} <= set(record["noise"])
     again = LatencyTable.from_dict(json.loads(json.dumps(table.to_dict())))
