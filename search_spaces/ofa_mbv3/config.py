@@ -20,15 +20,13 @@ The ``cifar`` and ``mnist`` presets keep the same block structure for 32x32 and
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nas.core.limits import check_sizes
 from nas.core.precision import check_precisions
+from search_spaces.elastic.config import StagedConfig, ascending, make_divisible, positive_int, resolve_config
 
 ACTIVATIONS = ("relu", "relu6", "h_swish")
 
@@ -58,30 +56,8 @@ SIZE_BOUNDS = {
 MAX_STAGES = 16
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Rounds a channel count to a multiple of ``divisor`` (never more than 10% down).
-
-    Same rule as once-for-all's and timm's ``make_divisible`` (a test checks
-    against timm's); kept here so that the space definition does not import torch.
-    """
-    min_value = min_value or divisor
-    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if new_value < 0.9 * value:
-        new_value += divisor
-    return new_value
-
-
-def _ascending_unique_positive(name: str, values: tuple[int, ...]) -> None:
-    if not values:
-        raise ValueError(f"{name}: must not be empty")
-    if any((not isinstance(v, int)) or isinstance(v, bool) or v <= 0 for v in values):
-        raise ValueError(f"{name}: all entries must be positive integers, got {list(values)}")
-    if list(values) != sorted(set(values)):
-        raise ValueError(f"{name}: entries must be strictly ascending, got {list(values)}")
-
-
 @dataclass(frozen=True)
-class OFAMobileNetV3Config:
+class OFAMobileNetV3Config(StagedConfig):
     """Macro-architecture and elastic choices of an OFA MobileNetV3 supernet.
 
     Attributes:
@@ -150,6 +126,9 @@ class OFAMobileNetV3Config:
     se_reduction: int = 4
     precisions: tuple[str, ...] = ()
 
+    family = "ofa_mbv3"
+    later_fields = _LATER_FIELDS
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", check_precisions(self.precisions))
         for name in (
@@ -160,9 +139,7 @@ class OFAMobileNetV3Config:
             "feature_mix_width",
             "se_reduction",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         for name in ("final_expand_width", "first_block_width"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -205,12 +182,12 @@ class OFAMobileNetV3Config:
             for act in acts:
                 if act not in ACTIVATIONS:
                     raise ValueError(f"{name}: unknown activation {act!r}; use one of {ACTIVATIONS}")
-        _ascending_unique_positive("ks_choices", self.ks_choices)
+        ascending("ks_choices", self.ks_choices, 1, integer=True)
         if any(k % 2 == 0 for k in self.ks_choices):
             raise ValueError(f"ks_choices: kernel sizes must be odd, got {list(self.ks_choices)}")
-        _ascending_unique_positive("expand_choices", self.expand_choices)
-        _ascending_unique_positive("depth_choices", self.depth_choices)
-        _ascending_unique_positive("resolutions", self.resolutions)
+        ascending("expand_choices", self.expand_choices, 1, integer=True)
+        ascending("depth_choices", self.depth_choices, 1, integer=True)
+        ascending("resolutions", self.resolutions, 1, integer=True)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: must be within [0, 1), got {self.dropout}")
         if self.width_mult <= 0:
@@ -230,19 +207,6 @@ class OFAMobileNetV3Config:
     def stage_blocks(self) -> tuple[int, ...]:
         """Blocks built per stage (the largest depth each stage may take)."""
         return tuple(max(self.stage_depth_choices(s)) for s in range(self.num_stages))
-
-    @property
-    def stage_offsets(self) -> tuple[int, ...]:
-        """Index of each stage's first block among all elastic blocks."""
-        offsets, total = [], 0
-        for blocks in self.stage_blocks:
-            offsets.append(total)
-            total += blocks
-        return tuple(offsets)
-
-    @property
-    def num_blocks(self) -> int:
-        return sum(self.stage_blocks)
 
     def channels(self, base: int) -> int:
         """Channels of a layer after the width multiplier."""
@@ -268,30 +232,6 @@ class OFAMobileNetV3Config:
     @property
     def feature_mix_channels(self) -> int:
         return self.channels(self.feature_mix_width)
-
-    # ------------------------------------------------------------ serialisation
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OFAMobileNetV3Config:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ofa_mbv3 config keys {unknown}; known keys: {sorted(known)}")
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kwargs)
-
-    def fingerprint(self) -> str:
-        """Short hash of everything but the name."""
-        data = self.to_dict()
-        data.pop("name")
-        defaults = OFAMobileNetV3Config().to_dict()
-        for later in _LATER_FIELDS:
-            if data[later] == defaults[later]:
-                data.pop(later)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
 
 PRESETS: Mapping[str, OFAMobileNetV3Config] = {
@@ -356,18 +296,7 @@ def get_config(
     Raises:
         ValueError: for an unknown preset or an unknown / invalid field.
     """
-    if isinstance(config, OFAMobileNetV3Config):
-        base = config
-    elif isinstance(config, str):
-        if config not in PRESETS:
-            raise ValueError(f"config: unknown ofa_mbv3 preset {config!r}; choose one of {sorted(PRESETS)}")
-        base = PRESETS[config]
-    elif isinstance(config, Mapping):
-        base = OFAMobileNetV3Config.from_dict(config)
-    else:
-        raise ValueError(f"config: expected a preset name or a mapping, got {type(config).__name__}")
-    if not overrides:
-        return base
-    data = base.to_dict()
-    data.update({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})
-    return OFAMobileNetV3Config.from_dict(data)
+    return resolve_config(OFAMobileNetV3Config, PRESETS, config, **overrides)
+
+
+__all__ = ["MAX_STAGES", "PRESETS", "SIZE_BOUNDS", "OFAMobileNetV3Config", "get_config", "make_divisible"]

@@ -22,16 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.core.arch import Arch
-from nas.core.precision import (
-    PRECISION_KEY,
-    PrecisionGenes,
-    arch_keys,
-    label_layers,
-    precision_genes,
-    precision_indices,
-)
-from nas.core.space import Gene, SearchSpace
-from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, get_config, make_divisible
+from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
+from nas.core.space import Gene
+from search_spaces.elastic.space import ElasticSpace, number_list
+from search_spaces.ofa_mbv3.config import PRESETS, OFAMobileNetV3Config, get_config, make_divisible
 
 if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
@@ -44,7 +38,7 @@ def conv_out_size(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
-class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
+class OFAMobileNetV3Space(ElasticSpace):
     """Elastic kernel / expand ratio / depth / resolution over an OFA MobileNetV3.
 
     Args:
@@ -53,31 +47,28 @@ class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
     """
 
     name = "ofa_mbv3"
+    config: OFAMobileNetV3Config
 
     def __init__(self, config: str | OFAMobileNetV3Config | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
-        self.config = get_config(config, **overrides)
-        cfg = self.config
-        from search_spaces.ofa_mbv3.config import PRESETS
+        super().__init__(config, **overrides)
 
-        preset = PRESETS.get(cfg.name)
-        suffix = "" if preset == cfg else f"+{cfg.fingerprint()}"
-        self._space_id = f"{self.name}/{cfg.name}{suffix}"
+    @classmethod
+    def resolve_config(cls, config: Any, **overrides: Any) -> OFAMobileNetV3Config:
+        return get_config(config, **overrides)
+
+    @classmethod
+    def preset_configs(cls) -> Mapping[str, OFAMobileNetV3Config]:
+        return PRESETS
+
+    def _build_genes(self) -> list[Gene]:
+        cfg = self.config
         nb, ns = cfg.num_blocks, cfg.num_stages
         genes = [Gene(f"ks_{i}", cfg.ks_choices) for i in range(nb)]
         genes += [Gene(f"e_{i}", cfg.expand_choices) for i in range(nb)]
         genes += [Gene(f"d_{j}", cfg.stage_depth_choices(j)) for j in range(ns)]
         genes.append(Gene("r", cfg.resolutions))
-        genes += precision_genes(cfg.precisions, nb)
-        self._genes = tuple(genes)
         self._r = 2 * nb + ns  # index of the resolution gene; precision genes follow it
-
-    @property
-    def space_id(self) -> str:
-        return self._space_id
-
-    @property
-    def genes(self) -> tuple[Gene, ...]:
-        return self._genes
+        return genes + precision_genes(cfg.precisions, nb)
 
     # ------------------------------------------------------------- encoding
     def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
@@ -107,39 +98,16 @@ class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
             if len(set(built)) == 1
             else f"one per block: {' + '.join(map(str, built))} over {cfg.num_stages} stages"
         )
-        ks = self._int_list(data["ks"], "ks", cfg.num_blocks, per_block)
-        es = self._int_list(data["e"], "e", cfg.num_blocks, per_block)
-        ds = self._int_list(data["d"], "d", cfg.num_stages, "one per stage")
-        r = data.get("r", cfg.resolutions[-1])
-        if isinstance(r, (list, tuple)):
-            if len(r) != 1:
-                raise ValueError(f"r: expected one resolution, got {list(r)}")
-            r = r[0]
-        if not isinstance(r, int) or isinstance(r, bool):
-            raise ValueError(f"r: resolution must be an integer, got {r!r}")
-        if r not in cfg.resolutions:
-            lo, hi = cfg.resolutions[0], cfg.resolutions[-1]
-            raise ValueError(
-                f"r: resolution {r} is not supported; allowed: {lo}..{hi} "
-                f"({', '.join(map(str, cfg.resolutions[:6]))}{', ...' if len(cfg.resolutions) > 6 else ''})"
-            )
+        ks = number_list(data["ks"], "ks", cfg.num_blocks, per_block, integer=True)
+        es = number_list(data["e"], "e", cfg.num_blocks, per_block, integer=True)
+        ds = number_list(data["d"], "d", cfg.num_stages, "one per stage", integer=True)
+        r = self._resolution_of(data)
         vector = [self._genes[i].index(k, f"ks[{i}] (kernel size)") for i, k in enumerate(ks)]
         vector += [self._genes[cfg.num_blocks + i].index(e, f"e[{i}] (expand ratio)") for i, e in enumerate(es)]
         vector += [self._genes[2 * cfg.num_blocks + j].index(d, f"d[{j}] (depth)") for j, d in enumerate(ds)]
         vector.append(cfg.resolutions.index(r))
         vector += precision_indices(data, self._genes[self._r + 1 :], per_block)
         return vector
-
-    @staticmethod
-    def _int_list(value: Any, name: str, length: int, what: str) -> list[int]:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name}: expected a list of {length} integers ({what}), got {value!r}")
-        if len(value) != length:
-            raise ValueError(f"{name}: expected {length} entries ({what}), got {len(value)}")
-        for i, v in enumerate(value):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise ValueError(f"{name}[{i}]: expected an integer, got {v!r}")
-        return list(value)
 
     def _inactive_blocks(self, depths: Sequence[int]) -> list[int]:
         cfg = self.config
@@ -212,14 +180,12 @@ class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
         cfg = self.config
         info.update(
             {
-                "config": cfg.to_dict(),
                 "blocks": cfg.num_blocks,
                 "stages": cfg.num_stages,
                 "kernel_sizes": list(cfg.ks_choices),
                 "expand_ratios": list(cfg.expand_choices),
                 "depths": list(cfg.depth_choices),
                 "resolutions": list(cfg.resolutions),
-                **({"precisions": list(cfg.precisions)} if cfg.precisions else {}),
             }
         )
         return info
@@ -312,23 +278,6 @@ class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
         cfg = self.config
         return {"ks": cfg.ks_choices, "e": cfg.expand_choices, "d": cfg.depth_choices, "r": cfg.resolutions}
 
-    def gene_dimension(self, gene: str) -> str:
-        return gene.split("_")[0]
-
-    def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one input at the largest resolution."""
-        r = self.config.resolutions[-1]
-        return (self.config.in_channels, r, r)
-
-    def resolution(self, arch: Arch | Mapping[str, Any]) -> int:
-        return int(self.make(arch)["r"])
-
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.config.to_dict()
-
     def published_supernets(self) -> dict[str, tuple[str, Mapping[str, Any]]]:
         """Once-for-all's published MobileNetV3 and ProxylessNAS supernets: name -> (URL, space options)."""
         from search_spaces.ofa_mbv3.published import PUBLISHED
@@ -344,11 +293,6 @@ class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
         from search_spaces.ofa_mbv3.published import reference_from_ours
 
         return reference_from_ours(name)
-
-    def presets(self) -> list[str]:
-        from search_spaces.ofa_mbv3.config import PRESETS
-
-        return sorted(PRESETS)
 
     def latency_cover_archs(self) -> list[Arch]:
         """Archs whose static configs together hold every op signature of the space.
@@ -368,20 +312,6 @@ class OFAMobileNetV3Space(PrecisionGenes, SearchSpace):
             for e in cfg.expand_choices
             for q in precisions
         ]
-
-    def init_networks(self, num_classes: int) -> Any:
-        """Subnets of one supernet initialisation (built on first use), extracted per arch.
-
-        The classifier keeps the space's own class count (``num_classes`` only labels the data).
-        """
-        supernet: list[Any] = []
-
-        def network(arch: Arch) -> Any:
-            if not supernet:
-                supernet.append(self.build_supernet(seed=0))
-            return supernet[0].extract(arch)
-
-        return network
 
 
 def _conv(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from nas.core.arch import Arch
-from nas.core.space import create_space
 from search_spaces.dynamic_ops import (
     DynamicBatchNorm2d,
     DynamicConv2d,
@@ -18,6 +16,7 @@ from search_spaces.dynamic_ops import (
     DynamicLinear,
     DynamicSE,
 )
+from search_spaces.elastic.supernet import ElasticSupernet, copy_bn
 from search_spaces.ofa_mbv3.config import OFAMobileNetV3Config, make_divisible
 from search_spaces.ofa_mbv3.static import ConvBNAct, MBConvBlock, StaticOFAMobileNetV3, make_activation
 
@@ -95,9 +94,9 @@ class DynamicMBConvBlock(nn.Module):
         mid, k = self.active_mid, self.active_kernel_size
         assert block.expand is not None
         block.expand.conv.weight.copy_(self.expand_conv.active_weight(self.in_channels, mid))
-        _copy_bn(self.expand_bn, block.expand.bn, mid)
+        copy_bn(self.expand_bn, block.expand.bn, mid)
         block.depthwise.conv.weight.copy_(self.depthwise_conv.active_filter(mid, k))
-        _copy_bn(self.depthwise_bn, block.depthwise.bn, mid)
+        copy_bn(self.depthwise_bn, block.depthwise.bn, mid)
         if self.se is not None:
             assert block.se is not None
             se_mid = self.se.mid_channels(mid)
@@ -106,19 +105,10 @@ class DynamicMBConvBlock(nn.Module):
             block.se.fc2.weight.copy_(self.se.fc2.weight[:mid, :se_mid])
             block.se.fc2.bias.copy_(self.se.fc2.bias[:mid])
         block.project.conv.weight.copy_(self.project_conv.active_weight(mid, self.out_channels))
-        _copy_bn(self.project_bn, block.project.bn, self.out_channels)
+        copy_bn(self.project_bn, block.project.bn, self.out_channels)
 
 
-def _copy_bn(src: nn.BatchNorm2d, dst: nn.Module, channels: int) -> None:
-    assert isinstance(dst, nn.BatchNorm2d)
-    dst.weight.copy_(src.weight[:channels])
-    dst.bias.copy_(src.bias[:channels])
-    dst.running_mean.copy_(src.running_mean[:channels])
-    dst.running_var.copy_(src.running_var[:channels])
-    dst.num_batches_tracked.copy_(src.num_batches_tracked)
-
-
-class OFAMobileNetV3Supernet(nn.Module):
+class OFAMobileNetV3Supernet(ElasticSupernet):
     """Once-for-all MobileNetV3 with elastic kernel, expand ratio, depth (and resolution).
 
     The resolution of an arch is the input size the caller feeds; the network
@@ -131,25 +121,8 @@ class OFAMobileNetV3Supernet(nn.Module):
         **overrides: Config overrides when ``space`` is a name or config.
     """
 
-    def __init__(
-        self,
-        space: OFAMobileNetV3Space | str | OFAMobileNetV3Config = "imagenet",
-        seed: int | None = 0,
-        **overrides: Any,
-    ) -> None:
-        super().__init__()
-        if isinstance(space, (str, OFAMobileNetV3Config, Mapping)):
-            space = create_space("ofa_mbv3", config=space, **overrides)
-        elif overrides:
-            raise ValueError("config overrides are only accepted together with a preset name or config")
-        self.space = space
-        cfg = space.config
-        with torch.random.fork_rng(devices=[]):
-            self._build(cfg)
-        if seed is not None:
-            self.reset_parameters(seed)
-        self.active_arch: Arch = space.max_arch()
-        self.set_active(self.active_arch)
+    family = "ofa_mbv3"
+    space: OFAMobileNetV3Space
 
     def _build(self, cfg: OFAMobileNetV3Config) -> None:
         bn: dict[str, Any] = {"bn_eps": cfg.bn_eps, "bn_momentum": cfg.bn_momentum}
@@ -188,30 +161,11 @@ class OFAMobileNetV3Supernet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = DynamicLinear(cfg.feature_mix_channels, cfg.num_classes)
 
-    @torch.no_grad()
-    def reset_parameters(self, seed: int) -> None:
-        """Once-for-all's "he_fout" initialisation from an explicit seed.
-
-        Convs: normal(0, sqrt(2 / (k*k*out))); BN: weight 1, bias 0; linear: uniform
-        (+-1/sqrt(in)) weights and zero bias; kernel-transform matrices: identity.
-        """
-        gen = torch.Generator().manual_seed(seed)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_out) ** 0.5)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, nn.BatchNorm2d):
-                module.reset_parameters()
-            elif isinstance(module, nn.Linear):
-                bound = 1.0 / module.in_features**0.5
-                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, DynamicDepthwiseConv2d):
-                for matrix in module.transforms.values():
-                    matrix.copy_(torch.eye(matrix.shape[0]))
+    def _reset_other(self, module: nn.Module) -> None:
+        """Kernel-transform matrices start as the identity (once-for-all's)."""
+        if isinstance(module, DynamicDepthwiseConv2d):
+            for matrix in module.transforms.values():
+                matrix.copy_(torch.eye(matrix.shape[0]))
 
     # ------------------------------------------------------------ activation
     def set_active(self, arch: Arch | Mapping[str, Any]) -> Arch:
@@ -229,15 +183,6 @@ class OFAMobileNetV3Supernet(nn.Module):
             raise ValueError(f"set_fake_quant: {len(blocks)} flags for {len(self.blocks)} elastic blocks")
         for block, enabled in zip(self.blocks, blocks):
             block.fake_quant = bool(enabled)
-
-    @contextmanager
-    def active(self, arch: Arch | Mapping[str, Any]) -> Iterator[Arch]:
-        """Context manager: ``arch`` active inside, the previous arch restored after."""
-        previous = self.active_arch
-        try:
-            yield self.set_active(arch)
-        finally:
-            self.set_active(previous)
 
     def active_blocks(self) -> list[DynamicMBConvBlock]:
         """The elastic blocks the active arch runs, in order."""
@@ -257,20 +202,11 @@ class OFAMobileNetV3Supernet(nn.Module):
         return self.classifier(self.dropout(torch.flatten(x, 1)))
 
     # ------------------------------------------------------------ extraction
-    def static_config(self, arch: Arch | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Layer list of ``arch`` (default: the active arch), without building modules."""
-        return self.space.static_config(self.active_arch if arch is None else arch)
-
     @torch.no_grad()
     def extract(self, arch: Arch | Mapping[str, Any] | None = None) -> StaticOFAMobileNetV3:
         """A plain network with copied weights equal to the supernet with ``arch`` active."""
         arch = self.active_arch if arch is None else self.space.make(arch)
-        cfg = self.space.config
-        with torch.random.fork_rng(devices=[]):  # the weights are copied: keep the global RNG untouched
-            net = StaticOFAMobileNetV3(self.static_config(arch), bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
-        device = next(self.parameters()).device
-        dtype = next(self.parameters()).dtype
-        net.to(device=device, dtype=dtype)
+        net: StaticOFAMobileNetV3 = self._new_static(arch)
         with self.active(arch):
             net.stem.load_state_dict(self.stem.state_dict())
             net.blocks[0].load_state_dict(self.first_block.state_dict())
@@ -282,5 +218,4 @@ class OFAMobileNetV3Supernet(nn.Module):
         net.feature_mix.load_state_dict(self.feature_mix.state_dict())
         net.classifier[1].weight.copy_(self.classifier.linear.weight)
         net.classifier[1].bias.copy_(self.classifier.linear.bias)
-        net.train(self.training)
         return net

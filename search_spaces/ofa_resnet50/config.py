@@ -16,16 +16,21 @@ stage, so that it trains on a CPU.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nas.core.limits import check_sizes
 from nas.core.precision import check_precisions
-from search_spaces.ofa_mbv3.config import MAX_STAGES, make_divisible
+from search_spaces.elastic.config import (
+    StagedConfig,
+    ascending,
+    make_divisible,
+    positive_int,
+    positive_ints,
+    resolve_config,
+)
+from search_spaces.ofa_mbv3.config import MAX_STAGES
 
 # The largest value of each option that sizes the network (far above every preset; see ofa_mbv3's).
 SIZE_BOUNDS = {
@@ -34,22 +39,8 @@ SIZE_BOUNDS = {
 }  # fmt: skip
 
 
-def _positive_ints(name: str, values: tuple[int, ...]) -> None:
-    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values):
-        raise ValueError(f"{name}: expected positive integers, got {list(values)}")
-
-
-def _ascending(name: str, values: tuple[Any, ...], minimum: float) -> None:
-    if not values:
-        raise ValueError(f"{name}: must not be empty")
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum for v in values):
-        raise ValueError(f"{name}: entries must be numbers >= {minimum}, got {list(values)}")
-    if list(values) != sorted(set(values)):
-        raise ValueError(f"{name}: entries must be strictly ascending, got {list(values)}")
-
-
 @dataclass(frozen=True)
-class OFAResNetConfig:
+class OFAResNetConfig(StagedConfig):
     """Macro-architecture and elastic choices of an OFA ResNet supernet.
 
     Attributes:
@@ -92,29 +83,30 @@ class OFAResNetConfig:
     bn_eps: float = 1e-5
     precisions: tuple[str, ...] = ()
 
+    family = "ofa_resnet50"
+    later_fields = ("precisions",)  # added later: the ids of float spaces stay as they were
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", check_precisions(self.precisions))
         check_sizes(SIZE_BOUNDS, self)
         if len(self.stage_widths) > MAX_STAGES:
             raise ValueError(f"stage_widths: at most {MAX_STAGES} stages, got {len(self.stage_widths)}")
         for name in ("in_channels", "num_classes", "stem_width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         n = len(self.stage_widths)
-        _positive_ints("stage_widths", self.stage_widths)
+        positive_ints("stage_widths", self.stage_widths)
         for name in ("base_depths", "stage_strides"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name}: needs one entry per stage ({n} stages from stage_widths)")
-        _positive_ints("base_depths", self.base_depths)
+        positive_ints("base_depths", self.base_depths)
         if any(s not in (1, 2) for s in (*self.stage_strides, self.stem_stride)):
             raise ValueError("stage_strides/stem_stride: strides must be 1 or 2")
-        _ascending("depth_choices", self.depth_choices, 0)
+        ascending("depth_choices", self.depth_choices, 0)
         if any(not isinstance(d, int) for d in self.depth_choices):
             raise ValueError(f"depth_choices: extra block counts are integers, got {list(self.depth_choices)}")
-        _ascending("expand_choices", self.expand_choices, 0.01)
-        _ascending("width_choices", self.width_choices, 0.01)
-        _ascending("resolutions", self.resolutions, 1)
+        ascending("expand_choices", self.expand_choices, 0.01)
+        ascending("width_choices", self.width_choices, 0.01)
+        ascending("resolutions", self.resolutions, 1)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: must be within [0, 1), got {self.dropout}")
 
@@ -127,18 +119,6 @@ class OFAResNetConfig:
     def stage_blocks(self) -> tuple[int, ...]:
         """Blocks built per stage (base depth plus the largest elastic depth)."""
         return tuple(b + max(self.depth_choices) for b in self.base_depths)
-
-    @property
-    def stage_offsets(self) -> tuple[int, ...]:
-        offsets, total = [], 0
-        for blocks in self.stage_blocks:
-            offsets.append(total)
-            total += blocks
-        return tuple(offsets)
-
-    @property
-    def num_blocks(self) -> int:
-        return sum(self.stage_blocks)
 
     @property
     def num_widths(self) -> int:
@@ -170,28 +150,6 @@ class OFAResNetConfig:
         """Bottleneck width: the output width times the expand ratio, rounded as once-for-all does."""
         return make_divisible(round(out_channels * expand), 8)
 
-    # ------------------------------------------------------------ serialisation
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OFAResNetConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ofa_resnet50 config keys {unknown}; known keys: {sorted(known)}")
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kwargs)
-
-    def fingerprint(self) -> str:
-        """Short hash of everything but the name."""
-        data = self.to_dict()
-        data.pop("name")
-        if not data["precisions"]:  # added later: the ids of float spaces stay as they were
-            data.pop("precisions")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
-
 
 PRESETS: Mapping[str, OFAResNetConfig] = {
     "imagenet": OFAResNetConfig(),
@@ -210,18 +168,4 @@ PRESETS: Mapping[str, OFAResNetConfig] = {
 
 def get_config(config: str | OFAResNetConfig | Mapping[str, Any] = "imagenet", **overrides: Any) -> OFAResNetConfig:
     """A preset by name (or a config / dict), with keyword overrides applied."""
-    if isinstance(config, OFAResNetConfig):
-        base = config
-    elif isinstance(config, str):
-        if config not in PRESETS:
-            raise ValueError(f"config: unknown ofa_resnet50 preset {config!r}; choose one of {sorted(PRESETS)}")
-        base = PRESETS[config]
-    elif isinstance(config, Mapping):
-        base = OFAResNetConfig.from_dict(config)
-    else:
-        raise ValueError(f"config: expected a preset name or a mapping, got {type(config).__name__}")
-    if not overrides:
-        return base
-    data = base.to_dict()
-    data.update({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})
-    return OFAResNetConfig.from_dict(data)
+    return resolve_config(OFAResNetConfig, PRESETS, config, **overrides)

@@ -19,16 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.core.arch import Arch
-from nas.core.precision import (
-    PRECISION_KEY,
-    PrecisionGenes,
-    arch_keys,
-    label_layers,
-    precision_genes,
-    precision_indices,
-)
-from nas.core.space import Gene, SearchSpace
-from search_spaces.ofa_resnet50.config import OFAResNetConfig, get_config
+from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
+from nas.core.space import Gene
+from search_spaces.elastic.space import ElasticSpace, number_list
+from search_spaces.ofa_resnet50.config import PRESETS, OFAResNetConfig, get_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.ofa_resnet50.supernet import OFAResNetSupernet
@@ -41,7 +35,7 @@ def conv_out_size(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
-class OFAResNetSpace(PrecisionGenes, SearchSpace):
+class OFAResNetSpace(ElasticSpace):
     """Elastic depth / expand ratio / width / resolution over an OFA ResNet-50.
 
     Args:
@@ -50,13 +44,21 @@ class OFAResNetSpace(PrecisionGenes, SearchSpace):
     """
 
     name = "ofa_resnet50"
+    config: OFAResNetConfig
 
     def __init__(self, config: str | OFAResNetConfig | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
-        from search_spaces.ofa_resnet50.config import PRESETS
+        super().__init__(config, **overrides)
 
-        self.config = cfg = get_config(config, **overrides)
-        suffix = "" if PRESETS.get(cfg.name) == cfg else f"+{cfg.fingerprint()}"
-        self._space_id = f"{self.name}/{cfg.name}{suffix}"
+    @classmethod
+    def resolve_config(cls, config: Any, **overrides: Any) -> OFAResNetConfig:
+        return get_config(config, **overrides)
+
+    @classmethod
+    def preset_configs(cls) -> Mapping[str, OFAResNetConfig]:
+        return PRESETS
+
+    def _build_genes(self) -> list[Gene]:
+        cfg = self.config
         depth = cfg.depth_choices
         genes = [Gene("d_0", (depth[0], depth[-1]) if len(depth) > 1 else depth)]
         genes += [Gene(f"d_{s + 1}", depth) for s in range(cfg.num_stages)]
@@ -64,16 +66,7 @@ class OFAResNetSpace(PrecisionGenes, SearchSpace):
         genes += [Gene(f"w_{j}", tuple(range(len(cfg.width_choices)))) for j in range(cfg.num_widths)]
         genes.append(Gene("r", cfg.resolutions))
         self._r = len(genes) - 1  # index of the resolution gene; precision genes follow it
-        genes += precision_genes(cfg.precisions, cfg.num_blocks)
-        self._genes = tuple(genes)
-
-    @property
-    def space_id(self) -> str:
-        return self._space_id
-
-    @property
-    def genes(self) -> tuple[Gene, ...]:
-        return self._genes
+        return genes + precision_genes(cfg.precisions, cfg.num_blocks)
 
     # ------------------------------------------------------------- encoding
     def _slices(self) -> tuple[slice, slice, slice]:
@@ -99,20 +92,10 @@ class OFAResNetSpace(PrecisionGenes, SearchSpace):
         missing = [k for k in ARCH_KEYS if k not in data and k != "r"]  # no r: the largest resolution
         if missing:
             raise ValueError(f"arch lacks keys {missing}; an ofa_resnet50 arch has keys {list(ARCH_KEYS)}")
-        ds = _number_list(data["d"], "d", cfg.num_stages + 1, "the stem, then one per stage", integer=True)
-        es = _number_list(data["e"], "e", cfg.num_blocks, f"one per block: {' + '.join(map(str, cfg.stage_blocks))}")
-        ws = _number_list(data["w"], "w", cfg.num_widths, "width indices: stem x2, then one per stage", integer=True)
-        r = data.get("r", cfg.resolutions[-1])
-        if isinstance(r, (list, tuple)):
-            if len(r) != 1:
-                raise ValueError(f"r: expected one resolution, got {list(r)}")
-            r = r[0]
-        if not isinstance(r, int) or isinstance(r, bool):
-            raise ValueError(f"r: resolution must be an integer, got {r!r}")
-        if r not in cfg.resolutions:
-            raise ValueError(
-                f"r: resolution {r} is not supported; allowed: {cfg.resolutions[0]}..{cfg.resolutions[-1]}"
-            )
+        ds = number_list(data["d"], "d", cfg.num_stages + 1, "the stem, then one per stage", integer=True)
+        es = number_list(data["e"], "e", cfg.num_blocks, f"one per block: {' + '.join(map(str, cfg.stage_blocks))}")
+        ws = number_list(data["w"], "w", cfg.num_widths, "width indices: stem x2, then one per stage", integer=True)
+        r = self._resolution_of(data)
         d, e, w = self._slices()
         what = ["d[0] (stem depth: 0 skips the middle conv)"] + [
             f"d[{s + 1}] (extra blocks)" for s in range(len(ds) - 1)
@@ -186,14 +169,12 @@ class OFAResNetSpace(PrecisionGenes, SearchSpace):
         cfg = self.config
         info.update(
             {
-                "config": cfg.to_dict(),
                 "blocks": cfg.num_blocks,
                 "stages": cfg.num_stages,
                 "depths": list(cfg.depth_choices),
                 "expand_ratios": list(cfg.expand_choices),
                 "width_multipliers": list(cfg.width_choices),
                 "resolutions": list(cfg.resolutions),
-                **({"precisions": list(cfg.precisions)} if cfg.precisions else {}),
             }
         )
         return info
@@ -284,27 +265,6 @@ class OFAResNetSpace(PrecisionGenes, SearchSpace):
             "r": cfg.resolutions,
         }
 
-    def gene_dimension(self, gene: str) -> str:
-        return gene.split("_")[0]
-
-    def input_shape(self) -> tuple[int, int, int]:
-        r = self.config.resolutions[-1]
-        return (self.config.in_channels, r, r)
-
-    def resolution(self, arch: Arch | Mapping[str, Any]) -> int:
-        return int(self.make(arch)["r"])
-
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.config.to_dict()
-
-    def presets(self) -> list[str]:
-        from search_spaces.ofa_resnet50.config import PRESETS
-
-        return sorted(PRESETS)
-
     def published_supernets(self) -> dict[str, tuple[str, Mapping[str, Any]]]:
         """Once-for-all's published ResNet-50 supernet: name -> (URL, space options)."""
         from search_spaces.ofa_resnet50.published import PUBLISHED
@@ -341,30 +301,6 @@ class OFAResNetSpace(PrecisionGenes, SearchSpace):
                         for q in [{PRECISION_KEY: [p] * cfg.num_blocks} for p in cfg.precisions] or [{}]:
                             archs.append(self.make({"d": depth, "e": [e] * cfg.num_blocks, "w": w, "r": r, **q}))
         return archs
-
-    def init_networks(self, num_classes: int) -> Any:
-        """Subnets of one supernet initialisation (built on first use), extracted per arch."""
-        supernet: list[Any] = []
-
-        def network(arch: Arch) -> Any:
-            if not supernet:
-                supernet.append(self.build_supernet(seed=0))
-            return supernet[0].extract(arch)
-
-        return network
-
-
-def _number_list(value: Any, name: str, length: int, what: str, *, integer: bool = False) -> list[Any]:
-    kind = "integers" if integer else "numbers"
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{name}: expected a list of {length} {kind} ({what}), got {value!r}")
-    if len(value) != length:
-        raise ValueError(f"{name}: expected {length} entries ({what}), got {len(value)}")
-    for i, v in enumerate(value):
-        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if not ok or isinstance(v, bool):
-            raise ValueError(f"{name}[{i}]: expected {'an integer' if integer else 'a number'}, got {v!r}")
-    return list(value)
 
 
 def _conv(name: str, in_ch: int, out_ch: int, stride: int, in_hw: int, out_hw: int) -> dict[str, Any]:

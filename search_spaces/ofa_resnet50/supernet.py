@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from nas.core.arch import Arch
-from nas.core.space import create_space
 from search_spaces.dynamic_ops import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
+from search_spaces.elastic.supernet import ElasticSupernet, copy_bn
 from search_spaces.ofa_resnet50.config import OFAResNetConfig
 from search_spaces.ofa_resnet50.static import Bottleneck, ResidualConv, StaticOFAResNet
 
@@ -44,9 +43,7 @@ class DynamicConvBN(nn.Module):
         """Copies the active weights into a static ``ConvBNAct`` of matching shape."""
         out = self.active_out_channels
         layer.conv.weight.copy_(self.conv.active_weight(in_channels, out))
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(layer.bn, name).copy_(getattr(self.bn, name)[:out])
-        layer.bn.num_batches_tracked.copy_(self.bn.num_batches_tracked)
+        copy_bn(self.bn, layer.bn, out)
 
 
 class DynamicBottleneck(nn.Module):
@@ -105,7 +102,7 @@ class DynamicBottleneck(nn.Module):
             self.downsample.copy_into(block.downsample[1], in_channels)
 
 
-class OFAResNetSupernet(nn.Module):
+class OFAResNetSupernet(ElasticSupernet):
     """Once-for-all ResNet with elastic depth, expand ratio, width (and resolution).
 
     Args:
@@ -115,21 +112,8 @@ class OFAResNetSupernet(nn.Module):
         **overrides: Config overrides when ``space`` is a name or config.
     """
 
-    def __init__(
-        self, space: OFAResNetSpace | str | OFAResNetConfig = "imagenet", seed: int | None = 0, **overrides: Any
-    ) -> None:
-        super().__init__()
-        if isinstance(space, (str, OFAResNetConfig, Mapping)):
-            space = create_space("ofa_resnet50", config=space, **overrides)
-        elif overrides:
-            raise ValueError("config overrides are only accepted together with a preset name or config")
-        self.space = space
-        with torch.random.fork_rng(devices=[]):
-            self._build(space.config)
-        if seed is not None:
-            self.reset_parameters(seed)
-        self.active_arch: Arch = space.max_arch()
-        self.set_active(self.active_arch)
+    family = "ofa_resnet50"
+    space: OFAResNetSpace
 
     def _build(self, cfg: OFAResNetConfig) -> None:
         mid, stem = max(cfg.stem_mid_channels()), max(cfg.stem_out_channels())
@@ -154,22 +138,6 @@ class OFAResNetSupernet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = DynamicLinear(in_ch, cfg.num_classes)
 
-    @torch.no_grad()
-    def reset_parameters(self, seed: int) -> None:
-        """Once-for-all's "he_fout" initialisation from an explicit seed (as for MobileNetV3)."""
-        gen = torch.Generator().manual_seed(seed)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_out) ** 0.5)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.reset_parameters()
-            elif isinstance(module, nn.Linear):
-                bound = 1.0 / module.in_features**0.5
-                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)
-                if module.bias is not None:
-                    module.bias.zero_()
-
     # ------------------------------------------------------------ activation
     def set_active(self, arch: Arch | Mapping[str, Any]) -> Arch:
         """Selects the subnet used by ``forward``; returns the canonical arch."""
@@ -185,15 +153,6 @@ class OFAResNetSupernet(nn.Module):
                 block.active_expand = arch["e"][offset + i]
         self.active_arch = arch
         return arch
-
-    @contextmanager
-    def active(self, arch: Arch | Mapping[str, Any]) -> Iterator[Arch]:
-        """Context manager: ``arch`` active inside, the previous arch restored after."""
-        previous = self.active_arch
-        try:
-            yield self.set_active(arch)
-        finally:
-            self.set_active(previous)
 
     def skips_stem_conv(self) -> bool:
         return self.active_arch["d"][0] != max(self.space.config.depth_choices)
@@ -221,20 +180,12 @@ class OFAResNetSupernet(nn.Module):
         return self.classifier(self.dropout(x))
 
     # ------------------------------------------------------------ extraction
-    def static_config(self, arch: Arch | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Layer list of ``arch`` (default: the active arch), without building modules."""
-        return self.space.static_config(self.active_arch if arch is None else arch)
-
     @torch.no_grad()
     def extract(self, arch: Arch | Mapping[str, Any] | None = None) -> StaticOFAResNet:
         """A plain network with copied weights equal to the supernet with ``arch`` active."""
         arch = self.active_arch if arch is None else self.space.make(arch)
-        cfg = self.space.config
-        layers = self.static_config(arch)
-        with torch.random.fork_rng(devices=[]):  # the weights are copied: keep the global RNG untouched
-            net = StaticOFAResNet(layers, bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps)
-        parameter = next(self.parameters())
-        net.to(device=parameter.device, dtype=parameter.dtype)
+        net: StaticOFAResNet = self._new_static(arch)
+        layers = net.static_config
         with self.active(arch):
             blocks = iter(self.active_blocks())
             for layer, module in zip(layers, net.layers):
@@ -250,5 +201,4 @@ class OFAResNetSupernet(nn.Module):
         in_features = layers[-1]["in_features"]
         net.classifier[1].weight.copy_(self.classifier.linear.weight[:, :in_features])
         net.classifier[1].bias.copy_(self.classifier.linear.bias)
-        net.train(self.training)
         return net
