@@ -51,6 +51,7 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
             {
                 "ofa_mbv3": "search_spaces.ofa_mbv3.space:OFAMobileNetV3Space",
                 "ofa_resnet50": "search_spaces.ofa_resnet50.space:OFAResNetSpace",
+                "vit": "search_spaces.vit.space:ViTSpace",
                 "nb201": "search_spaces.nb201.space:NB201Space",
             }
         ),
@@ -126,6 +127,10 @@ BUILTINS: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "nb201_cell": "search_spaces.nb201.layers:CellLayer",
                 "nb201_reduction": "search_spaces.nb201.layers:ReductionLayer",
                 "nb201_lastact": "search_spaces.nb201.layers:LastActLayer",
+                "vit_patch_embed": "search_spaces.vit.layers:PatchEmbedLayer",
+                "vit_attention": "search_spaces.vit.layers:AttentionLayer",
+                "vit_mlp": "search_spaces.vit.layers:MlpLayer",
+                "vit_norm_pool": "search_spaces.vit.layers:NormPoolLayer",
             }
         ),
     }

@@ -23,6 +23,21 @@ TINY_SPACE = {
     },
 }
 
+TINY_VIT_SPACE = {
+    "name": "vit",
+    "config": "cifar",
+    "options": {
+        "img_size": 16,
+        "patch_size": 4,
+        "in_channels": 1,
+        "embed_choices": [16, 24],
+        "depth_choices": [1, 2],
+        "head_choices": [1, 2],
+        "mlp_choices": [1.0, 2.0],
+        "head_dim": 8,
+    },
+}
+
 TINY: dict[str, Any] = {
     "space": TINY_SPACE,
     "data": {"name": "synthetic", "batch_size": 32, "synthetic_samples": 384, "eval_batch_size": 128},
@@ -52,6 +67,26 @@ TINY: dict[str, Any] = {
 def tiny(**changes: Any) -> dict[str, Any]:
     """A deep copy of TINY with top-level sections updated (``training={"max_steps": 5}``)."""
     cfg = copy.deepcopy(TINY)
+    for section, values in changes.items():
+        if isinstance(values, dict) and isinstance(cfg.get(section), dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+def tiny_vit(**changes: Any) -> dict[str, Any]:
+    """TINY on a tiny ViT space: AdamW, the full network, then every dimension open with sandwich sampling."""
+    every = {"embed": "all", "depth": "all", "heads": "all", "mlp": "all"}
+    base = {
+        "space": TINY_VIT_SPACE,
+        "training": {"optimizer": "adamw"},
+        "phases": [
+            {"name": "full", "epochs": 1, "lr": 0.002},
+            {"name": "all", "epochs": 2, "lr": 0.001, "open": every, "subnets_per_step": 2, "sandwich": True},
+        ],
+    }
+    cfg = tiny(**base)
     for section, values in changes.items():
         if isinstance(values, dict) and isinstance(cfg.get(section), dict):
             cfg[section].update(values)

@@ -170,8 +170,9 @@ class SupernetTrainer:
         tcfg = self.config.training
         decay: list[nn.Parameter] = []
         no_decay: list[nn.Parameter] = []
-        for p in self.supernet.parameters():
-            (no_decay if p.dim() <= 1 else decay).append(p)
+        skip = set(getattr(self.supernet, "no_weight_decay", lambda: ())())  # a family's own (timm's convention)
+        for name, p in self.supernet.named_parameters():
+            (no_decay if p.dim() <= 1 or name in skip else decay).append(p)
         groups = [
             {"params": decay, "weight_decay": tcfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},

@@ -108,7 +108,7 @@ def test_plugins_installed_as_entry_points_are_what_a_request_can_name(served) -
     unknown = httpx.post(f"{served.url}/api/jobs", json={**TOY_JOB, "space": {"name": "toy2"}}, headers=AUTH)
     assert (
         unknown.status_code == 422
-        and "unknown space 'toy2'; known spaces: ofa_mbv3, ofa_resnet50, nb201, toy" in unknown.text
+        and "unknown space 'toy2'; known spaces: ofa_mbv3, ofa_resnet50, vit, nb201, toy" in unknown.text
     )
 
 

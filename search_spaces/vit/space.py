@@ -1,0 +1,247 @@
+"""The ``vit`` search space: pure Python, no torch.
+
+Arch JSON (AutoFormer's dimensions): ``{"embed": E, "depth": D, "heads": [h per layer],
+"mlp": [ratio per layer]}``. ``heads`` and ``mlp`` hold one entry per layer the supernet
+builds (``max(depth_choices)``); entries past ``depth`` belong to layers the subnet skips, and
+may be left out (a list of ``depth`` entries is accepted and padded). Example, cifar preset:
+``{"embed": 96, "depth": 4, "heads": [2, 3, 4, 4], "mlp": [2.0, 3.0, 4.0, 2.0]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.core.arch import Arch
+from nas.core.space import Gene
+from search_spaces.elastic.space import ElasticSpace, number_list
+from search_spaces.vit.config import PRESETS, ViTConfig, get_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from search_spaces.vit.supernet import ViTSupernet
+
+ARCH_KEYS = ("depth", "embed", "heads", "mlp")
+
+
+class ViTSpace(ElasticSpace):
+    """Elastic embedding dimension / depth / heads / MLP ratio over a ViT.
+
+    Args:
+        config: Preset name (``imagenet``, ``imagenet_small``, ``cifar``), a config, or a dict.
+        **overrides: Config fields to override (for example ``num_classes=100``).
+    """
+
+    name = "vit"
+    config: ViTConfig
+
+    def __init__(self, config: str | ViTConfig | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+
+    @classmethod
+    def resolve_config(cls, config: Any, **overrides: Any) -> ViTConfig:
+        return get_config(config, **overrides)
+
+    @classmethod
+    def preset_configs(cls) -> Mapping[str, ViTConfig]:
+        return PRESETS
+
+    def _build_genes(self) -> list[Gene]:
+        cfg = self.config
+        genes = [Gene("embed", cfg.embed_choices), Gene("depth", cfg.depth_choices)]
+        genes += [Gene(f"heads_{i}", cfg.head_choices) for i in range(cfg.max_depth)]
+        genes += [Gene(f"mlp_{i}", cfg.mlp_choices) for i in range(cfg.max_depth)]
+        return genes
+
+    # ------------------------------------------------------------- encoding
+    def _to_dict(self, vector: Sequence[int]) -> dict[str, Any]:
+        cfg = self.config
+        n = cfg.max_depth
+        return {
+            "embed": cfg.embed_choices[vector[0]],
+            "depth": cfg.depth_choices[vector[1]],
+            "heads": [cfg.head_choices[i] for i in vector[2 : 2 + n]],
+            "mlp": [cfg.mlp_choices[i] for i in vector[2 + n : 2 + 2 * n]],
+        }
+
+    def _from_dict(self, data: Mapping[str, Any]) -> list[int]:
+        cfg = self.config
+        unknown = sorted(set(data) - set(ARCH_KEYS))
+        if unknown:
+            raise ValueError(f"arch has unknown keys {unknown}; a vit arch has keys {list(ARCH_KEYS)}")
+        missing = [k for k in ARCH_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"arch lacks keys {missing}; a vit arch has keys {list(ARCH_KEYS)}")
+        embed, depth = data["embed"], data["depth"]
+        for key, value in (("embed", embed), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{key}: expected an integer, got {value!r}")
+        vector = [self._genes[0].index(embed, "embed (embedding dimension)")]
+        vector.append(self._genes[1].index(depth, "depth (blocks)"))
+        n = cfg.max_depth
+        what = f"one per layer: {n} (the layers built), or {depth} (the layers this arch runs)"
+        for key, offset, numbers in (("heads", 2, True), ("mlp", 2 + n, False)):
+            value = data[key]
+            if isinstance(value, (list, tuple)) and len(value) == depth < n:
+                value = [*value, *[self._genes[offset].choices[0]] * (n - depth)]  # skipped layers
+            entries = number_list(value, key, n, what, integer=numbers)
+            label = "attention heads" if numbers else "MLP ratio"
+            vector += [self._genes[offset + i].index(v if numbers else float(v), f"{key}[{i}] ({label})")
+                       for i, v in enumerate(entries)]  # fmt: skip
+        return vector
+
+    def _inactive_layers(self, vector: Sequence[int]) -> range:
+        return range(self.config.depth_choices[vector[1]], self.config.max_depth)
+
+    def _canonical_vector(self, vector: list[int]) -> list[int]:
+        out = list(vector)
+        n = self.config.max_depth
+        for i in self._inactive_layers(out):
+            out[2 + i] = out[2 + n + i] = 0
+        return out
+
+    def _randomise_inactive(self, vector: list[int], rng: np.random.Generator) -> list[int]:
+        out = list(vector)
+        cfg = self.config
+        for i in self._inactive_layers(out):
+            out[2 + i] = int(rng.integers(len(cfg.head_choices)))
+            out[2 + cfg.max_depth + i] = int(rng.integers(len(cfg.mlp_choices)))
+        return out
+
+    # ------------------------------------------------------------- features
+    def _features(self, arch: Arch, encoding: str) -> np.ndarray:
+        """One-hot: embedding dimension, depth, heads and MLP ratio per layer (zeros when skipped)."""
+        cfg = self.config
+        vector = self.encode(arch)
+        n, nh, nm = cfg.max_depth, len(cfg.head_choices), len(cfg.mlp_choices)
+        parts = [np.eye(len(cfg.embed_choices), dtype=np.float32)[vector[0]],
+                 np.eye(len(cfg.depth_choices), dtype=np.float32)[vector[1]]]  # fmt: skip
+        active = cfg.depth_choices[vector[1]]
+        for i in range(n):
+            parts.append(np.eye(nh, dtype=np.float32)[vector[2 + i]] if i < active else np.zeros(nh, np.float32))
+            parts.append(np.eye(nm, dtype=np.float32)[vector[2 + n + i]] if i < active else np.zeros(nm, np.float32))
+        return np.concatenate(parts)
+
+    def size(self) -> int:
+        cfg = self.config
+        per_layer = len(cfg.head_choices) * len(cfg.mlp_choices)
+        return len(cfg.embed_choices) * sum(per_layer**d for d in cfg.depth_choices)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        cfg = self.config
+        info.update(
+            {
+                "layers": cfg.max_depth,
+                "tokens": cfg.tokens,
+                "embed_dims": list(cfg.embed_choices),
+                "depths": list(cfg.depth_choices),
+                "heads": list(cfg.head_choices),
+                "mlp_ratios": list(cfg.mlp_choices),
+                "head_dim": cfg.head_dim,
+            }
+        )
+        return info
+
+    def notation(self, arch: Arch | Mapping[str, Any]) -> str:
+        """A short readable form: ``E96 D4 | h 2 3 4 4 | m 2 3 4 2`` (the layers it runs)."""
+        a = self.make(arch)
+        depth = a["depth"]
+        heads = " ".join(str(h) for h in a["heads"][:depth])
+        mlp = " ".join(f"{m:g}" for m in a["mlp"][:depth])
+        return f"E{a['embed']} D{depth} | h {heads} | m {mlp}"
+
+    # --------------------------------------------------------- static config
+    def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Layer list of a subnet (ops ``vit_patch_embed``, ``vit_attention``, ``vit_mlp``,
+        ``vit_norm_pool``, ``linear``), named as the modules of its timm ``VisionTransformer``."""
+        arch = self.make(arch)
+        cfg = self.config
+        embed, tokens = arch["embed"], cfg.tokens
+        layers: list[dict[str, Any]] = [
+            {
+                "op": "vit_patch_embed",
+                "name": "patch_embed",
+                "in_ch": cfg.in_channels,
+                "embed": embed,
+                "patch": cfg.patch_size,
+                "in_hw": cfg.img_size,
+                "tokens": tokens,
+            }
+        ]
+        for i in range(arch["depth"]):
+            layers.append(
+                {
+                    "op": "vit_attention",
+                    "name": f"blocks.{i}.attn",
+                    "embed": embed,
+                    "heads": arch["heads"][i],
+                    "head_dim": cfg.head_dim,
+                    "tokens": tokens,
+                    "qkv_bias": cfg.qkv_bias,
+                    "eps": cfg.norm_eps,
+                }
+            )
+            layers.append(
+                {
+                    "op": "vit_mlp",
+                    "name": f"blocks.{i}.mlp",
+                    "embed": embed,
+                    "hidden": cfg.mlp_hidden(embed, arch["mlp"][i]),
+                    "tokens": tokens,
+                    "eps": cfg.norm_eps,
+                }
+            )
+        layers.append({"op": "vit_norm_pool", "name": "norm", "embed": embed, "tokens": tokens, "eps": cfg.norm_eps})
+        layers.append(
+            {
+                "op": "linear",
+                "name": "head",
+                "in_features": embed,
+                "out_features": cfg.num_classes,
+                "bias": True,
+                "dropout": cfg.dropout,
+            }
+        )
+        return layers
+
+    def build_static(self, arch: Arch | Mapping[str, Any]) -> Any:
+        """A freshly initialised timm ``VisionTransformer`` of ``arch`` (to load weights into)."""
+        from search_spaces.vit.static import timm_vit
+
+        return timm_vit(self.config, self.make(arch))
+
+    def build_supernet(self, seed: int | None = 0) -> ViTSupernet:
+        """The weight-sharing supernet of this space (imports torch)."""
+        from search_spaces.vit.supernet import ViTSupernet
+
+        return ViTSupernet(self, seed=seed)
+
+    # --------------------------------------------------------- capabilities (nas.core.capabilities)
+    def resolution(self, arch: Arch | Mapping[str, Any]) -> int:
+        """The preset's image size (fixed: a ViT's position embeddings are per patch)."""
+        self.make(arch)  # checks the arch
+        return self.config.img_size
+
+    def elastic_choices(self) -> dict[str, tuple[Any, ...]]:
+        """Elastic dimensions, smallest choice first: embedding dimension, depth, heads, MLP ratio."""
+        cfg = self.config
+        return {"embed": cfg.embed_choices, "depth": cfg.depth_choices, "heads": cfg.head_choices,
+                "mlp": cfg.mlp_choices}  # fmt: skip
+
+    def latency_cover_archs(self) -> list[Arch]:
+        """Archs whose static configs together hold every op signature of the space.
+
+        An attention op's signature is its embedding dimension and heads (the sequence length is
+        fixed per preset), an MLP's its embedding dimension and hidden width: uniform heads and
+        MLP ratios at every embedding dimension cover them all (one layer each is enough).
+        """
+        cfg = self.config
+        depth = cfg.depth_choices[0]
+        return [
+            self.make({"embed": e, "depth": depth, "heads": [h] * depth, "mlp": [m] * depth})
+            for e in cfg.embed_choices
+            for h in cfg.head_choices
+            for m in cfg.mlp_choices
+        ]
