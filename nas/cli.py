@@ -430,7 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     predictor_sub = _command_group(sub, "predictor", "learned accuracy and latency predictors")
     p = predictor_sub.add_parser("fit", help="fit a predictor on (arch, metric) data")
     p.add_argument("--data", required=True, help="JSONL or CSV of archs and metrics")
-    p.add_argument("--space", required=True, help="space name (ofa_mbv3, ofa_resnet50, vit, nb201; `nas spaces` lists them)")
+    p.add_argument(
+        "--space", required=True, help="space name (ofa_mbv3, ofa_resnet50, vit, nb201; `nas spaces` lists them)"
+    )
     p.add_argument("--config", help="space configuration preset")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="space config override (repeatable)")
     p.add_argument(

@@ -373,7 +373,12 @@ def add_search_commands(sub: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--max-latency", type=float, help="the most accurate front member within this latency (ms)")
     which.add_argument("--trial", type=int, help="this trial (default: every member of the Pareto front)")
-    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], default="onnx", help="file format")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "torchscript", "safetensors", "timm"],
+        default="onnx",
+        help="file format (timm: a timm model folder, for the vit space)",
+    )
     p.add_argument("--out", required=True, help="folder for the files and manifest.json")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference accepted in the check")
     p.add_argument(

@@ -8,7 +8,11 @@ statistics recalibrated exactly as the search evaluated it, in one of:
 - ``onnx`` — an ONNX model (input ``x``, output ``y``, dynamic batch), checked in ONNX Runtime;
 - ``torchscript`` — a traced TorchScript module, checked after ``torch.jit.load``;
 - ``safetensors`` — the weights, with the space id and arch in the file's metadata; rebuilt
-  by :func:`load_safetensors` (no pickle) and checked after rebuilding.
+  by :func:`load_safetensors` (no pickle) and checked after rebuilding;
+- ``timm`` — (spaces whose subnets are timm models: ``vit``) a folder with timm's
+  ``config.json`` and ``model.safetensors``: ``timm.create_model("local-dir:FOLDER",
+  pretrained=True)`` loads a subnet whose layers are uniform, and
+  :func:`search_spaces.vit.static.load_timm_folder` any subnet; checked after loading.
 
 Each file is checked by running it on a batch of real inputs against the torch network it
 came from (largest absolute difference recorded; over ``tolerance`` is an error), its test
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors", "timm": "/model.safetensors"}
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
@@ -159,9 +163,31 @@ def load_safetensors(path: str | Path) -> Any:
     return net.eval()
 
 
-def _write_and_check(net: Any, space: Any, arch: Any, fmt: str, path: Path, x: Any) -> Any:
+def _write_timm(net: Any, space: Any, arch: Any, path: Path, normalization: tuple[Any, Any]) -> Any:
+    """Writes a timm model folder (``path`` is its ``model.safetensors``) and returns the model as
+    a user loads it: by timm itself where its arguments build the subnet, else by our loader."""
+    import timm
+
+    from search_spaces.vit.static import load_timm_folder
+
+    config = space.timm_folder_config(arch, *normalization)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors(net, space, arch, path)
+    (path.parent / "config.json").write_text(json.dumps(config, indent=1))
+    if config["hwnas"]["timm_native"]:
+        return timm.create_model(f"local-dir:{path.parent}", pretrained=True).eval()
+    return load_timm_folder(path.parent)
+
+
+def _write_and_check(
+    net: Any, space: Any, arch: Any, fmt: str, path: Path, x: Any, normalization: tuple[Any, Any]
+) -> Any:
     """Writes ``net`` as ``fmt`` to ``path`` and returns the written file's outputs on ``x``."""
     import torch
+
+    if fmt == "timm":
+        with torch.no_grad():
+            return _write_timm(net, space, arch, path, normalization)(x)
 
     if fmt == "onnx":
         from predictors.onnx_backend import export_onnx
@@ -264,6 +290,11 @@ def export_job(
         raise ExportError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"--precision: unknown {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if fmt == "timm" and not hasattr(_job_space(store.job(job_id).spec), "timm_folder_config"):
+        raise ExportError(
+            f"--format timm: the subnets of job {job_id}'s space are not timm models (the vit space's are); "
+            f"use one of {', '.join(f for f in FORMATS if f != 'timm')}"
+        )
     if precision == "int8" and fmt != "onnx":
         raise ExportError(f"--precision {precision}: quantized models are written as ONNX (QDQ); use --format onnx")
     job = store.job(job_id)
@@ -291,7 +322,8 @@ def export_job(
     if manifest_path.is_file():
         for m in json.loads(manifest_path.read_text()).get("models", []):
             kept = out / str(m.get("file", ""))  # an entry whose file is gone or changed is dropped, not kept stale
-            if kept.parent == out and kept.is_file() and sha256_file(kept) == m.get("sha256"):
+            inside = out.resolve() in kept.resolve().parents  # a file of out or of a folder in it (timm)
+            if inside and kept.is_file() and sha256_file(kept) == m.get("sha256"):
                 models[m["file"]] = m
             else:
                 logger.warning("manifest: dropped %s (its file is missing or changed)", m.get("file"))
@@ -314,7 +346,7 @@ def export_job(
             reference = net(x)
         suffix = "" if written_as == "fp32" else f"-{written_as}"
         path = out / f"trial{trial.trial_id:04d}-{searched.arch_id}{suffix}{FORMATS[fmt]}"
-        outputs = _write_and_check(net, space, arch, fmt, path, x)
+        outputs = _write_and_check(net, space, arch, fmt, path, x, (dataset.mean, dataset.std))
         diff = float((outputs - reference).abs().max())
         if not diff <= tolerance:
             raise ExportError(
@@ -330,7 +362,7 @@ def export_job(
             if in_int8:
                 quantized["int8_layers"] = in_int8
         record = {
-            "file": path.name,
+            "file": path.relative_to(out).as_posix(),
             "format": fmt,
             "precision": written_as,
             **quantized,
@@ -357,8 +389,8 @@ def export_job(
             # the float model against the network it came from (an int8 file is checked by its accuracy)
             "check": {"max_abs_diff": diff, "inputs": int(x.shape[0]), "model": "fp32"},
         }
-        models[path.name] = record
-        written.append(path.name)
+        models[record["file"]] = record
+        written.append(record["file"])
         store.add_artifact("export", path, job_id=job_id, meta={k: record[k] for k in ("format", "trial_id", "device")})
         logger.info("exported trial %d (%s) to %s, max |diff| %.2e", trial.trial_id, searched.arch_id, path, diff)
     manifest = {

@@ -212,6 +212,14 @@ class ViTSpace(ElasticSpace):
 
         return timm_vit(self.config, self.make(arch))
 
+    def timm_folder_config(
+        self, arch: Arch | Mapping[str, Any], mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> dict[str, Any]:
+        """timm's ``config.json`` of ``arch`` (``nas export --format timm``; see :mod:`search_spaces.vit.static`)."""
+        from search_spaces.vit.static import timm_folder_config
+
+        return timm_folder_config(self.config, self.make(arch), mean, std)
+
     def build_supernet(self, seed: int | None = 0) -> ViTSupernet:
         """The weight-sharing supernet of this space (imports torch)."""
         from search_spaces.vit.supernet import ViTSupernet

@@ -10,8 +10,10 @@ mlp_ratio=...)`` builds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,6 +54,68 @@ def timm_vit(cfg: ViTConfig, arch: Arch | Mapping[str, Any]) -> VisionTransforme
         block.attn = Attention(embed, num_heads=arch["heads"][i], attn_head_dim=cfg.head_dim, qkv_bias=cfg.qkv_bias)
         block.mlp = Mlp(embed, hidden_features=cfg.mlp_hidden(embed, arch["mlp"][i]), act_layer=nn.GELU)
     return model
+
+
+# timm's registered ViT whose factory the exported config names; its model_args set every size
+TIMM_ARCHITECTURE = "vit_tiny_patch16_224"
+
+
+def timm_native(cfg: ViTConfig, arch: Arch | Mapping[str, Any]) -> bool:
+    """Whether timm's own ``VisionTransformer`` arguments build ``arch``: every layer it runs with
+    the same heads and MLP ratio, attention as wide as the embedding, timm's layer-norm epsilon."""
+    depth = arch["depth"]
+    heads, mlp = set(arch["heads"][:depth]), set(arch["mlp"][:depth])
+    return len(heads) == 1 and len(mlp) == 1 and heads.pop() * cfg.head_dim == arch["embed"] and cfg.norm_eps == 1e-6
+
+
+def timm_folder_config(
+    cfg: ViTConfig, arch: Arch | Mapping[str, Any], mean: tuple[float, ...], std: tuple[float, ...]
+) -> dict[str, Any]:
+    """The ``config.json`` of a timm model folder (``timm.create_model("local-dir:FOLDER",
+    pretrained=True)`` reads it with ``model.safetensors`` beside it). Its ``model_args`` build the
+    subnet when :func:`timm_native` holds; ``hwnas`` holds the per-layer heads and hidden widths
+    that :func:`load_timm_folder` applies otherwise."""
+    return {
+        "architecture": TIMM_ARCHITECTURE,
+        "num_classes": cfg.num_classes,
+        "num_features": arch["embed"],
+        "model_args": timm_kwargs(cfg, arch),
+        "pretrained_cfg": {
+            "input_size": [cfg.in_channels, cfg.img_size, cfg.img_size],
+            "fixed_input_size": True,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "mean": list(mean),
+            "std": list(std),
+            "num_classes": cfg.num_classes,
+            "classifier": "head",
+            "first_conv": "patch_embed.proj",
+        },
+        "hwnas": {
+            "timm_native": timm_native(cfg, arch),
+            "heads": list(arch["heads"][: arch["depth"]]),
+            "head_dim": cfg.head_dim,
+            "mlp_hidden": [cfg.mlp_hidden(arch["embed"], r) for r in arch["mlp"][: arch["depth"]]],
+            "norm_eps": cfg.norm_eps,
+        },
+    }
+
+
+def load_timm_folder(folder: str | Path) -> VisionTransformer:
+    """A timm ``VisionTransformer`` from a folder written by ``nas export --format timm`` (any
+    subnet; a native one also loads with ``timm.create_model("local-dir:FOLDER", pretrained=True)``)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    args, extra = config["model_args"], config["hwnas"]
+    model = VisionTransformer(**args, norm_layer=partial(nn.LayerNorm, eps=extra["norm_eps"]))
+    for block, heads, hidden in zip(model.blocks, extra["heads"], extra["mlp_hidden"], strict=True):
+        block.attn = Attention(args["embed_dim"], num_heads=heads, attn_head_dim=extra["head_dim"],
+                               qkv_bias=args["qkv_bias"])  # fmt: skip
+        block.mlp = Mlp(args["embed_dim"], hidden_features=hidden, act_layer=nn.GELU)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
+    return model.eval()
 
 
 # ------------------------------------------------------------------ latency ops (one layer each)

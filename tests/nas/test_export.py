@@ -206,14 +206,20 @@ def test_int8_export_is_the_quantized_model_measured_as_deployed(searched, tmp_p
     with torch.no_grad():
         fp32_top1 = torch.cat([net(torch.from_numpy(b)) for b in batches]).argmax(1).numpy()
     assert model["top1_agreement_with_fp32"] == pytest.approx(float((mine == fp32_top1).mean()))
-    assert model["top1_agreement_with_fp32"] >= 0.8
     # int8 logits track fp32's (a broken scale would not)
     session = ort_session(path.read_bytes(), 1)
-    int8_logits = session.run(["y"], {"x": batches[0]})[0]
+    int8_logits = np.concatenate([session.run(["y"], {"x": b})[0] for b in batches])
     with torch.no_grad():
-        fp32_logits = net(torch.from_numpy(batches[0])).numpy()
+        fp32_logits = torch.cat([net(torch.from_numpy(b)) for b in batches]).numpy()
     spread = float(fp32_logits.max() - fp32_logits.min())
-    assert float(np.abs(int8_logits - fp32_logits).mean()) < 0.1 * spread
+    error = float(np.abs(int8_logits - fp32_logits).mean())
+    assert error < 0.1 * spread
+    # and int8 keeps the class wherever fp32 is decisive (this tiny supernet is near chance, where
+    # a top-1 margin below the quantization error flips either way: agreement overall means little)
+    top2 = np.sort(fp32_logits, axis=1)[:, -2:]
+    decisive = top2[:, 1] - top2[:, 0] > 4 * error
+    assert decisive.sum() >= 5
+    assert float((int8_logits.argmax(1) == fp32_logits.argmax(1))[decisive].mean()) >= 0.95
 
 
 def test_int8_weight_scales_per_tensor_from_the_cli(searched, tmp_path: Path) -> None:

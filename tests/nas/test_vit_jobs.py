@@ -1,0 +1,113 @@
+"""The vit space in jobs: every searcher over accuracy and latency of a trained ViT supernet, the
+arch readable in `nas trials`, and `nas export` as timm model folders, ONNX and safetensors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from nas.core.registry import names
+from nas.export import ExportError, _write_timm, choose_trials, export_job
+from nas.job import job_from_dict
+from nas.runner import run_job
+from nas.store import Store
+from nas.testing.tiny_train import TINY_VIT_SPACE, tiny_vit
+from predictors.latency import build_table
+from search_spaces.training.checkpoint import load_supernet
+from search_spaces.training.config import load_train_config
+from search_spaces.training.trainer import SupernetTrainer
+from search_spaces.vit.static import load_timm_folder
+
+
+def _layer_ms(layer: dict) -> float:
+    """A deterministic stand-in for a measured op latency (grows with the op's width)."""
+    return 0.01 + 1e-4 * layer.get("embed", 1) * (layer.get("heads", 1) + layer.get("hidden", 0) / 16)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("vit")
+    run = root / "run"
+    SupernetTrainer(load_train_config(tiny_vit()), run).run()
+    space = load_supernet(run)[0].space
+    table = build_table(
+        space, layer_timer=lambda layer: {"mean_ms": _layer_ms(layer), "std_ms": 0.0}, calibration_archs=0,
+        progress=False, judge=False,
+    )  # fmt: skip
+    return run, table.save(root / "table.json")
+
+
+def _spec(run: Path, table: Path, searcher: str, evaluations: int = 8) -> dict:
+    return {
+        "name": f"vit-{searcher}",
+        "space": TINY_VIT_SPACE,
+        "evaluator": {"kind": "supernet", "checkpoint": str(run), "recal_batches": 1, "latency_table": str(table)},
+        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "latency_ms@cpu", "direction": "min"}],
+        "searcher": {"kind": searcher},
+        "budget": {"evaluations": evaluations},
+        "executor": "local",
+        "seed": 0,
+    }
+
+
+@pytest.mark.parametrize("searcher", sorted(set(names("searcher")) - {"predictor"}))
+def test_every_searcher_searches_the_vit_space(trained, tmp_path: Path, searcher: str) -> None:
+    run, table = trained
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    result = run_job(job_from_dict(_spec(run, table, searcher)), store, progress=False)
+    assert result.state == "done"
+    trials = store.trials(result.job_id, ["complete"])
+    assert len(trials) == 8
+    for trial in trials:
+        assert 0.0 <= trial.metrics["accuracy"] <= 1.0 and trial.metrics["latency_ms@cpu"] > 0
+        assert set(trial.arch) == {"embed", "depth", "heads", "mlp"}
+    assert len({json.dumps(t.arch, sort_keys=True) for t in trials}) > 1
+
+
+def test_export_writes_timm_folders_that_timm_loads(trained, tmp_path: Path) -> None:
+    run, table = trained
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    result = run_job(job_from_dict(_spec(run, table, "random", evaluations=10)), store, progress=False)
+    front = choose_trials(store, result.job_id, "cpu")
+    manifest = export_job(store, result.job_id, "cpu", "timm", tmp_path / "out")
+    assert [m["trial_id"] for m in manifest["models"]] == [t.trial_id for t in front]
+    x = torch.randn(3, 1, 16, 16)
+    for model in manifest["models"]:
+        weights = tmp_path / "out" / model["file"]
+        assert weights.name == "model.safetensors" and model["check"]["max_abs_diff"] < 1e-4
+        net = load_timm_folder(weights.parent)
+        config = json.loads((weights.parent / "config.json").read_text())
+        assert config["pretrained_cfg"]["input_size"] == [1, 16, 16]
+        assert config["hwnas"]["heads"] == model["arch"]["heads"][: model["arch"]["depth"]]
+        with torch.no_grad():
+            net(x)
+    again = export_job(store, result.job_id, "cpu", "timm", tmp_path / "out")  # the manifest keeps what is there
+    assert len(again["models"]) == len(front)
+    onnx = export_job(store, result.job_id, "cpu", "onnx", tmp_path / "onnx")  # run by ONNX Runtime, checked
+    assert all(m["check"]["max_abs_diff"] < 1e-4 for m in onnx["models"])
+
+    # A subnet whose layers are uniform (2 heads of 8 = embed 16) loads with timm alone.
+    space = load_supernet(run)[0].space
+    native = space.make({"embed": 16, "depth": 2, "heads": [2, 2], "mlp": [2.0, 2.0]})
+    assert space.timm_folder_config(native, (0.5,), (0.25,))["hwnas"]["timm_native"]
+    supernet, _ = load_supernet(run)
+    folder = tmp_path / "native"
+    _write_timm(supernet.extract(native).eval(), space, native, folder / "model.safetensors", ((0.5,), (0.25,)))
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), load_timm_folder(folder)(x))
+    assert list(model.pretrained_cfg["mean"]) == [0.5] and model.num_classes == 10
+
+
+def test_export_refuses_timm_for_a_convolutional_space(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    spec = {"space": {"name": "ofa_mbv3", "config": "mnist"}, "evaluator": {"kind": "supernet", "checkpoint": "x"},
+            "objectives": [{"metric": "accuracy", "direction": "max"}], "searcher": {"kind": "random"},
+            "budget": {"evaluations": 1}}  # fmt: skip
+    job = store.create_job("conv", spec, "ofa_mbv3/mnist")
+    with pytest.raises(ExportError, match=r"--format timm: the subnets of job .* are not timm models"):
+        export_job(store, job, "cpu", "timm", tmp_path / "out")
