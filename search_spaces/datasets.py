@@ -474,8 +474,16 @@ def load_dataset(
         train, test = load_fashion_mnist(root, download)
         classes, hflip = FASHION_MNIST_CLASSES, True
     elif name == "cifar10":
-        if root is None:
-            raise DatasetError("data.root: cifar10 needs the folder (or archive) holding CIFAR-10")
+        if root is None:  # the copy `nas data fetch cifar10` keeps
+            from nas.data import DataError
+            from nas.data import path as fetched
+
+            try:
+                root = fetched("cifar10")
+            except DataError as e:
+                raise DatasetError(
+                    f"data.root: {e}, or set data.root to a folder or archive holding CIFAR-10"
+                ) from None
         train, test, classes = load_cifar10(root)
         hflip, padding = True, 4
     elif name == "imagefolder":

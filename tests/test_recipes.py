@@ -286,3 +286,51 @@ def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
     assert pi4[0]["place"].startswith("ray:device:pi4@") and pi4[0]["validation"]["archs"] == 8
     assert phone[0]["place"] == "command" and phone[0]["validation"]["archs"] == 8
     assert new[0]["kind"] == "fleet" and set(new[0]["fleet"]) == {"pi4-ort", "phone"} and new[0]["measured"] == 10
+
+
+def test_train_and_deploy_a_vision_transformer(tmp_path: Path) -> None:
+    """ "Train and deploy a vision transformer" as written, from another directory, on a generated
+    CIFAR-10 archive (the fetch takes it from a local file with its checksum instead of the
+    internet). Budgets only: one latency round, 8 subnets validated, 10 evaluations."""
+    import hashlib
+
+    import timm
+    import torch
+    import yaml
+
+    from nas.testing.cifar import cifar_binary_archive
+    from search_spaces.vit.static import load_timm_folder
+
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    archive.write_bytes(cifar_binary_archive(40))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    spec = yaml_block("Train and deploy a vision transformer")
+    spec["budget"] = {"evaluations": 10}
+    spec["searcher"]["settings"]["population"] = 4
+    (tmp_path / "vit-search.yaml").write_text(yaml.safe_dump(spec))
+    store = f"sqlite:///{tmp_path / 'nas.db'}"
+    extra = {"NAS_DATA_DIR": str(tmp_path / "cache")}
+    commands = recipe("Train and deploy a vision transformer")
+    assert [c.split()[1] for c in commands] == ["data", "train", "latency", "latency", "search", "export"]
+    job_id = ""
+    for command in commands:
+        command = (
+            command.replace("JOB_ID", job_id).replace("--rounds 3", "--rounds 1").replace("--archs 50", "--archs 8")
+        )
+        if command.startswith("nas data fetch"):
+            command += f" --from {archive} --sha256 {digest}"
+        done = run(command, tmp_path, store, extra)
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
+        if command.startswith("nas search"):
+            job_id = re.search(r"^job (\S+): done, 10 evaluations", done.stdout, flags=re.M).group(1)  # type: ignore[union-attr]
+    manifest = json.loads((tmp_path / "deploy-vit" / "manifest.json").read_text())
+    assert manifest["models"]
+    x = torch.randn(2, 3, 32, 32)
+    for model in manifest["models"]:
+        folder = (tmp_path / "deploy-vit" / model["file"]).parent
+        net = load_timm_folder(folder)
+        assert isinstance(net, timm.models.vision_transformer.VisionTransformer)
+        assert json.loads((folder / "config.json").read_text())["pretrained_cfg"]["input_size"] == [3, 32, 32]
+        with torch.no_grad():
+            assert net(x).shape == (2, 10)

@@ -12,6 +12,7 @@ function of the history makes restore exact.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ import numpy as np
 from nas.core.arch import Arch
 from nas.searchers.base import Searcher, constraint_values, num_constraint_values, violation
 from nas.searchers.ranking import survivors
+
+logger = logging.getLogger(__name__)
 
 
 class PymooNSGA2Searcher(Searcher):
@@ -81,6 +84,11 @@ class PymooNSGA2Searcher(Searcher):
         Evaluator().eval(StaticProblem(problem, F=f[keep][order], **extra), initial)
         algorithm.tell(infills=initial)
         offspring = algorithm.ask()
+        if offspring is None or len(offspring) == 0:
+            # pymoo found no offspring that is not a duplicate (small populations in spaces with
+            # inactive genes): new random archs keep the search going instead of failing the job
+            logger.info("nsga2: no new offspring from the population; %d random archs instead", n)
+            return self.space.sample_unique(n, rng, max_draws=max(1000, 50 * n))
         xu = self.space.bounds[1]
         children = np.clip(np.rint(offspring.get("X")).astype(int), 0, xu)
         return [self.space.decode(row) for row in children]

@@ -144,13 +144,27 @@ class ViTSpace(ElasticSpace):
         )
         return info
 
-    def notation(self, arch: Arch | Mapping[str, Any]) -> str:
-        """A short readable form: ``E96 D4 | h 2 3 4 4 | m 2 3 4 2`` (the layers it runs)."""
+    def to_string(self, arch: Arch | Mapping[str, Any]) -> str:
+        """A short readable form of the layers it runs: ``E96 D4 | h 2 3 4 4 | m 2 3 4 2``
+        (:meth:`from_string` reads it back)."""
         a = self.make(arch)
         depth = a["depth"]
         heads = " ".join(str(h) for h in a["heads"][:depth])
         mlp = " ".join(f"{m:g}" for m in a["mlp"][:depth])
         return f"E{a['embed']} D{depth} | h {heads} | m {mlp}"
+
+    def from_string(self, text: str) -> Arch:
+        """Parses :meth:`to_string`'s form, ``E96 D4 | h 2 3 4 4 | m 2 3 4 2``."""
+        parts = [p.split() for p in text.split("|")] if isinstance(text, str) else []
+        ok = len(parts) == 3 and len(parts[0]) == 2 and parts[1][:1] == ["h"] and parts[2][:1] == ["m"]
+        if not ok or not parts[0][0].startswith("E") or not parts[0][1].startswith("D"):
+            raise ValueError(f"arch string: expected 'E<embed> D<depth> | h <heads...> | m <ratios...>', got {text!r}")
+        try:
+            embed, depth = int(parts[0][0][1:]), int(parts[0][1][1:])
+            heads, mlp = [int(h) for h in parts[1][1:]], [float(m) for m in parts[2][1:]]
+        except ValueError:
+            raise ValueError(f"arch string: numbers expected in {text!r}") from None
+        return self.make({"embed": embed, "depth": depth, "heads": heads, "mlp": mlp})
 
     # --------------------------------------------------------- static config
     def static_config(self, arch: Arch | Mapping[str, Any]) -> list[dict[str, Any]]:

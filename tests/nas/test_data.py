@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import socket
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from nas.cli import main
 from nas.data import CATALOGUE, DataError, describe, fetch, path, sha256_of
+from nas.testing.cifar import cifar_binary_archive
 from search_spaces.datasets import load_dataset
 
 
@@ -29,30 +27,12 @@ def test_every_shipped_table_is_here_and_matches_its_checksum() -> None:
     assert all(r["licence"] and r["source"] for r in describe())
 
 
-def _cifar_archive(records_per_batch: int) -> bytes:
-    """A CIFAR-10 binary archive in the real layout: label byte + 3,072 pixel bytes per record."""
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"):
-            labels = np.arange(records_per_batch, dtype=np.uint8) % 10
-            pixels = rng.integers(0, 256, size=(records_per_batch, 3072), dtype=np.uint8)
-            data = np.concatenate([labels[:, None], pixels], axis=1).tobytes()
-            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}.bin")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        evil = tarfile.TarInfo("../outside.txt")  # never extracted: only the known members are
-        evil.size = 4
-        tar.addfile(evil, io.BytesIO(b"evil"))
-    return buf.getvalue()
-
-
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A local HTTP server serving the generated archive: its URL and SHA-256."""
     site = tmp_path / "site"
     site.mkdir()
-    body = _cifar_archive(20)
+    body = cifar_binary_archive(20)
     (site / "cifar-10-binary.tar.gz").write_bytes(body)
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(site), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

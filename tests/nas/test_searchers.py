@@ -298,3 +298,24 @@ class TestPredictorLoopWithProxies(_Contract):
             {**FAST["predictor"], "proxy_features": ["p"], "warm_start": "p"},
             cheap=cheap, cheap_metrics=("lat", "zc_p"),
         )  # fmt: skip
+
+
+def test_nsga2_goes_on_when_pymoo_finds_no_new_offspring(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pymoo's ask returns nothing when duplicate elimination leaves no offspring (seen with a
+    population of 4 in the vit space, where inactive genes make many children equal): the searcher
+    proposes new random archs instead of failing the job."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+
+    searcher = make("nsga2")
+    before = drive(searcher, 2, batch=4)  # the population of 8 is complete: the next ask mates
+    asks = {"n": 0}
+    original = NSGA2.ask
+
+    def ask(self):  # the initial population comes back; the offspring do not
+        asks["n"] += 1
+        return original(self) if asks["n"] % 2 else None
+
+    monkeypatch.setattr(NSGA2, "ask", ask)
+    proposed = searcher.ask(4)
+    assert len(proposed) == 4 and asks["n"] == 2
+    assert not {t.arch for t in before} & {t.arch for t in proposed}  # new archs, as every ask

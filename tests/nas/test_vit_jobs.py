@@ -68,6 +68,16 @@ def test_every_searcher_searches_the_vit_space(trained, tmp_path: Path, searcher
     assert len({json.dumps(t.arch, sort_keys=True) for t in trials}) > 1
 
 
+def test_trials_and_the_page_show_the_vit_notation() -> None:
+    """`nas trials` and the page print archs through the space's notation (a preset's space id)."""
+    from nas.queries import arch_formatter
+
+    text = arch_formatter("vit/cifar")
+    assert text({"embed": 96, "depth": 4, "heads": [2, 3, 4, 4, 2, 2], "mlp": [2, 3, 4, 2, 2, 2]}) == (
+        "E96 D4 | h 2 3 4 4 | m 2 3 4 2"
+    )
+
+
 def test_export_writes_timm_folders_that_timm_loads(trained, tmp_path: Path) -> None:
     run, table = trained
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")

@@ -43,7 +43,10 @@ def test_presets_and_arch_json(space: ViTSpace) -> None:
     assert space.space_id == "vit/cifar"
     arch = space.make({"embed": 96, "depth": 4, "heads": [2, 3, 4, 4], "mlp": [2, 3.0, 4, 2]})
     assert arch["heads"] == [2, 3, 4, 4, 2, 2] and arch["mlp"] == [2.0, 3.0, 4.0, 2.0, 2.0, 2.0]
-    assert space.notation(arch) == "E96 D4 | h 2 3 4 4 | m 2 3 4 2"
+    assert space.to_string(arch) == "E96 D4 | h 2 3 4 4 | m 2 3 4 2"
+    assert space.from_string(space.to_string(arch)) == arch
+    with pytest.raises(ValueError, match="expected 'E<embed> D<depth>"):
+        space.from_string("E96 | h 2 | m 2")
     # the skipped layers' genes do not make another arch
     same = space.make({"embed": 96, "depth": 4, "heads": [2, 3, 4, 4, 4, 3], "mlp": [2, 3, 4, 2, 4, 4]})
     assert same == arch and space.encode(same) == space.encode(arch)
