@@ -25,6 +25,10 @@ class TestOFAResNet50Space(SpaceContract):
     space_name = "ofa_resnet50"
 
 
+class TestViTSpace(SpaceContract):
+    space_name = "vit"
+
+
 class TestNB201Space(SpaceContract):
     space_name = "nb201"
 
