@@ -7,6 +7,7 @@ and reports the plain table sum and the corrected prediction side by side. Table
 next to the result so they can be inspected or reused.
 
     python -m benchmarks.latency_table --config cifar --batches 1,64 --archs 100
+    python -m benchmarks.latency_table --space vit --config cifar --cpu-backends torch,onnxruntime
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     from predictors.latency import build_table, validate_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="ofa_mbv3", help="space name (ofa_mbv3, ofa_resnet50, vit)")
     parser.add_argument("--config", default="cifar")
     parser.add_argument("--resolutions", help="comma-separated subset of the preset's resolutions (e.g. 160,192,224)")
     parser.add_argument("--batches", default="1,64")
@@ -57,7 +59,7 @@ def main() -> None:
         options["resolutions"] = [int(r) for r in args.resolutions.split(",")]
     if args.precisions:
         options["precisions"] = args.precisions.split(",")
-    space = create_space("ofa_mbv3", config=args.config, **options)
+    space = create_space(args.space, config=args.config, **options)
     runs = []
     for device in devices:
         cuda = device.startswith("cuda")

@@ -64,32 +64,31 @@ TINY: dict[str, Any] = {
 }
 
 
-def tiny(**changes: Any) -> dict[str, Any]:
-    """A deep copy of TINY with top-level sections updated (``training={"max_steps": 5}``)."""
-    cfg = copy.deepcopy(TINY)
+def _updated(cfg: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` (a deep copy) with top-level sections updated: a dict merges into a dict section."""
+    cfg = copy.deepcopy(cfg)
     for section, values in changes.items():
         if isinstance(values, dict) and isinstance(cfg.get(section), dict):
             cfg[section].update(values)
         else:
             cfg[section] = values
     return cfg
+
+
+def tiny(**changes: Any) -> dict[str, Any]:
+    """A deep copy of TINY with top-level sections updated (``training={"max_steps": 5}``)."""
+    return _updated(TINY, changes)
 
 
 def tiny_vit(**changes: Any) -> dict[str, Any]:
     """TINY on a tiny ViT space: AdamW, the full network, then every dimension open with sandwich sampling."""
     every = {"embed": "all", "depth": "all", "heads": "all", "mlp": "all"}
-    base = {
-        "space": TINY_VIT_SPACE,
-        "training": {"optimizer": "adamw"},
-        "phases": [
+    base = tiny(
+        space=TINY_VIT_SPACE,
+        training={"optimizer": "adamw"},
+        phases=[
             {"name": "full", "epochs": 1, "lr": 0.002},
             {"name": "all", "epochs": 2, "lr": 0.001, "open": every, "subnets_per_step": 2, "sandwich": True},
         ],
-    }
-    cfg = tiny(**base)
-    for section, values in changes.items():
-        if isinstance(values, dict) and isinstance(cfg.get(section), dict):
-            cfg[section].update(values)
-        else:
-            cfg[section] = values
-    return cfg
+    )
+    return _updated(base, changes)

@@ -110,22 +110,23 @@ class LatencyTable:
     # the correction's feature sets, tried in turn by leave-one-out cross-validation on the
     # calibration subnets; each needs two subnets per coefficient
     CORRECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-        ("linear", ("table_sum_ms", "mbconv_blocks", "bias")),
+        ("linear", ("table_sum_ms", "layers", "bias")),
         ("physics", ("table_sum_ms", "macs_m", "kernels", "bias")),
     )
     # tried too for a space with precision genes: each switch between float and int8 layers is a
     # (de)quantization the isolated ops did not time, and consecutive int8 layers share one
     PRECISION_CORRECTION: tuple[str, tuple[str, ...]] = (
         "precision",
-        ("table_sum_ms", "mbconv_blocks", "precision_switches", "bias"),
+        ("table_sum_ms", "layers", "precision_switches", "bias"),
     )
 
     def features(
         self, space: SearchSpace, arch: Arch | Mapping[str, Any], names: Sequence[str] | None = None
     ) -> list[float]:
         """Inputs of the correction (default: those of the fitted one, else the ``linear`` set):
-        ``table_sum_ms`` (what :meth:`lookup` gives), ``mbconv_blocks`` (the other layers are
-        fixed), ``macs_m`` (millions), ``kernels`` (eager launches), ``layers``,
+        ``table_sum_ms`` (what :meth:`lookup` gives), ``layers`` (static-config layers: in every
+        family the elastic ones plus a fixed count), ``macs_m`` (millions), ``kernels`` (eager
+        launches), ``mbconv_blocks`` (what tables fitted before ``layers`` use),
         ``precision_switches`` (adjacent layers of different precision), ``bias``."""
         if names is None:
             names = (self.correction or {}).get("features") or self.CORRECTIONS[0][1]
@@ -153,7 +154,7 @@ class LatencyTable:
     def fit_correction(self, space: SearchSpace, archs: Sequence[Arch], measured: Sequence[float]) -> None:
         """Few-shot correction of the lookup from subnets measured end to end.
 
-        Candidates: a scale factor of the sum; ``linear`` (sum, MBConv blocks, bias) and
+        Candidates: a scale factor of the sum; ``linear`` (sum, layers, bias) and
         ``physics`` (sum, MACs, kernel launches, bias), each least squares on relative error,
         kept only with two calibration subnets per coefficient and when it predicts a positive
         latency for every calibration subnet and the space's smallest and largest arch. The
