@@ -177,6 +177,9 @@ def test_ctrl_c_in_a_search_says_once_how_to_continue(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "nas.cli", "search", str(path), "--store", f"sqlite:///{db}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)},
+        # as from a terminal: a suite run in the background (`nohup pytest &`) ignores SIGINT, and a
+        # Python started with SIGINT ignored never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     store: Store | None = None  # opened once the search made the file: opening it again and again
