@@ -112,3 +112,20 @@ def test_supernet_example_runs_on_a_run_laid_out_as_the_demo_leaves_it(tmp_path:
     trials = store.trials(result.job_id, ["complete"])
     assert result.state == "done" and len(trials) == 6 and result.front
     assert all(0.0 <= t.metrics["accuracy"] <= 1.0 and t.metrics["latency_ms@cpu"] > 0 for t in trials)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (ROOT / "examples").glob("*.yaml") if "phases" in yaml.safe_load(p.read_text())),
+    ids=lambda p: p.name,
+)
+def test_every_training_config_loads_and_opens_its_spaces_dimensions(path: Path) -> None:
+    """Each training config of examples/ validates (space, data settings, every phase's open
+    dimensions against the space), whether or not its data is on this machine."""
+    from search_spaces.training.config import load_train_config
+
+    config = load_train_config(path)
+    dims = set(config.space.build().elastic_choices())
+    for phase in config.phases:
+        assert set(phase.open) <= dims, (path.name, phase.name, phase.open)
+    assert set(config.phases[-1].open) | {"r"} >= dims  # the last phase opens every dimension
