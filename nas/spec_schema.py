@@ -148,13 +148,15 @@ def _size_bounds_text() -> str:
     """The bounds on the built-in spaces' options that size a network, as one sentence."""
     from search_spaces.ofa_mbv3.config import SIZE_BOUNDS as MBV3
     from search_spaces.ofa_resnet50.config import SIZE_BOUNDS as RESNET
+    from search_spaces.vit.config import SIZE_BOUNDS as VIT
 
     def listed(bounds: dict[str, float]) -> str:
         return ", ".join(f"{name} <= {high:g}" for name, high in bounds.items())
 
     return (
         f"; options that size a network are bounded (each entry of a list): ofa_mbv3 {listed(MBV3)}; "
-        f"ofa_resnet50 {listed(RESNET)}; the HTTP service also bounds the largest subnet's parameters "
+        f"ofa_resnet50 {listed(RESNET)}; vit {listed(VIT)}; the HTTP service also bounds the largest "
+        "subnet's parameters "
         "and MACs (`nas serve --max-params/--max-macs`)"
     )
 
