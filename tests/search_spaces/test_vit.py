@@ -170,3 +170,20 @@ def test_training_resumes_to_the_same_supernet(tmp_path: Path) -> None:
     assert set(ref) == set(resumed)
     for name in ref:
         assert torch.equal(ref[name], resumed[name]), name
+
+
+def test_the_service_refuses_a_vit_too_large_to_build(tmp_path: Path) -> None:
+    """Patch size 1 on 1024 px is a million tokens: the position embeddings alone are billions of
+    parameters. Admission counts them from the static config (no network is built) and refuses."""
+    from nas.admission import admit_job, service_policy
+    from nas.core.config import ConfigError
+
+    spec = {
+        "name": "big", "space": {"name": "vit", "config": "cifar",
+                                 "options": {"img_size": 1024, "patch_size": 1, "embed_choices": [4096]}},
+        "evaluator": {"kind": "zero_cost", "proxy": "synflow"},
+        "objectives": [{"metric": "synflow", "direction": "max"}],
+        "searcher": {"kind": "random"}, "budget": {"evaluations": 2},
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match=r"largest subnet of vit/cifar\+\w+ has 5.11e\+09 parameters"):
+        admit_job(spec, service_policy([str(tmp_path)]))
