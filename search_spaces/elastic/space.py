@@ -5,24 +5,29 @@ config (:mod:`nas.core.capabilities`). Pure Python, no torch."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from nas.core.arch import Arch
 from nas.core.precision import PrecisionGenes
 from nas.core.space import Gene, SearchSpace
+from search_spaces.elastic.config import resolve_config
 
 
 class ElasticSpace(PrecisionGenes, SearchSpace):
     """Base of a supernet family's space.
 
-    A family defines ``name``, :meth:`resolve_config` (its ``get_config``), :meth:`preset_configs`
-    (its ``PRESETS``), :meth:`_build_genes`, the encoding (:meth:`_to_dict`, :meth:`_from_dict`),
+    A family defines ``name``, ``config_type`` (its config dataclass), ``preset_table`` (its
+    ``PRESETS``), :meth:`_build_genes`, the encoding (:meth:`_to_dict`, :meth:`_from_dict`),
     :meth:`static_config`, :meth:`build_static`, :meth:`build_supernet` and
     :meth:`elastic_choices`; the space id is ``name/preset`` for a preset as it ships, else
     ``name/label+fingerprint``.
     """
 
+    config_type: ClassVar[type[Any]]  # the family's config dataclass (an ElasticConfig)
+    preset_table: ClassVar[Mapping[str, Any]]  # the family's presets by name
+
     def __init__(self, config: Any = "imagenet", **overrides: Any) -> None:
+        """``config``: a preset name, a config or a dict; ``overrides``: config fields to change."""
         self.config = cfg = self.resolve_config(config, **overrides)
         suffix = "" if self.preset_configs().get(cfg.name) == cfg else f"+{cfg.fingerprint()}"
         self._space_id = f"{self.name}/{cfg.name}{suffix}"
@@ -32,12 +37,12 @@ class ElasticSpace(PrecisionGenes, SearchSpace):
     @classmethod
     def resolve_config(cls, config: Any, **overrides: Any) -> Any:
         """The family's config from a preset name, a config or a dict, with overrides."""
-        raise NotImplementedError
+        return resolve_config(cls.config_type, cls.preset_table, config, **overrides)
 
     @classmethod
     def preset_configs(cls) -> Mapping[str, Any]:
         """The family's presets by name."""
-        raise NotImplementedError
+        return cls.preset_table
 
     def _build_genes(self) -> list[Gene]:
         raise NotImplementedError

@@ -25,7 +25,7 @@ from nas.core.arch import Arch
 from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
 from nas.core.space import Gene
 from search_spaces.elastic.space import ElasticSpace, number_list
-from search_spaces.ofa_mbv3.config import PRESETS, OFAMobileNetV3Config, get_config, make_divisible
+from search_spaces.ofa_mbv3.config import PRESETS, OFAMobileNetV3Config, make_divisible
 
 if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
@@ -48,17 +48,8 @@ class OFAMobileNetV3Space(ElasticSpace):
 
     name = "ofa_mbv3"
     config: OFAMobileNetV3Config
-
-    def __init__(self, config: str | OFAMobileNetV3Config | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-
-    @classmethod
-    def resolve_config(cls, config: Any, **overrides: Any) -> OFAMobileNetV3Config:
-        return get_config(config, **overrides)
-
-    @classmethod
-    def preset_configs(cls) -> Mapping[str, OFAMobileNetV3Config]:
-        return PRESETS
+    config_type = OFAMobileNetV3Config
+    preset_table = PRESETS
 
     def _build_genes(self) -> list[Gene]:
         cfg = self.config

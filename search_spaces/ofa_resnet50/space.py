@@ -22,7 +22,7 @@ from nas.core.arch import Arch
 from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
 from nas.core.space import Gene
 from search_spaces.elastic.space import ElasticSpace, number_list
-from search_spaces.ofa_resnet50.config import PRESETS, OFAResNetConfig, get_config
+from search_spaces.ofa_resnet50.config import PRESETS, OFAResNetConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.ofa_resnet50.supernet import OFAResNetSupernet
@@ -45,17 +45,8 @@ class OFAResNetSpace(ElasticSpace):
 
     name = "ofa_resnet50"
     config: OFAResNetConfig
-
-    def __init__(self, config: str | OFAResNetConfig | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-
-    @classmethod
-    def resolve_config(cls, config: Any, **overrides: Any) -> OFAResNetConfig:
-        return get_config(config, **overrides)
-
-    @classmethod
-    def preset_configs(cls) -> Mapping[str, OFAResNetConfig]:
-        return PRESETS
+    config_type = OFAResNetConfig
+    preset_table = PRESETS
 
     def _build_genes(self) -> list[Gene]:
         cfg = self.config

@@ -17,7 +17,7 @@ import numpy as np
 from nas.core.arch import Arch
 from nas.core.space import Gene
 from search_spaces.elastic.space import ElasticSpace, number_list
-from search_spaces.vit.config import PRESETS, ViTConfig, get_config
+from search_spaces.vit.config import PRESETS, ViTConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from search_spaces.vit.supernet import ViTSupernet
@@ -35,17 +35,8 @@ class ViTSpace(ElasticSpace):
 
     name = "vit"
     config: ViTConfig
-
-    def __init__(self, config: str | ViTConfig | Mapping[str, Any] = "imagenet", **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-
-    @classmethod
-    def resolve_config(cls, config: Any, **overrides: Any) -> ViTConfig:
-        return get_config(config, **overrides)
-
-    @classmethod
-    def preset_configs(cls) -> Mapping[str, ViTConfig]:
-        return PRESETS
+    config_type = ViTConfig
+    preset_table = PRESETS
 
     def _build_genes(self) -> list[Gene]:
         cfg = self.config
