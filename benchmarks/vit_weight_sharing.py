@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -46,29 +45,30 @@ def _standalone(space: Any, arch: Any, dataset: Any, config: dict[str, Any], epo
     import torch
     import torch.nn.functional as F
 
+    from search_spaces.training.config import PhaseSpec
     from search_spaces.training.evaluation import accuracy
+    from search_spaces.training.losses import lr_at
 
     training, first = config["training"], config["phases"][0]
     seed = int(training.get("seed", 0))
     torch.manual_seed(seed)
     net = space.build_static(arch)
-    decay = [p for n, p in net.named_parameters() if p.dim() > 1 and n not in ("cls_token", "pos_embed")]
-    rest = [p for n, p in net.named_parameters() if not (p.dim() > 1 and n not in ("cls_token", "pos_embed"))]
+    skip = net.no_weight_decay()  # timm's own list (class token, position embeddings), as the trainer skips
+    decay = [p for n, p in net.named_parameters() if p.dim() > 1 and n not in skip]
+    rest = [p for n, p in net.named_parameters() if p.dim() <= 1 or n in skip]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": float(training.get("weight_decay", 0.05))},
          {"params": rest, "weight_decay": 0.0}], lr=float(first["lr"]),
     )  # fmt: skip
     loader = dataset.loader("train", int(config["data"]["batch_size"]), train=True, seed=seed)
-    steps = len(loader) * epochs
-    warm = int(float(first.get("warmup_epochs", 0.0)) * len(loader))
+    # one phase of all the supernet's epochs: the trainer's warm-up and cosine decay
+    schedule = PhaseSpec("standalone", epochs, float(first["lr"]), warmup_epochs=float(first.get("warmup_epochs", 0.0)))
     started, step = time.perf_counter(), 0
     net.train()
     for epoch in range(epochs):
         for x, y in loader.epoch(epoch):
-            cosine = 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
-            lr = float(first["lr"]) * ((step + 1) / warm if step < warm else cosine)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr_at(schedule, step, len(loader))
             loss = F.cross_entropy(net(x), y, label_smoothing=float(training.get("label_smoothing", 0.0)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

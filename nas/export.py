@@ -290,11 +290,6 @@ def export_job(
         raise ExportError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"--precision: unknown {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if fmt == "timm" and not hasattr(_job_space(store.job(job_id).spec), "timm_folder_config"):
-        raise ExportError(
-            f"--format timm: the subnets of job {job_id}'s space are not timm models (the vit space's are); "
-            f"use one of {', '.join(f for f in FORMATS if f != 'timm')}"
-        )
     if precision == "int8" and fmt != "onnx":
         raise ExportError(f"--precision {precision}: quantized models are written as ONNX (QDQ); use --format onnx")
     job = store.job(job_id)
@@ -304,11 +299,16 @@ def export_job(
             f"job {job_id} was evaluated by a {evaluator.get('kind')!r} evaluator, which has no weights to export; "
             "export needs a job whose evaluator is a trained supernet (evaluator.kind: supernet)"
         )
+    job_space = _job_space(job.spec)
+    if fmt == "timm" and not hasattr(_job_space(store.job(job_id).spec), "timm_folder_config"):
+        raise ExportError(
+            f"--format timm: the subnets of job {job_id}'s space are not timm models (the vit space's are); "
+            f"use one of {', '.join(f for f in FORMATS if f != 'timm')}"
+        )
     spec = SupernetSpec(**evaluator)
     chosen = choose_trials(store, job_id, device, max_latency=max_latency, trial_id=trial_id)
     supernet, meta = load_supernet(spec.checkpoint)
     supernet.eval()
-    job_space = _job_space(job.spec)
     space = supernet.space
     if space.space_id != float_space(job_space).space_id:
         raise ExportError(

@@ -47,12 +47,26 @@ def timm_kwargs(cfg: ViTConfig, arch: Arch | Mapping[str, Any]) -> dict[str, Any
 def timm_vit(cfg: ViTConfig, arch: Arch | Mapping[str, Any]) -> VisionTransformer:
     """A freshly initialised timm ``VisionTransformer`` of ``arch``: per layer its own heads
     (each ``cfg.head_dim`` wide) and MLP hidden width."""
-    norm = partial(nn.LayerNorm, eps=cfg.norm_eps)
-    model = VisionTransformer(**timm_kwargs(cfg, arch), norm_layer=norm)
-    embed = arch["embed"]
-    for i, block in enumerate(model.blocks):
-        block.attn = Attention(embed, num_heads=arch["heads"][i], attn_head_dim=cfg.head_dim, qkv_bias=cfg.qkv_bias)
-        block.mlp = Mlp(embed, hidden_features=cfg.mlp_hidden(embed, arch["mlp"][i]), act_layer=nn.GELU)
+    heads, hidden = _layer_widths(cfg, arch)
+    return _timm_model(timm_kwargs(cfg, arch), cfg.norm_eps, heads, cfg.head_dim, hidden)
+
+
+def _layer_widths(cfg: ViTConfig, arch: Arch | Mapping[str, Any]) -> tuple[list[int], list[int]]:
+    """The heads and the MLP hidden width of each layer ``arch`` runs."""
+    depth = arch["depth"]
+    return list(arch["heads"][:depth]), [cfg.mlp_hidden(arch["embed"], r) for r in arch["mlp"][:depth]]
+
+
+def _timm_model(
+    args: Mapping[str, Any], norm_eps: float, heads: list[int], head_dim: int, hidden: list[int]
+) -> VisionTransformer:
+    """timm's ``VisionTransformer`` of ``args``, then in each block timm's ``Attention`` with that
+    layer's heads of ``head_dim`` and timm's ``Mlp`` with that layer's hidden width."""
+    model = VisionTransformer(**args, norm_layer=partial(nn.LayerNorm, eps=norm_eps))
+    embed = args["embed_dim"]
+    for block, h, width in zip(model.blocks, heads, hidden, strict=True):
+        block.attn = Attention(embed, num_heads=h, attn_head_dim=head_dim, qkv_bias=args["qkv_bias"])
+        block.mlp = Mlp(embed, hidden_features=width, act_layer=nn.GELU)
     return model
 
 
@@ -75,6 +89,7 @@ def timm_folder_config(
     pretrained=True)`` reads it with ``model.safetensors`` beside it). Its ``model_args`` build the
     subnet when :func:`timm_native` holds; ``hwnas`` holds the per-layer heads and hidden widths
     that :func:`load_timm_folder` applies otherwise."""
+    heads, hidden = _layer_widths(cfg, arch)
     return {
         "architecture": TIMM_ARCHITECTURE,
         "num_classes": cfg.num_classes,
@@ -93,9 +108,9 @@ def timm_folder_config(
         },
         "hwnas": {
             "timm_native": timm_native(cfg, arch),
-            "heads": list(arch["heads"][: arch["depth"]]),
+            "heads": heads,
             "head_dim": cfg.head_dim,
-            "mlp_hidden": [cfg.mlp_hidden(arch["embed"], r) for r in arch["mlp"][: arch["depth"]]],
+            "mlp_hidden": hidden,
             "norm_eps": cfg.norm_eps,
         },
     }
@@ -109,11 +124,7 @@ def load_timm_folder(folder: str | Path) -> VisionTransformer:
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
     args, extra = config["model_args"], config["hwnas"]
-    model = VisionTransformer(**args, norm_layer=partial(nn.LayerNorm, eps=extra["norm_eps"]))
-    for block, heads, hidden in zip(model.blocks, extra["heads"], extra["mlp_hidden"], strict=True):
-        block.attn = Attention(args["embed_dim"], num_heads=heads, attn_head_dim=extra["head_dim"],
-                               qkv_bias=args["qkv_bias"])  # fmt: skip
-        block.mlp = Mlp(args["embed_dim"], hidden_features=hidden, act_layer=nn.GELU)
+    model = _timm_model(args, extra["norm_eps"], extra["heads"], extra["head_dim"], extra["mlp_hidden"])
     model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
     return model.eval()
 

@@ -27,6 +27,18 @@ if TYPE_CHECKING:  # the space builds its supernet; the supernet only reads the 
     from search_spaces.vit.space import ViTSpace
 
 
+def sliced_norm(norm: nn.LayerNorm, x: torch.Tensor, embed: int) -> torch.Tensor:
+    """``norm`` over the first ``embed`` channels, with its affine parameters' first ``embed``."""
+    return F.layer_norm(x, (embed,), norm.weight[:embed], norm.bias[:embed], norm.eps)
+
+
+@torch.no_grad()
+def copy_norm(src: nn.LayerNorm, dst: Any, embed: int) -> None:
+    """Copies the first ``embed`` affine parameters of a layer norm into a static one."""
+    dst.weight.copy_(src.weight[:embed])
+    dst.bias.copy_(src.bias[:embed])
+
+
 class ElasticViTBlock(nn.Module):
     """A pre-norm transformer block whose embedding dimension, heads and MLP width are elastic.
 
@@ -42,7 +54,6 @@ class ElasticViTBlock(nn.Module):
         self.max_heads = max(cfg.head_choices)
         width = self.max_heads * cfg.head_dim
         hidden = cfg.mlp_hidden(embed, max(cfg.mlp_choices))
-        self.eps = cfg.norm_eps
         self.norm1 = nn.LayerNorm(embed, eps=cfg.norm_eps)
         self.qkv = nn.Linear(embed, 3 * width, bias=cfg.qkv_bias)
         self.proj = nn.Linear(width, embed)
@@ -50,10 +61,6 @@ class ElasticViTBlock(nn.Module):
         self.fc1 = nn.Linear(embed, hidden)
         self.fc2 = nn.Linear(hidden, embed)
         self.active_embed, self.active_heads, self.active_hidden = embed, self.max_heads, hidden
-
-    def _norm(self, norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-        e = self.active_embed
-        return F.layer_norm(x, (e,), norm.weight[:e], norm.bias[:e], self.eps)
 
     def qkv_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The active query/key/value projection: the first heads of each of the three parts."""
@@ -66,20 +73,19 @@ class ElasticViTBlock(nn.Module):
         e, h, hidden = self.active_embed, self.active_heads, self.active_hidden
         batch, tokens, _ = x.shape
         weight, bias = self.qkv_weights()
-        qkv = F.linear(self._norm(self.norm1, x), weight, bias)
+        qkv = F.linear(sliced_norm(self.norm1, x, e), weight, bias)
         q, k, v = qkv.reshape(batch, tokens, 3, h, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, h * self.head_dim)
         x = x + F.linear(y, self.proj.weight[:e, : h * self.head_dim], self.proj.bias[:e])
-        y = F.gelu(F.linear(self._norm(self.norm2, x), self.fc1.weight[:hidden, :e], self.fc1.bias[:hidden]))
+        y = F.gelu(F.linear(sliced_norm(self.norm2, x, e), self.fc1.weight[:hidden, :e], self.fc1.bias[:hidden]))
         return x + F.linear(y, self.fc2.weight[:e, :hidden], self.fc2.bias[:e])
 
     @torch.no_grad()
     def copy_into(self, block: Any) -> None:
         """Copies the active weights into a timm ``Block`` of matching shape."""
         e, hidden, w = self.active_embed, self.active_hidden, self.active_heads * self.head_dim
-        for mine, theirs in ((self.norm1, block.norm1), (self.norm2, block.norm2)):
-            theirs.weight.copy_(mine.weight[:e])
-            theirs.bias.copy_(mine.bias[:e])
+        copy_norm(self.norm1, block.norm1, e)
+        copy_norm(self.norm2, block.norm2, e)
         weight, bias = self.qkv_weights()
         block.attn.qkv.weight.copy_(weight)
         if bias is not None:
@@ -161,7 +167,7 @@ class ViTSupernet(ElasticSupernet):
         x = torch.cat([self.cls_token[:, :, :e].expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed[:, :, :e]
         for block in self.blocks[: self.active_depth]:
             x = block(x)
-        x = F.layer_norm(x, (e,), self.norm.weight[:e], self.norm.bias[:e], self.norm.eps)[:, 0]
+        x = sliced_norm(self.norm, x, e)[:, 0]
         return F.linear(self.dropout(x), self.head.weight[:, :e], self.head.bias)
 
     # ------------------------------------------------------------ extraction
@@ -179,8 +185,7 @@ class ViTSupernet(ElasticSupernet):
             blocks: list[ElasticViTBlock] = list(self.blocks)  # type: ignore[arg-type]
             for block, target in zip(blocks, net.blocks):
                 block.copy_into(target)
-            net.norm.weight.copy_(self.norm.weight[:e])
-            net.norm.bias.copy_(self.norm.bias[:e])
+            copy_norm(self.norm, net.norm, e)
             net.head.weight.copy_(self.head.weight[:, :e])
             net.head.bias.copy_(self.head.bias)
         return net
