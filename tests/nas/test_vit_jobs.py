@@ -121,3 +121,19 @@ def test_export_refuses_timm_for_a_convolutional_space(tmp_path: Path) -> None:
     job = store.create_job("conv", spec, "ofa_mbv3/mnist")
     with pytest.raises(ExportError, match=r"--format timm: the subnets of job .* are not timm models"):
         export_job(store, job, "cpu", "timm", tmp_path / "out")
+
+
+def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path) -> None:
+    """The vit space has no precision genes, but `nas export --precision int8` quantizes any of its
+    subnets after the fact (as the config's refusal of `precisions` says)."""
+    from predictors.quantization import QuantSettings
+
+    run, table = trained
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    result = run_job(job_from_dict(_spec(run, table, "random", evaluations=3)), store, progress=False)
+    trial = choose_trials(store, result.job_id, "cpu")[0]
+    manifest = export_job(store, result.job_id, "cpu", "onnx", tmp_path / "int8", trial_id=trial.trial_id,
+                          precision="int8", quant=QuantSettings(images=16))  # fmt: skip
+    (model,) = manifest["models"]
+    assert model["precision"] == "int8" and model["quantization"]["qdq_nodes"] > 10
+    assert 0.0 <= model["test_accuracy"] <= 1.0 and (tmp_path / "int8" / model["file"]).is_file()
