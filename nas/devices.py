@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,7 @@ class DeviceCatalog:
         """The device's tables and models of the space a job may use (reliable, or kept knowingly),
         newest first."""
         records = self.store.device_latencies(name, space_id)
-        ok = [r for r in records if r.summary.get("usable", True)]
+        ok = [r for r in records if _usable(r.summary)]
         return sorted(ok, key=lambda r: r.id, reverse=True)
 
     def table(self, name: str, space: SearchSpace) -> Any:
@@ -211,3 +211,11 @@ def device_resolver(store: Store) -> Callable[[str, SearchSpace], Any]:
 def default_work(name: str) -> Path:
     """Where a command device's model files and answers are kept: ``runs/devices/NAME``."""
     return Path("runs") / "devices" / name
+
+
+def _usable(summary: Mapping[str, Any]) -> bool:
+    """A stored table's ``usable`` flag; a record stored before the flag existed says ``reliable``
+    and ``accepted`` instead (the same rule: reliable, or kept knowingly)."""
+    if "usable" in summary:
+        return bool(summary["usable"])
+    return bool(summary.get("reliable", True) or summary.get("accepted"))

@@ -152,6 +152,10 @@ def test_unusable_tables_are_skipped_and_a_missing_one_says_how_to_measure_it(ca
     catalog.save_table("pi4-ort", table)
     with pytest.raises(ConfigError, match="marked unreliable"):
         catalog.table("pi4-ort", space)
+    # a table stored before summaries said "usable" (reliable/accepted only) keeps its verdict
+    catalog.store.add_device_latency("pi4-ort", space.space_id, "table", table.to_dict(),
+                                     {"reliable": False, "accepted": False})  # fmt: skip
+    assert catalog.usable("pi4-ort", space.space_id) == []
 
 
 def test_the_cli_adds_builds_lists_exports_imports_and_calibrates(tmp_path, capsys, monkeypatch):
