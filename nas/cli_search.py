@@ -48,13 +48,14 @@ def _aligned(cells: list[str]) -> str:
     return "  ".join([*(f"{c:>12}" for c in cells[:-1]), cells[-1]])
 
 
-def _front_table(rows: list[dict[str, Any]], metrics: list[str], space_id: str = "") -> str:
+def _front_table(rows: list[dict[str, Any]], metrics: list[str], space_id: str = "", space: Any = None) -> str:
     from nas.queries import arch_formatter
 
     lines = [_aligned(["trial", *metrics, "arch"])]
-    text = arch_formatter(space_id)
+    text = arch_formatter(space_id, space)
     for r in rows:
-        lines.append(_aligned([str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), text(r["arch"])]))
+        arch = r.get("arch_text") or text(r["arch"])  # a query's rows carry the job's notation already
+        lines.append(_aligned([str(r["trial_id"]), *(_fmt(r["metrics"].get(m)) for m in metrics), arch]))
     return "\n".join(lines)
 
 
@@ -68,6 +69,7 @@ def _result_payload(store: Any, result: Any) -> dict[str, Any]:
         "hypervolume": result.hypervolume,
         "objectives": [o["metric"] for o in job.spec["objectives"]],
         "space_id": job.space_id,
+        "space": job.spec.get("space"),
         "front": [t.to_dict() for t in result.front],
     }
 
@@ -77,7 +79,7 @@ def _report(args: argparse.Namespace, store: Any, result: Any) -> None:
     text = (
         f"job {result.job_id}: {result.state}, {result.evaluations} evaluations ({result.failed} failed), "
         f"hypervolume {_fmt(result.hypervolume)}\n"
-        + _front_table(payload["front"], payload["objectives"], payload["space_id"])
+        + _front_table(payload["front"], payload["objectives"], payload["space_id"], payload["space"])
         + f"\nmore: nas pareto {result.job_id}{_store_option(args)} --plot front.png"
     )
     emit(args, payload, text)
@@ -233,7 +235,7 @@ def cmd_trials(args: argparse.Namespace) -> None:
     states = [args.state] if args.state else None
     trials = store.trials(job.id, states)
     metrics = list(dict.fromkeys(m for t in trials for m in t.metrics))
-    text = arch_formatter(job.space_id)
+    text = arch_formatter(job.space_id, job.spec.get("space"))
     rows = [{**t.to_dict(), "arch_text": text(t.arch)} for t in trials]
     if args.csv is not None:
         buffer = io.StringIO()

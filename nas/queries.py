@@ -143,7 +143,7 @@ def front_query(
     job, objectives, constraints = f.job, f.objectives, f.constraints
     ref = reference_point(f.points, objectives, job.spec.get("reference"))
     hv = hypervolume(f.points, objectives, ref, constraints) if ref else None
-    text = arch_formatter(job.space_id)
+    text = arch_formatter(job.space_id, job.spec.get("space"))
     rows = [{**f.trials[i].to_dict(), "arch_text": text(f.trials[i].arch)} for i in f.front]
     order = objectives[-1]
     rows.sort(key=lambda r: r["metrics"].get(order.metric) or 0.0)
@@ -188,7 +188,7 @@ def scatter_points(
     meets_job = set(feasible(f.points, f.constraints[: f.spec_constraints]))
     meets_all = set(feasible(f.points, f.constraints))
     on_front = set(f.front)
-    text = arch_formatter(f.job.space_id)
+    text = arch_formatter(f.job.space_id, f.job.spec.get("space"))
 
     def value(point: dict[str, float], metric: str) -> float | None:
         v = point.get(metric, math.nan)
@@ -208,20 +208,36 @@ def scatter_points(
     }
 
 
-def arch_formatter(space_id: str) -> Callable[[dict[str, Any]], str]:
+def arch_formatter(space_id: str, space_spec: Any = None) -> Callable[[dict[str, Any]], str]:
     """How an arch is printed: the space's own string form where it has one (NB201's
-    ``|op~0|+...|``), else compact JSON — both paste back into ``--arch`` and specs."""
+    ``|op~0|+...|``, the vit space's ``E96 D4 | h ... | m ...``), else compact JSON — both paste
+    back into ``--arch`` and specs.
+
+    ``space_spec``: the job's ``space`` entry, which rebuilds a customised space (an id with
+    ``+fingerprint``, such as one with precision genes) that the id alone cannot; registered
+    spaces only, and used only when it rebuilds the job's ``space_id``.
+    """
     import json
 
-    from nas.core.space import space_from_id
+    from nas.core.space import SpaceRef, space_from_id
 
     def compact(arch: dict[str, Any]) -> str:
         return json.dumps(arch, separators=(",", ":"))
 
-    try:
-        space = space_from_id(space_id)
-    except (ValueError, TypeError, KeyError):
-        return compact
+    space = None
+    if isinstance(space_spec, Mapping) and isinstance(space_spec.get("name"), str):
+        options = space_spec.get("options") or {}
+        config = space_spec.get("config")
+        try:
+            built = SpaceRef(space_spec["name"], config, dict(options)).build(allow_code=False)
+        except (ValueError, TypeError, KeyError):
+            built = None
+        space = built if built is not None and built.space_id == space_id else None
+    if space is None:
+        try:
+            space = space_from_id(space_id)
+        except (ValueError, TypeError, KeyError):
+            return compact
     to_string = getattr(space, "to_string", None)
     if to_string is None:
         return compact

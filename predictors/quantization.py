@@ -98,14 +98,16 @@ def layer_nodes(graph: Any, layers: Collection[str]) -> list[str]:
     """Names of the nodes of ``graph`` (an ONNX ``GraphProto``) that compute the named layers.
 
     The exporter names a node after the module path that made it (``/blocks/blocks.3/expand/conv/Conv``
-    belongs to layer ``blocks.3``); a node the pre-processing made without a name (a decomposed
-    activation) gets one here, inheriting the layer of the node that feeds it.
+    is module ``blocks.3.expand.conv``, so it belongs to layer ``blocks.3``, and
+    ``/blocks/blocks.0/attn/qkv/MatMul`` to layer ``blocks.0.attn``); a node the pre-processing
+    made without a name (a decomposed activation) gets one here, inheriting the layer of the node
+    that feeds it.
     """
     wanted = set(layers)
     producer_layer: dict[str, str | None] = {}
     out: list[str] = []
     for i, node in enumerate(graph.node):
-        layer = next((part for part in node.name.split("/") if part in wanted), None)
+        layer = next((path for path in _module_paths(node.name) if path in wanted), None)
         if not node.name:
             node.name = f"hwnas_node_{i}"
             layer = next((producer_layer[x] for x in node.input if producer_layer.get(x)), None)
@@ -114,6 +116,22 @@ def layer_nodes(graph: Any, layers: Collection[str]) -> list[str]:
         if layer is not None:
             out.append(node.name)
     return out
+
+
+def _module_paths(node_name: str) -> list[str]:
+    """The module paths a node's name passes through, outermost first: ``/blocks/blocks.0/attn/qkv/MatMul``
+    gives ``blocks``, ``blocks.0``, ``blocks.0.attn``, ``blocks.0.attn.qkv`` (a scope that
+    extends the one before, ``blocks.0`` after ``blocks``, is a container's child, already qualified)."""
+    paths: list[str] = []
+    path, last = "", ""
+    for part in node_name.split("/")[1:-1]:
+        if last and part.startswith(last + "."):
+            path = path[: len(path) - len(last)] + part
+        else:
+            path = f"{path}.{part}" if path else part
+        last = part
+        paths.append(path)
+    return paths
 
 
 @contextlib.contextmanager

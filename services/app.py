@@ -473,7 +473,8 @@ def create_app(store: Store | str, config: ServiceConfig) -> FastAPI:
 
     def trials_page(job_id: str, state: str | None, contains: str | None, order: str, limit: int,
                     offset: int) -> tuple[list[dict[str, Any]], dict[str, str]]:  # fmt: skip
-        text = arch_formatter(store.job(job_id).space_id)  # the CLI's notation: the page shows and filters it
+        job = store.job(job_id)
+        text = arch_formatter(job.space_id, job.spec.get("space"))  # the CLI's notation: the page shows and filters it
         rows = [{**t.to_dict(), "arch_text": text(t.arch)} for t in store.trials(job_id, [state] if state else None)]
         matching = rows
         if contains:

@@ -67,7 +67,8 @@ def arch_keys(keys: Sequence[str], choices: Sequence[str], data: Mapping[str, An
             "to search precision, or remove 'q' from the arch"
         )
     if extra:
-        raise ValueError(f"unknown arch keys {extra}; an {space} arch has keys {allowed}")
+        article = "an" if space[:1] in "aeiou" else "a"
+        raise ValueError(f"unknown arch keys {extra}; {article} {space} arch has keys {allowed}")
 
 
 def precision_indices(data: Mapping[str, Any], genes: Sequence[Gene], what: str) -> list[int]:

@@ -47,7 +47,10 @@ class ViTConfig(ElasticConfig):
         qkv_bias: Whether the query/key/value projection has a bias.
         dropout: Dropout before the classifier.
         norm_eps: Layer-norm epsilon (timm's ViT: 1e-6).
-        precisions: Must stay empty: quantized ViT subnets are not part of this space yet.
+        precisions: Empty (the float space), or the precision choices of every transformer
+            layer (``int8``, ``fp32``; :mod:`nas.core.precision`): the arch gets a ``q`` list,
+            one entry per layer, that sets its attention and its MLP (patch embedding, final
+            norm and head stay in float).
     """
 
     name: str = "imagenet"
@@ -69,11 +72,6 @@ class ViTConfig(ElasticConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precisions", check_precisions(self.precisions))
-        if self.precisions:
-            raise ValueError(
-                "precisions: the vit space has no precision genes yet; remove 'precisions' "
-                "(a ViT subnet still exports to ONNX and quantizes with `nas export --precision int8`)"
-            )
         check_sizes(SIZE_BOUNDS, self)
         for name in ("in_channels", "num_classes", "img_size", "patch_size", "head_dim"):
             positive_int(name, getattr(self, name))

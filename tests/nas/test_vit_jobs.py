@@ -124,8 +124,7 @@ def test_export_refuses_timm_for_a_convolutional_space(tmp_path: Path) -> None:
 
 
 def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path) -> None:
-    """The vit space has no precision genes, but `nas export --precision int8` quantizes any of its
-    subnets after the fact (as the config's refusal of `precisions` says)."""
+    """A float vit job's subnets quantize after the fact with `nas export --precision int8`."""
     from predictors.quantization import QuantSettings
 
     run, table = trained
@@ -137,3 +136,50 @@ def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path) -> None:
     (model,) = manifest["models"]
     assert model["precision"] == "int8" and model["quantization"]["qdq_nodes"] > 10
     assert 0.0 <= model["test_accuracy"] <= 1.0 and (tmp_path / "int8" / model["file"]).is_file()
+
+
+PRECISION_SPACE = {**TINY_VIT_SPACE, "options": {**TINY_VIT_SPACE["options"], "precisions": ["int8", "fp32"]}}
+
+
+def test_search_over_vit_layers_and_precision(trained, tmp_path: Path) -> None:
+    """Precision genes per layer: the float supernet serves the job, int8 layers are measured by
+    ONNX Runtime and looked up in the table per precision, and export writes the mixed model."""
+    from nas.core.precision import int8_layers
+    from nas.queries import arch_formatter, front_query
+    from predictors.quantization import count_quantized
+    from search_spaces.vit.space import ViTSpace
+
+    run, _ = trained
+    space = ViTSpace(PRECISION_SPACE["config"], **PRECISION_SPACE["options"])
+    table = build_table(
+        space, layer_timer=lambda layer: {"mean_ms": _layer_ms(layer) * (0.5 if layer["precision"] == "int8" else 1.0),
+                                          "std_ms": 0.0},
+        calibration_archs=0, progress=False, backend="onnxruntime", judge=False,
+    )  # fmt: skip
+    spec = _spec(run, table.save(tmp_path / "table.json"), "evolution", evaluations=10)
+    spec["space"] = PRECISION_SPACE
+    spec["evaluator"]["calibration_images"] = 16
+    store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
+    result = run_job(job_from_dict(spec), store, progress=False)
+    assert result.state == "done"
+    trials = store.trials(result.job_id, ["complete"])
+    assert len(trials) == 10 and all(len(t.arch["q"]) == 2 for t in trials)
+    assert any(int8_layers(space, space.make(t.arch)) for t in trials)
+    for t in trials:
+        assert t.metrics["latency_ms@cpu"] == pytest.approx(table.lookup(space, t.arch))
+        assert 0.0 <= t.metrics["accuracy"] <= 1.0
+    # `nas pareto` and the page show the notation of the job's customised space (its spec rebuilds it)
+    front = front_query(store, result.job_id)["front"]
+    assert front and all(row["arch_text"] == space.to_string(space.make(row["arch"])) for row in front)
+    assert " | q " in front[0]["arch_text"]
+    assert arch_formatter(space.space_id)(trials[0].arch).startswith("{")  # the id alone: JSON
+    assert arch_formatter(space.space_id, {**PRECISION_SPACE, "options": {}})(trials[0].arch).startswith("{")
+
+    mixed = next(t for t in trials if int8_layers(space, space.make(t.arch)))
+    manifest = export_job(store, result.job_id, "cpu", "onnx", tmp_path / "out", trial_id=mixed.trial_id)
+    (model,) = manifest["models"]
+    assert model["int8_layers"] == int8_layers(space, space.make(mixed.arch))
+    assert model["precision"] in ("mixed", "int8") and 0.0 <= model["test_accuracy"] <= 1.0
+    assert count_quantized((tmp_path / "out" / model["file"]).read_bytes())["quantize"] > 0
+    with pytest.raises(ExportError, match=r"runs blocks in int8"):
+        export_job(store, result.job_id, "cpu", "timm", tmp_path / "timm", trial_id=mixed.trial_id)

@@ -62,7 +62,7 @@ def test_presets_and_arch_json(space: ViTSpace) -> None:
         ({"depth": "4"}, r"depth: expected an integer"),
         ({"heads": [2, 3]}, r"heads: expected 6 entries \(one per layer: 6 \(the layers built\), or 4"),
         ({"mlp": [2, 3, 5, 2]}, r"mlp\[2\] \(MLP ratio\): 5.0 is not an allowed value"),
-        ({"head": [2, 2, 2, 2]}, r"unknown keys \['head'\]"),
+        ({"head": [2, 2, 2, 2]}, r"unknown arch keys \['head'\]; a vit arch has keys"),
     ],
 )
 def test_bad_archs_say_what_is_wrong(space: ViTSpace, change: dict, message: str) -> None:
