@@ -7,8 +7,9 @@ validation, latencies) comes back to the store.
 
 Three things are measured on a device, each the same way wherever the device is: a latency
 table (:func:`predictors.latency.build_table`), its validation on random subnets
-(:func:`predictors.latency.validate_table`) and a few chosen subnets end to end (to calibrate a
-new device from the fleet). :func:`measure` runs one of them at the device's place.
+(:func:`predictors.latency.validate_table`) and given subnets end to end (to calibrate a new
+device from the fleet, or every subnet a search evaluates: :class:`MeasuredLatency`, the
+``evaluator.latency_measure`` of a job). :func:`measure` runs one of them at the device's place.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.arch import Arch
+from nas.core.config import ConfigError
+from nas.core.evaluator import Evaluator
 from nas.core.space import SearchSpace, space_record
 from nas.devices import Device, default_work
 from nas.ray_address import RayConnectionError
@@ -174,24 +177,102 @@ def measure_on_ray(device: Device, space: SearchSpace, job: Job, address: str | 
 
     from nas.ray_runner import ray_init
 
-    if not address:
+    connected = ray.is_initialized()  # already in the cluster: a search's Ray Tune worker
+    if not address and not connected:
         raise RayConnectionError(
             f"device {device.name} is measured on its Ray node (resource {device.resource}); give the "
             "cluster's head with --ray-address HOST:PORT"
         )
     assert device.resource is not None
-    ray_init(address)
+    if not connected:
+        ray_init(address)
     try:
         offered = ray.cluster_resources()
         if device.resource not in offered:
+            where = f"at {address}" if address else "this search runs on"
             raise RayConnectionError(
-                f"no node of the Ray cluster at {address} offers resource {device.resource!r} (it offers "
+                f"no node of the Ray cluster {where} offers resource {device.resource!r} (it offers "
                 f"{', '.join(sorted(k for k in offered if not k.startswith('node:'))) or 'nothing'}); start the "
-                f"device's node with `ray start --address {address} --resources '{{\"{device.resource}\": 1}}'`"
+                f"device's node with `ray start --address {address or 'HEAD:6379'} "
+                f"--resources '{{\"{device.resource}\": 1}}'`"
             )
-        task = ray.remote(num_cpus=0, resources={device.resource: 1}, max_retries=0)(_remote_measure)
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        # outside any placement group: a search's Ray Tune trial holds one sized for itself, which
+        # its child tasks would otherwise be confined to (and the device's node is not in it)
+        free = PlacementGroupSchedulingStrategy(placement_group=None)  # type: ignore[arg-type]  # None: no group (documented)
+        task = ray.remote(num_cpus=0, resources={device.resource: 1}, max_retries=0, scheduling_strategy=free)(
+            _remote_measure
+        )
         logger.info("measuring %s on the node offering %s", device.name, device.resource)
         answer: Any = ray.get(task.remote(device.to_dict(), device.name, space.name, space_record(space), job))
         return dict(answer)
     finally:
-        ray.shutdown()
+        if not connected:
+            ray.shutdown()
+
+
+class MeasuredLatency(Evaluator):
+    """An evaluator that also measures ``latency_ms@DEVICE`` of every subnet it evaluates, end to
+    end on the device, wherever it is (this process, its Ray node, or its command): the
+    ``evaluator.latency_measure`` of a job. The other metrics, cheap ones included, are the inner
+    evaluator's; the measured latency is an expensive metric (a predictor-in-the-loop searcher
+    screens candidates on the cheap ones and measures the ones it evaluates).
+    """
+
+    def __init__(self, inner: Evaluator, space: SearchSpace, device: Device, rounds: int = 3,
+                 ray_address: str | None = None) -> None:  # fmt: skip
+        self.inner = inner
+        self.space = space
+        self.device = device
+        self.rounds = rounds
+        self.ray_address = ray_address
+        self.metric = f"latency_ms@{device.name}"
+        if self.metric in inner.metrics:
+            raise ConfigError(
+                f"evaluator: its latency table already gives {self.metric}; drop latency_measure or the table"
+            )
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (*self.inner.metrics, self.metric)
+
+    @property
+    def cheap_metrics(self) -> tuple[str, ...]:
+        return tuple(getattr(self.inner, "cheap_metrics", ()))
+
+    def evaluate_cheap(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        cheap = getattr(self.inner, "evaluate_cheap", None)
+        return cheap(archs) if callable(cheap) else [{} for _ in archs]
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        rows = self.inner.evaluate(archs)
+        latencies = measure_archs(
+            self.device, self.space, archs, rounds=self.rounds, ray_address=self.ray_address, progress=False
+        )
+        return [{**row, self.metric: ms} for row, ms in zip(rows, latencies, strict=True)]
+
+
+def measure_resolver(catalog: Any, ray_address: str | None = None) -> Any:
+    """How a job's evaluator finds ``latency_measure``: the device of the store's ``catalog``
+    (a :class:`nas.devices.DeviceCatalog`) measured where it is, through the cluster at
+    ``ray_address`` for a device on a Ray node."""
+
+    def wrap(inner: Evaluator, space: SearchSpace, name: str, rounds: int) -> Evaluator:
+        device = catalog.get(name)
+        if device.place == "ray" and not ray_address:
+            raise ConfigError(
+                f"evaluator.latency_measure: device {name} is measured on its Ray node (resource "
+                f"{device.resource}); run the job with --ray-address HEAD:6379, the cluster that node joined"
+            )
+        from nas.core.capabilities import PrecisionSpace
+        from predictors.latency import latency_backend
+
+        if isinstance(space, PrecisionSpace) and space.precision_choices:  # its subnets run int8 layers
+            try:
+                latency_backend(device.runtime).check_precisions(device.runtime, space.precision_choices)
+            except ValueError as exc:
+                raise ConfigError(f"evaluator.latency_measure: device {name}: {exc}") from None
+        return MeasuredLatency(inner, space, device, rounds, ray_address)
+
+    return wrap

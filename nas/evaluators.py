@@ -44,6 +44,16 @@ class PredictorSpec:
     metric: str = "accuracy"
     latency_table: str | None = None
     latency_device: str | None = None
+    latency_measure: str | None = None
+    latency_rounds: int = 3
+
+    def validate(self, path: str) -> None:
+        _check_rounds(self.latency_rounds, path)
+
+
+def _check_rounds(rounds: int, path: str) -> None:
+    if not 1 <= rounds <= 100:
+        raise ConfigError(f"{path}.latency_rounds: must be in [1, 100] (3 is usual), got {rounds}")
 
 
 @dataclass
@@ -56,6 +66,8 @@ class SupernetSpec:
     threads: int | None = None
     latency_table: str | None = None
     latency_device: str | None = None
+    latency_measure: str | None = None
+    latency_rounds: int = 3
     proxies: list[str] | None = None
     proxy_weights: str = "inherited"
     proxy_batch_size: int = 64
@@ -89,6 +101,7 @@ class SupernetSpec:
             raise ConfigError(f"{path}.recal_batches: must be in [0, 100000], got {self.recal_batches}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ConfigError(f"{path}.threads: must be in [1, 1024], got {self.threads}")
+        _check_rounds(self.latency_rounds, path)
 
 
 @dataclass
@@ -476,6 +489,18 @@ def _plugin_factory(kind: str) -> Any:
         raise ConfigError(f"evaluator.kind: {exc}") from exc
 
 
+def _check_latency_keys(parsed: Any) -> None:
+    """The latency keys of an evaluator block do not name one metric twice."""
+    measured = getattr(parsed, "latency_measure", None)
+    if measured is None:
+        return
+    if measured == getattr(parsed, "latency_device", None):
+        raise ConfigError(
+            f"evaluator: latency_device and latency_measure both give latency_ms@{measured}; keep one "
+            "(latency_device reads the device's table, latency_measure times every subnet on the device)"
+        )
+
+
 def _parse(spec: Mapping[str, Any], allow_code: bool) -> tuple[Any, Any]:
     """The evaluator block parsed into its kind's spec dataclass, and the kind's factory."""
     kind = spec.get("kind")
@@ -523,6 +548,7 @@ def check_evaluator(
     predictor's fit).
     """
     parsed, factory = _parse(spec, allow_code)
+    _check_latency_keys(parsed)
     out = dict(spec)
     options = dict(out.get("options") or {}) if isinstance(parsed, PluginSpec) else out
     for name in _path_keys(parsed, factory):
@@ -560,7 +586,8 @@ def check_evaluator(
         if parsed.latency_device is not None:
             cheap.append(f"latency_ms@{parsed.latency_device}")
         offered = (*cheap, *(proxy_metric(p) for p in parsed.proxies or ()))
-        return EvaluatorCheck(out, offered, ("accuracy", "loss", *offered))
+        timed = (f"latency_ms@{parsed.latency_measure}",) if parsed.latency_measure is not None else ()
+        return EvaluatorCheck(out, offered, ("accuracy", "loss", *offered, *timed))
     if isinstance(parsed, PluginSpec):
         _check_options(factory, f"evaluator plug-in {parsed.kind!r}", options)
         return EvaluatorCheck(out, None, None)
@@ -568,10 +595,14 @@ def check_evaluator(
         _check_options(_custom_factory(parsed), repr(parsed.target), parsed.options or {})
         return EvaluatorCheck(out, None, None)
     device = getattr(parsed, "latency_device", None)
-    if device is not None:  # resolved from the job's store when it runs: offered here by name
-        built = build_evaluator({k: v for k, v in out.items() if k != "latency_device"}, space, allow_code=allow_code)
-        latency = (f"latency_ms@{device}",)
-        return EvaluatorCheck(out, (*getattr(built, "cheap_metrics", ()), *latency), (*built.metrics, *latency))
+    measured = getattr(parsed, "latency_measure", None)
+    if device is not None or measured is not None:  # resolved from the job's store when it runs: offered by name
+        others = {"latency_device", "latency_measure", "latency_rounds"}
+        built = build_evaluator({k: v for k, v in out.items() if k not in others}, space, allow_code=allow_code)
+        latency = (f"latency_ms@{device}",) if device is not None else ()
+        timed = (f"latency_ms@{measured}",) if measured is not None else ()
+        offered = (*getattr(built, "cheap_metrics", ()), *latency)
+        return EvaluatorCheck(out, offered, (*built.metrics, *latency, *timed))
     built = build_evaluator(out, space, allow_code=allow_code)
     return EvaluatorCheck(out, tuple(getattr(built, "cheap_metrics", ())), tuple(built.metrics))
 
@@ -661,6 +692,9 @@ def _check_reliable(table: Any, where: str) -> None:
 
 
 DeviceResolver = Callable[[str, SearchSpace], Any]
+# (the evaluator, the job's space, a device name, timing rounds) -> the evaluator that also
+# measures latency_ms@NAME on that device (nas.device_measure.measure_resolver)
+MeasureResolver = Callable[[Evaluator, SearchSpace, str, int], Evaluator]
 
 
 def build_evaluator(
@@ -670,18 +704,32 @@ def build_evaluator(
     allow_code: bool = True,
     check_path: PathCheck | None = None,
     devices: DeviceResolver | None = None,
+    measure: MeasureResolver | None = None,
 ) -> Evaluator:
     """Validates an ``evaluator`` block and builds it.
 
     ``check_path`` (the HTTP service's data roots) is applied again here, to the files named and
     to those a supernet checkpoint names, since they may have changed since admission.
     ``devices`` finds ``latency_device`` (a device of the job's store) as a latency table
-    (:func:`nas.devices.device_resolver`).
+    (:func:`nas.devices.device_resolver`); ``measure`` finds ``latency_measure`` (a device of
+    the store whose end-to-end latency each evaluation measures, where the device is:
+    :func:`nas.device_measure.measure_resolver`).
 
     Raises:
         ConfigError: naming the key that is wrong.
     """
     parsed, factory = _parse(spec, allow_code)
+    _check_latency_keys(parsed)
+    measured = getattr(parsed, "latency_measure", None)
+    if measured is not None:
+        if measure is None:
+            raise ConfigError(
+                f"evaluator.latency_measure: {measured} is a device of a store; run the job with `nas search` "
+                "and that store (--store)"
+            )
+        inner = build_evaluator({k: v for k, v in spec.items() if k not in ("latency_measure", "latency_rounds")},
+                                space, allow_code=allow_code, check_path=check_path, devices=devices)  # fmt: skip
+        return measure(inner, space, measured, parsed.latency_rounds)
     device = getattr(parsed, "latency_device", None)
     if device is not None:
         if getattr(parsed, "latency_table", None) is not None:

@@ -81,12 +81,13 @@ LOOKUP_EVALUATORS = ("tabular", "predictor")  # evaluations that are table or mo
 def resolve_executor(spec: JobSpec, override: str | None = None, ray_address: str | None = None) -> str:
     """``ray`` or ``local`` for a job. ``auto`` (the default) picks Ray when it can help: a Ray
     cluster address is given, or several trials run at once (``parallelism`` > 1) on an
-    evaluator that does real work; lookups (``tabular``, ``predictor``) always run locally, where
-    Ray's start-up would cost more than the whole search (17 s for 10 table lookups)."""
+    evaluator that does real work; lookups (``tabular``, ``predictor``, unless they also measure
+    latency on a device) always run locally, where Ray's start-up would cost more than the whole
+    search (17 s for 10 table lookups)."""
     choice = override or spec.executor
     if choice != "auto":
         return choice
-    if spec.evaluator.get("kind") in LOOKUP_EVALUATORS:
+    if spec.evaluator.get("kind") in LOOKUP_EVALUATORS and not spec.evaluator.get("latency_measure"):
         return "local"
     return "ray" if ray_address is not None or spec.parallelism > 1 else "local"
 
@@ -166,14 +167,20 @@ def _run_leased(
     continue_cancelled: bool,
     check_path: Callable[[str, str], str] | None,
 ) -> JobResult:
-    from nas.devices import device_resolver
+    from nas.device_measure import measure_resolver
+    from nas.devices import DeviceCatalog, device_resolver
     from nas.evaluators import build_evaluator
 
     storage = store.connection_url if not store.url.endswith(":memory:") else None
     study = job_study_name(storage, job_id, spec.name) if storage else study_name(job_id, spec.name)
     try:
         evaluator = evaluator or build_evaluator(
-            spec.evaluator, space, allow_code=allow_code, check_path=check_path, devices=device_resolver(store)
+            spec.evaluator,
+            space,
+            allow_code=allow_code,
+            check_path=check_path,
+            devices=device_resolver(store),
+            measure=measure_resolver(DeviceCatalog(store), ray_address),
         )
         searcher = create_searcher(
             spec.searcher.kind, space, spec.objective_list, spec.constraint_list, spec.seed, spec.searcher.settings,

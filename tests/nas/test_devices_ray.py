@@ -69,3 +69,51 @@ def test_a_cluster_without_the_devices_node_is_named(cluster, tmp_path):
     )  # fmt: skip
     assert done.returncode != 0
     assert "offers resource 'device:pi4'" in done.stderr and "ray start --address" in done.stderr
+
+
+def test_a_search_measures_each_subnet_on_the_devices_ray_node(cluster, tmp_path):
+    """`evaluator.latency_measure` naming a device on a Ray node: the search's trials run on the
+    cluster and each subnet is timed by a task holding the device's resource, on that node."""
+    from nas.core.space import create_space
+    from predictors.learned import Predictor
+    from tests.nas.test_devices import OPTIONS
+
+    address, env = cluster
+    env = {**env, "NAS_STORE": f"sqlite:///{tmp_path / 'nas.db'}"}
+    _nas(["devices", "add", "ray-ort", "--resource", "device:testdev", "--backend", "onnxruntime", "--threads", "1"],
+         tmp_path, env)  # fmt: skip
+    space = create_space("ofa_mbv3", config="mnist", **OPTIONS)
+    archs = space.sample_unique(12, np.random.default_rng(0))
+    Predictor(space, "ridge", target="accuracy").fit(archs, list(np.linspace(0.5, 0.6, 12))).save(tmp_path / "acc.json")
+    spec = {
+        "name": "on-the-node",
+        "space": {"name": "ofa_mbv3", "config": "mnist", "options": OPTIONS},
+        "evaluator": {
+            "kind": "predictor",
+            "path": str(tmp_path / "acc.json"),
+            "latency_measure": "ray-ort",
+            "latency_rounds": 1,
+        },
+        "searcher": {"kind": "random"},
+        "objectives": [
+            {"metric": "accuracy", "direction": "max"},
+            {"metric": "latency_ms@ray-ort", "direction": "min"},
+        ],
+        "budget": {"evaluations": 3},
+        "seed": 0,
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    joined = (  # the device's node joins a few seconds after the head
+        "import ray, sys; from nas.ray_runner import ray_init; ray_init(sys.argv[1]); "
+        "sys.exit(0 if 'device:testdev' in ray.cluster_resources() else 'no node offers resource device:testdev')"
+    )
+    assert wait_for_resource([sys.executable, "-c", joined, address], tmp_path, env).returncode == 0
+    done = wait_for_resource(
+        [sys.executable, "-m", "nas.cli", "search", "spec.json", "--ray-address", address, "--json"], tmp_path, env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = json.loads(done.stdout)["job_id"]
+    trials = _nas(["trials", job], tmp_path, env)
+    rows = trials["trials"] if isinstance(trials, dict) else trials
+    assert len(rows) == 3 and all(r["state"] == "complete" for r in rows)
+    assert all(r["metrics"]["latency_ms@ray-ort"] > 0 for r in rows)
