@@ -17,15 +17,16 @@ def _catalog(args: argparse.Namespace, *, create: bool = True) -> Any:
 
 def _latency_line(record: Any) -> str:
     s = record.summary
+    valid = s.get("validation")
     if record.kind == "fleet":
         expected = s.get("expected") or {}
+        checked = f", validated: {valid['within_10pct'] * 100:.0f}% of {valid['archs']} subnets" if valid else ""
         return (
             f"  {record.space_id}: calibrated ({s.get('method')}, {s.get('measured')} measured, fleet "
             f"{', '.join(s.get('fleet') or []) or 'none'}), expected within ±10%: "
-            f"{expected.get('loo_within_10pct', float('nan')) * 100:.0f}% (leave-one-out)  [{record.id}]"
+            f"{expected.get('loo_within_10pct', float('nan')) * 100:.0f}% (leave-one-out){checked}  [{record.id}]"
         )
     state = "reliable" if s.get("reliable", True) else ("unreliable, kept" if s.get("accepted") else "UNRELIABLE")
-    valid = s.get("validation")
     figures = (
         f", {valid['within_10pct'] * 100:.0f}% of {valid['archs']} subnets within ±10%" if valid else ", not validated"
     )

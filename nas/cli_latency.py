@@ -128,7 +128,7 @@ def _build_for_device(args: argparse.Namespace, device: Any, space: Any) -> tupl
     table = LatencyTable.from_dict(answer["table"], f"device {device.name}")
     validation = None
     if args.validate:
-        job = Job("validate", rounds=args.rounds, archs=args.validate, table=table.to_dict())
+        job = Job("validate", rounds=args.rounds, archs=args.validate, seed=1, table=table.to_dict())
         validation = measure(device, space, job, ray_address=args.ray_address, progress=not args.json)["validation"]
     return table, validation
 
@@ -187,6 +187,11 @@ def _metrics_line(name: str, m: dict[str, float]) -> str:
 def cmd_latency_validate(args: argparse.Namespace) -> None:
     from predictors.latency import LatencyTable, validate_table
 
+    if args.device is not None:
+        _validate_device(args)
+        return
+    if args.table is None:
+        raise CLIError("nothing to validate", "give a table file (`nas latency validate TABLE`) or --device NAME")
     table = LatencyTable.load(args.table)
     _check_device(table.device)
     _threads(args)
@@ -206,6 +211,57 @@ def cmd_latency_validate(args: argparse.Namespace) -> None:
     if curve.get("points"):
         shares = ", ".join(f"{k}: {p['within_10pct'] * 100:.0f}%" for k, p in curve["points"].items())
         lines.append(f"correction refitted on k measured subnets (within ±10%): {shares}; needed {curve['needed']}")
+    emit(args, report, "\n".join(lines))
+
+
+def _validate_device(args: argparse.Namespace) -> None:
+    """``nas latency validate --device NAME``: the device's newest usable table (or calibrated
+    model) of the space, against random subnets measured end to end where the device is; the
+    figures are stored with the table (`nas devices` shows them)."""
+    import numpy as np
+
+    from nas.device_measure import Job, measure, measure_archs
+    from predictors.latency.build import latency_metrics
+
+    if args.table is not None:
+        raise CLIError(f"give a table file or --device, not both (got {args.table} and {args.device})",
+                       "a file is validated on this machine, a device's stored table on the device")  # fmt: skip
+    device, catalog = _named_device(args)
+    if device is None:
+        raise CLIError(
+            f"--device {args.device} is this machine: validate a table file with `nas latency validate TABLE`",
+            "or name a device of the store (`nas devices`)",
+        )
+    if args.threads:
+        raise CLIError(f"--threads: device {device.name} has its own (`nas devices show {device.name}`)",
+                       f"drop it, or change the device: `nas devices add {device.name} ... --replace`")  # fmt: skip
+    space = _space_of(args)
+    model = catalog.table(device.name, space)  # the newest usable, or an error saying how to get one
+    record = catalog.usable(device.name, space.space_id)[0]
+    progress = not args.json
+    if record.kind == "table":
+        job = Job("validate", rounds=args.rounds, archs=args.archs, seed=args.seed, table=model.to_dict())
+        report = measure(device, space, job, ray_address=args.ray_address, progress=progress)["validation"]
+        best = report.get("corrected", report["table_sum"])
+    else:  # a model calibrated from the fleet: its predictions against the same kind of measurement
+        archs = space.sample_unique(args.archs, np.random.default_rng([args.seed, 2]))
+        measured = measure_archs(device, space, archs, rounds=args.rounds, ray_address=args.ray_address,
+                                 progress=progress)  # fmt: skip
+        predicted = [float(model.predict(space, a)) for a in archs]
+        best = latency_metrics(predicted, measured)
+        report = {"space_id": space.space_id, "archs": len(archs), "calibrated": best, "rounds": args.rounds,
+                  "per_arch": [{"arch": a.to_dict(), "measured_ms": m, "predicted_ms": p}
+                               for a, m, p in zip(archs, measured, predicted)]}  # fmt: skip
+    summary = {"archs": report["archs"], "within_10pct": best["within_10pct"], "mape": best["mape"],
+               "spearman": best["spearman"], "rounds": args.rounds}  # fmt: skip
+    catalog.store.update_latency_summary(record.id, {"validation": summary})
+    report.update(device=device.name, latency_id=record.id, kind=record.kind)
+    lines = [f"{report['archs']} random subnets of {space.space_id} measured on device {device.name} "
+             f"({device.place}), against its {record.kind} [{record.id}]:"]  # fmt: skip
+    for name in ("table_sum", "corrected", "calibrated"):
+        if name in report:
+            lines.append(_metrics_line(name.replace("_", " "), report[name]))
+    lines.append(f"stored with {record.kind} {record.id} (`nas devices` shows it)")
     emit(args, report, "\n".join(lines))
 
 
@@ -327,9 +383,18 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         "(share within ±10%%, Spearman, MAPE; plain sum and corrected; how many calibration subnets the "
         "correction needed)",
     )  # fmt: skip
-    p.add_argument("table", help="table JSON of `nas latency build`")
+    p.add_argument("table", nargs="?", help="table JSON of `nas latency build` (or --device)")
+    p.add_argument(
+        "--device", help="instead of a file: a device of the store (`nas devices`); its newest usable table (or "
+        "calibrated model) of the space (--run, or --space/--config/--option) is validated on the device, where "
+        "it is (its Ray node, its command), and the figures are stored with it",
+    )  # fmt: skip
+    p.add_argument("--ray-address", help="the Ray cluster holding a ray device's node (HOST:PORT)")
     p.add_argument("--run", help="the run folder the table was built from (only for tables that predate recording "
-                   "their space's configuration)")  # fmt: skip
+                   "their space's configuration); with --device, the space whose table is validated")  # fmt: skip
+    p.add_argument("--space", help="with --device: space name (default: ofa_mbv3)")
+    p.add_argument("--config", help="with --device: space configuration preset (e.g. cifar)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="with --device: space option")
     p.add_argument("--archs", type=int, default=100, help="random subnets measured end to end")
     p.add_argument("--threads", type=int, help="CPU threads (use the table's)")
     p.add_argument("--rounds", type=int, default=1, help="as for build")
@@ -339,7 +404,7 @@ def add_latency_commands(sub: Any, command_group: Any) -> None:
         default=1,
         help="seeds the subnet sample (default: %(default)s, not build's 0: other subnets than the table's)",
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    store_args(p)
     p.set_defaults(func=cmd_latency_validate)
     p = group.add_parser(
         "calibrate",

@@ -39,7 +39,7 @@ class Job:
     kind: str
     rounds: int = 1
     calibration: int = 20
-    seed: int = 0
+    seed: int = 0  # table: the ops' inputs and weights; validate: the random subnets (validate's default 1)
     archs: int = 100  # validate: how many random subnets
     table: dict[str, Any] | None = None  # validate: the table (to_dict)
     arch_list: tuple[dict[str, Any], ...] = ()  # archs: which
@@ -103,7 +103,9 @@ def _run(device: Device, space: SearchSpace, job: Job, layer_timer: Any, arch_ti
     if job.kind == "validate":
         assert job.table is not None
         table = LatencyTable.from_dict(job.table)
-        report = validate_table(table, space, job.archs, arch_timer=arch_timer, rounds=job.rounds, progress=progress)
+        report = validate_table(
+            table, space, job.archs, seed=job.seed, arch_timer=arch_timer, rounds=job.rounds, progress=progress
+        )
         return {"validation": report}
     if job.kind == "archs":
         from predictors.latency import backends

@@ -248,7 +248,8 @@ def test_predict_instead_of_measuring(tmp_path: Path) -> None:
 def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
     """ "Latency for a device you deploy to" as written, from another directory: the Raspberry Pi
     is a Ray node in its own process offering the recipe's resource, the phone is the recipe's
-    command (ONNX Runtime in another process), the new box is calibrated from the two. The test's
+    command (ONNX Runtime in another process), the new box is calibrated from the two and checked
+    on itself. The test's
     changes: `runs/mine` is a supernet of a small space (18 ops: it is a run's space, not its
     weights, that the commands read), one round, 8 subnets validated."""
     from nas.core.space import create_space
@@ -260,7 +261,8 @@ def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
     resources = json.loads(shlex.split(lines[0])[-1])
     commands = recipe("Latency for a device you deploy to")
     assert [" ".join(c.split()[1:3]) for c in commands] == [
-        "devices add", "latency build", "devices add", "latency build", "devices add", "latency calibrate", "devices",
+        "devices add", "latency build", "devices add", "latency build", "devices add", "latency calibrate",
+        "latency validate", "devices",
     ]  # fmt: skip
     small = create_space("ofa_mbv3", config="mnist", ks_choices=[3], expand_choices=[3, 6], depth_choices=[1, 2],
                          resolutions=[28])  # fmt: skip
@@ -271,7 +273,7 @@ def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
                  "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
         for command in commands:
             budget = command.replace("HEAD:6379", address).replace("--rounds 3", "--rounds 1")
-            budget = budget.replace("--validate 50", "--validate 8")
+            budget = budget.replace("--validate 50", "--validate 8").replace("--archs 50", "--archs 8")
             if "--ray-address" in budget:
                 argv = [sys.executable, "-m", "nas.cli", *shlex.split(budget)[1:]]
                 env = {**os.environ, "NAS_STORE": store, "PYTHONPATH": str(ROOT), **extra}
@@ -286,6 +288,7 @@ def test_latency_for_a_device_you_deploy_to(tmp_path: Path) -> None:
     assert pi4[0]["place"].startswith("ray:device:pi4@") and pi4[0]["validation"]["archs"] == 8
     assert phone[0]["place"] == "command" and phone[0]["validation"]["archs"] == 8
     assert new[0]["kind"] == "fleet" and set(new[0]["fleet"]) == {"pi4-ort", "phone"} and new[0]["measured"] == 10
+    assert new[0]["validation"]["archs"] == 8  # checked on the device after calibrating
 
 
 def test_train_and_deploy_a_vision_transformer(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ def test_unusable_tables_are_skipped_and_a_missing_one_says_how_to_measure_it(ca
     assert catalog.usable("pi4-ort", space.space_id) == []
 
 
-def test_the_cli_adds_builds_lists_exports_imports_and_calibrates(tmp_path, capsys, monkeypatch):
+def test_the_cli_adds_builds_lists_exports_imports_calibrates_and_validates(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = ["--store", f"sqlite:///{tmp_path / 'nas.db'}"]
 
@@ -198,6 +198,27 @@ def test_the_cli_adds_builds_lists_exports_imports_and_calibrates(tmp_path, caps
     assert np.median(np.abs(np.array(predicted) / np.array(calibrated["latency_ms"]) - 1)) < 0.5
     assert main(["devices", "show", "nope", *store]) != 0
     assert "device 'nope' not found" in capsys.readouterr().err
+
+    # validated on the device, where it is: a table (here) and a calibrated model (through the
+    # command, another process); the figures are stored with each and listed
+    table_id = run("devices", "show", "here-ort")["latency"][0]["id"]
+    checked = run("latency", "validate", "--device", "here-ort", *SMALL, "--archs", "12")
+    assert checked["kind"] == "table" and checked["latency_id"] == table_id and checked["archs"] == 12
+    assert len(checked["per_arch"]) == 12 and "table_sum" in checked
+    stored = run("devices", "show", "here-ort")["latency"][0]["validation"]
+    assert (
+        stored["archs"] == 12
+        and stored["within_10pct"] == checked.get("corrected", checked["table_sum"])["within_10pct"]
+    )
+    fleet = run("latency", "validate", "--device", "cmd-ort", *SMALL, "--archs", "12")
+    assert fleet["kind"] == "fleet" and 0 <= fleet["calibrated"]["within_10pct"] <= 1
+    assert all(row["measured_ms"] > 0 and row["predicted_ms"] > 0 for row in fleet["per_arch"])
+    assert run("devices", "show", "cmd-ort")["latency"][0]["validation"]["archs"] == 12
+    for wrong, error in (([], "give a table file"), (["--device", "cpu"], "is this machine"),
+                         (["here.json", "--device", "here-ort"], "not both"),
+                         (["--device", "here-ort", "--threads", "2"], "has its own")):  # fmt: skip
+        assert main(["latency", "validate", *wrong, *SMALL, *store]) != 0
+        assert error in capsys.readouterr().err
 
 
 def test_a_job_reads_latency_of_a_device_by_name(tmp_path, space):
