@@ -77,6 +77,7 @@ def test_a_search_measures_each_subnet_on_the_devices_ray_node(cluster, tmp_path
     from nas.core.space import create_space
     from predictors.learned import Predictor
     from tests.nas.test_devices import OPTIONS
+    from tests.nas.test_measured_latency import _spec as measured_spec
 
     address, env = cluster
     env = {**env, "NAS_STORE": f"sqlite:///{tmp_path / 'nas.db'}"}
@@ -85,23 +86,9 @@ def test_a_search_measures_each_subnet_on_the_devices_ray_node(cluster, tmp_path
     space = create_space("ofa_mbv3", config="mnist", **OPTIONS)
     archs = space.sample_unique(12, np.random.default_rng(0))
     Predictor(space, "ridge", target="accuracy").fit(archs, list(np.linspace(0.5, 0.6, 12))).save(tmp_path / "acc.json")
-    spec = {
-        "name": "on-the-node",
-        "space": {"name": "ofa_mbv3", "config": "mnist", "options": OPTIONS},
-        "evaluator": {
-            "kind": "predictor",
-            "path": str(tmp_path / "acc.json"),
-            "latency_measure": "ray-ort",
-            "latency_rounds": 1,
-        },
-        "searcher": {"kind": "random"},
-        "objectives": [
-            {"metric": "accuracy", "direction": "max"},
-            {"metric": "latency_ms@ray-ort", "direction": "min"},
-        ],
-        "budget": {"evaluations": 3},
-        "seed": 0,
-    }
+    spec = measured_spec(str(tmp_path / "acc.json"), {"latency_measure": "ray-ort"}, evaluations=3)
+    spec["objectives"][1]["metric"] = "latency_ms@ray-ort"
+    del spec["executor"]  # auto: the cluster address puts the trials on Ray
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     joined = (  # the device's node joins a few seconds after the head
         "import ray, sys; from nas.ray_runner import ray_init; ray_init(sys.argv[1]); "
