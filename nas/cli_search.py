@@ -291,7 +291,7 @@ def cmd_export(args: argparse.Namespace) -> None:
             + (
                 f"; {m['precision']}: fp32 test accuracy {m['fp32_test_accuracy']:.4f}, same class as fp32 on "
                 f"{100 * m['top1_agreement_with_fp32']:.1f}% of test images"
-                if m.get("precision") in ("int8", "mixed") else ""
+                if m.get("precision") in ("int8", "int8_dynamic", "mixed") else ""
             )
         )  # fmt: skip
     emit(args, manifest, "\n".join(lines))
@@ -384,11 +384,12 @@ def add_search_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="folder for the files and manifest.json")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference accepted in the check")
     p.add_argument(
-        "--precision", choices=["arch", "fp32", "int8"], default="arch",
+        "--precision", choices=["arch", "fp32", "int8", "int8_dynamic"], default="arch",
         help="arch (default): as the trial's arch says (float, or its int8 blocks quantized in a space with "
-        "precision genes); fp32: float; int8: the whole subnet quantized after the fact. Quantization is "
-        "post-training static (ONNX Runtime QDQ, uint8 activations, int8 weights per channel) calibrated on "
-        "held-out training images; the manifest gives its test accuracy next to fp32's",
+        "precision genes); fp32: float; int8: the whole subnet quantized after the fact, post-training static "
+        "(ONNX Runtime QDQ, uint8 activations, int8 weights per channel) calibrated on held-out training "
+        "images; int8_dynamic: ONNX Runtime's dynamic quantization (int8 weights, activations quantized per "
+        "batch; the usual form for transformers). The manifest gives its test accuracy next to fp32's",
     )  # fmt: skip
     p.add_argument("--calibration-images", type=int, default=256, help="held-out images that calibrate int8 ranges")
     p.add_argument(

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.core.pareto import Constraint, Objective, pareto_front
-from nas.core.precision import float_arch, float_space, int8_layers
+from nas.core.precision import float_arch, float_space, int8_layers, layers_dynamic
 from nas.store import Store, TrialRecord
 
 if TYPE_CHECKING:
@@ -205,41 +205,41 @@ def _write_and_check(
         return load_safetensors(path)(x)
 
 
-PRECISIONS = ("arch", "fp32", "int8")
+PRECISIONS = ("arch", "fp32", "int8", "int8_dynamic")
 
 
 def _quantize_in_place(
     path: Path, dataset: Any, resolution: int, quant: QuantSettings | None, fp32_accuracy: float,
-    layers: list[str] | None = None,
+    layers: list[str] | None = None, dynamic: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Replaces the float ONNX model at ``path`` by its int8 version (``layers``: only those
-    static-config layers; all when ``None``); returns what the manifest records: the settings,
-    the int8 and float test accuracy, and their top-1 agreement."""
+    static-config layers; all when ``None``; ``dynamic``: ONNX Runtime's dynamic quantization,
+    else static QDQ); returns what the manifest records: the settings, the int8 and float test
+    accuracy, and their top-1 agreement."""
     import torch
 
-    from predictors.quantization import (
-        QuantSettings,
-        count_quantized,
-        onnx_predictions,
-        quantize_static_qdq,
-        split_batches,
-    )
+    from predictors.quantization import QuantSettings, count_quantized, onnx_predictions, quantize, split_batches
 
     settings = quant or QuantSettings()
-    calibration, _ = split_batches(dataset, "holdout", resolution, settings.images, settings.batch_size)
+    images = 1 if dynamic else settings.images  # dynamic: nothing to calibrate
+    calibration, _ = split_batches(dataset, "holdout", resolution, images, settings.batch_size)
     fp32_model = path.read_bytes()
-    int8_model = quantize_static_qdq(fp32_model, calibration, settings, layers)
+    int8_model = quantize(fp32_model, calibration, settings, layers, dynamic=dynamic)
     test_batches, labels = split_batches(dataset, "test", resolution, None, 256)
     threads = torch.get_num_threads()
     int8_top1 = onnx_predictions(int8_model, test_batches, threads)
     fp32_top1 = onnx_predictions(fp32_model, test_batches, threads)
     path.write_bytes(int8_model)
     nodes = count_quantized(int8_model)
-    if not nodes["quantize"]:
+    if not (nodes["integer_kernels"] if dynamic else nodes["quantize"]):
         raise ExportError(f"{path}: ONNX Runtime quantized no tensor of this model; please report it")
+    if dynamic:
+        record = {**settings.record(dynamic=True), "integer_kernels": nodes["integer_kernels"]}
+    else:
+        record = {**settings.record(), "calibration_images": int(sum(len(b) for b in calibration)),
+                  "calibration_split": "holdout", "qdq_nodes": nodes["quantize"] + nodes["dequantize"]}  # fmt: skip
     return {
-        "quantization": {**settings.record(), "calibration_images": int(sum(len(b) for b in calibration)),
-                         "calibration_split": "holdout", "qdq_nodes": nodes["quantize"] + nodes["dequantize"]},
+        "quantization": record,
         "int8_test_accuracy": float((int8_top1 == labels).mean()),
         "fp32_test_accuracy": fp32_accuracy,
         "top1_agreement_with_fp32": float((int8_top1 == fp32_top1).mean()),
@@ -290,8 +290,8 @@ def export_job(
         raise ExportError(f"--format: unknown {fmt!r}; choose one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"--precision: unknown {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and fmt != "onnx":
-        raise ExportError(f"--precision {precision}: quantized models are written as ONNX (QDQ); use --format onnx")
+    if precision in ("int8", "int8_dynamic") and fmt != "onnx":
+        raise ExportError(f"--precision {precision}: quantized models are written as ONNX; use --format onnx")
     job = store.job(job_id)
     evaluator = job.spec["evaluator"]
     if evaluator.get("kind") != "supernet":
@@ -333,7 +333,9 @@ def export_job(
         searched = job_space.make(trial.arch)
         arch = float_arch(job_space, searched)
         in_int8 = int8_layers(job_space, searched) if precision == "arch" else []
-        written_as = {"arch": "mixed" if in_int8 else "fp32", "fp32": "fp32", "int8": "int8"}[precision]
+        written_as = {"arch": "mixed" if in_int8 else "fp32", "fp32": "fp32", "int8": "int8",
+                      "int8_dynamic": "int8_dynamic"}[precision]  # fmt: skip
+        dynamic = precision == "int8_dynamic" or (bool(in_int8) and layers_dynamic(job_space.static_config(searched)))
         if written_as != "fp32" and fmt != "onnx":
             raise ExportError(
                 f"trial {trial.trial_id} runs blocks in int8 ({', '.join(in_int8)}); quantized models are "
@@ -357,7 +359,7 @@ def export_job(
         quantized: dict[str, Any] = {}
         if written_as != "fp32":
             scopes = module_names(net, in_int8) if in_int8 else None
-            quantized = _quantize_in_place(path, dataset, r, quant, test["accuracy"], scopes)
+            quantized = _quantize_in_place(path, dataset, r, quant, test["accuracy"], scopes, dynamic)
             test = {"accuracy": quantized.pop("int8_test_accuracy")}
             if in_int8:
                 quantized["int8_layers"] = in_int8

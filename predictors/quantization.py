@@ -7,6 +7,10 @@ QDQ format with the choices ONNX Runtime recommends for x86 CPUs: uint8 activati
 weights, per output channel by default. Calibration batches are held-out training images, never
 the test split. Accuracy is measured by running the quantized model itself in ONNX Runtime, so
 it is what the deployed file does, not a simulation.
+
+Dynamic quantization (the ``int8_dynamic`` precision, :func:`quantize_dynamic_int8`) is ONNX
+Runtime's other CPU path: int8 weights, activations quantized per batch as they come, no
+calibration; the usual deployment of transformers' linear layers.
 """
 
 from __future__ import annotations
@@ -58,15 +62,16 @@ class QuantSettings:
         if not 1 <= self.batch_size <= 4096:
             raise QuantizationError(f"calibration batch size: {self.batch_size} is outside 1..4096")
 
-    def record(self) -> dict[str, Any]:
-        """What a manifest records about the quantization (with the runtime's choices)."""
-        return {
-            **asdict(self),
-            "format": "QDQ",
-            "activations": "uint8",
-            "weights": "int8 per channel" if self.per_channel else "int8 per tensor",
-            "runtime": f"onnxruntime {_ort().__version__}",
-        }
+    def record(self, *, dynamic: bool = False) -> dict[str, Any]:
+        """What a manifest records about the quantization (with the runtime's choices); dynamic
+        quantization has no calibration settings to record."""
+        weights = "int8 per channel" if self.per_channel else "int8 per tensor"
+        runtime = f"onnxruntime {_ort().__version__}"
+        if dynamic:
+            return {"mode": "dynamic", "activations": "uint8, quantized per batch", "weights": weights,
+                    "per_channel": self.per_channel, "runtime": runtime}  # fmt: skip
+        return {**asdict(self), "mode": "static", "format": "QDQ", "activations": "uint8", "weights": weights,
+                "runtime": runtime}  # fmt: skip
 
 
 def _ort() -> Any:
@@ -177,14 +182,7 @@ def quantize_static_qdq(
         fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
         fp32.write_bytes(model)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
-        nodes: list[str] | None = None
-        if layers is not None:
-            onnx = import_extra("onnx", "export", "int8 quantization")
-            proto = onnx.load(str(prepared))
-            nodes = layer_nodes(proto.graph, layers)
-            if not nodes:
-                raise QuantizationError(f"no node of layers {sorted(layers)[:5]} in the model to quantize")
-            onnx.save(proto, str(prepared))
+        nodes = _select_nodes(prepared, layers)
         quantize_static(
             str(prepared),
             str(int8),
@@ -199,12 +197,70 @@ def quantize_static_qdq(
         return int8.read_bytes()
 
 
+def quantize_dynamic_int8(model: bytes, settings: QuantSettings, layers: Collection[str] | None = None) -> bytes:
+    """The dynamically quantized version of the float ONNX model ``model``: ONNX Runtime's
+    :func:`onnxruntime.quantization.quantize_dynamic` after the same pre-processing as the static
+    path, int8 weights (per output channel unless ``settings.per_channel`` is off); linear layers
+    (MatMul / Gemm) and convolutions become integer kernels fed by activations quantized per
+    batch. ``layers``: only the nodes of these static-config layers; ``None``: the whole model.
+
+    Raises:
+        QuantizationError: when no node of ``layers`` is in the model.
+    """
+    import_extra("onnx", "export", "int8 quantization")
+    import_extra("onnxruntime.quantization", "export", "int8 quantization")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory(prefix="hwnas-quant-") as tmp, _quiet():
+        fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
+        fp32.write_bytes(model)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
+        nodes = _select_nodes(prepared, layers)
+        if nodes is not None:  # the dynamic quantizer first splits each Gemm into NAME_MatMul + NAME_Add,
+            nodes += [f"{n}_MatMul" for n in nodes]  # then selects by the new names
+        quantize_dynamic(str(prepared), str(int8), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
+                         nodes_to_quantize=nodes)  # fmt: skip
+        return int8.read_bytes()
+
+
+def _select_nodes(prepared: Path, layers: Collection[str] | None) -> list[str] | None:
+    """The node names of ``layers`` in the pre-processed model at ``prepared`` (saved back with
+    names given to unnamed nodes); ``None`` for the whole model."""
+    if layers is None:
+        return None
+    onnx = import_extra("onnx", "export", "int8 quantization")
+    proto = onnx.load(str(prepared))
+    nodes = layer_nodes(proto.graph, layers)
+    if not nodes:
+        raise QuantizationError(f"no node of layers {sorted(layers)[:5]} in the model to quantize")
+    onnx.save(proto, str(prepared))
+    return nodes
+
+
+def quantize(
+    model: bytes, calibration: Iterable[np.ndarray], settings: QuantSettings, layers: Collection[str] | None = None,
+    *, dynamic: bool = False,
+) -> bytes:  # fmt: skip
+    """``model`` quantized as deployed: static QDQ calibrated on ``calibration``
+    (:func:`quantize_static_qdq`), or with ``dynamic`` ONNX Runtime's dynamic quantization
+    (:func:`quantize_dynamic_int8`, which needs no calibration)."""
+    if dynamic:
+        return quantize_dynamic_int8(model, settings, layers)
+    return quantize_static_qdq(model, calibration, settings, layers)
+
+
 def count_quantized(model: bytes) -> dict[str, int]:
-    """How many QuantizeLinear / DequantizeLinear nodes, and of all nodes, a model has."""
+    """How many QuantizeLinear / DequantizeLinear nodes (static QDQ), DynamicQuantizeLinear nodes
+    and integer kernels (dynamic), and nodes in all, a model has."""
     onnx = import_extra("onnx", "export", "reading an ONNX model")
     proto = onnx.load_from_string(model)
     ops = [n.op_type for n in proto.graph.node]
-    return {"quantize": ops.count("QuantizeLinear"), "dequantize": ops.count("DequantizeLinear"), "nodes": len(ops)}
+    return {
+        "quantize": ops.count("QuantizeLinear"), "dequantize": ops.count("DequantizeLinear"),
+        "dynamic_quantize": ops.count("DynamicQuantizeLinear"),
+        "integer_kernels": ops.count("MatMulInteger") + ops.count("ConvInteger"), "nodes": len(ops),
+    }  # fmt: skip
 
 
 def onnx_logits(model: bytes, batches: Iterable[np.ndarray], threads: int = 1) -> np.ndarray:
@@ -222,23 +278,24 @@ def onnx_predictions(model: bytes, batches: Iterable[np.ndarray], threads: int =
     return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
 
 
-def int8_model(module: Any, example: Any, layers: Collection[str] | None) -> bytes:
+def int8_model(module: Any, example: Any, layers: Collection[str] | None, *, dynamic: bool = False) -> bytes:
     """``module`` as an ONNX model quantized as deployed (default settings), for timing: the named
-    static-config layers, or all when ``None``. Calibrated on random batches of ``example``'s
-    shape: the ranges change the values, not the time."""
+    static-config layers, or all when ``None``; statically, or with ``dynamic`` dynamically.
+    Calibrated on random batches of ``example``'s shape: the ranges change the values, not the time."""
     from predictors.onnx_backend import export_onnx
 
     rng = np.random.default_rng(0)
     batches = [rng.standard_normal(tuple(example.shape)).astype(np.float32) for _ in range(2)]
     scopes = None if layers is None else module_names(module, list(layers))
-    return quantize_static_qdq(export_onnx(module, example), batches, QuantSettings(images=2 * len(example)), scopes)
+    settings = QuantSettings(images=2 * len(example))
+    return quantize(export_onnx(module, example), batches, settings, scopes, dynamic=dynamic)
 
 
-def int8_runner(module: Any, example: Any, layers: Collection[str] | None) -> Any:
+def int8_runner(module: Any, example: Any, layers: Collection[str] | None, *, dynamic: bool = False) -> Any:
     """A zero-argument callable running :func:`int8_model` of ``module`` on ``example`` in ONNX Runtime."""
     from predictors.onnx_backend import onnx_runner
 
-    return onnx_runner(module, example, int8_model(module, example, layers))
+    return onnx_runner(module, example, int8_model(module, example, layers, dynamic=dynamic))
 
 
 def split_batches(
@@ -272,26 +329,28 @@ def int8_accuracy(
     *,
     calibration_split: str = "train",
     threads: int = 1,
+    dynamic: bool = False,
 ) -> dict[str, float]:
     """Top-1 accuracy and mean loss on ``split`` of the static network ``net`` (BN already
     recalibrated) quantized as deployed, run by ONNX Runtime.
 
     ``int8_layers``: the static-config layers in int8 (``None``: all); the ranges are calibrated
     on ``settings.images`` seeded random images of ``calibration_split`` (the training split
-    during search, so that the split scored is not the one calibrated on).
+    during search, so that the split scored is not the one calibrated on). ``dynamic``: ONNX
+    Runtime's dynamic quantization instead (no calibration; one batch still fixes the export's
+    input shape).
     """
     import torch
 
     from predictors.onnx_backend import export_onnx
 
-    calibration, _ = split_batches(
-        dataset, calibration_split, resolution, settings.images, settings.batch_size, shuffle=True
-    )
+    images = 1 if dynamic else settings.images
+    calibration, _ = split_batches(dataset, calibration_split, resolution, images, settings.batch_size, shuffle=True)
     if not calibration:
         raise QuantizationError(f"no calibration images: the {calibration_split} split is empty")
     model = export_onnx(net, torch.from_numpy(calibration[0][:1]), dynamic_batch=True)
     scopes = None if int8_layers is None else module_names(net, int8_layers)
-    int8 = quantize_static_qdq(model, calibration, settings, scopes)
+    int8 = quantize(model, calibration, settings, scopes, dynamic=dynamic)
     batches, labels = split_batches(dataset, split, resolution, None, 256)
     logits = onnx_logits(int8, batches, threads).astype(np.float64)
     if not len(labels):
@@ -314,7 +373,7 @@ def deployed_accuracy(
     int8 blocks, those quantized and run by ONNX Runtime (:func:`int8_accuracy`)."""
     import torch
 
-    from nas.core.precision import float_arch, int8_layers
+    from nas.core.precision import float_arch, int8_layers, layers_dynamic
     from search_spaces.training.evaluation import evaluate_subnet, recalibrated_subnet
 
     floated = float_arch(space, arch)
@@ -322,7 +381,9 @@ def deployed_accuracy(
     if not layers:
         return evaluate_subnet(supernet, floated, dataset, split, recal_batches=recal_batches)
     net = recalibrated_subnet(supernet, floated, dataset, recal_batches=recal_batches, device=torch.device("cpu"))
-    return int8_accuracy(net, dataset, split, supernet.space.resolution(floated), layers, settings, threads=threads)
+    dynamic = layers_dynamic(space.static_config(arch))
+    return int8_accuracy(net, dataset, split, supernet.space.resolution(floated), layers, settings, threads=threads,
+                         dynamic=dynamic)  # fmt: skip
 
 
 __all__ = [
@@ -337,6 +398,8 @@ __all__ = [
     "module_names",
     "onnx_logits",
     "onnx_predictions",
+    "quantize",
+    "quantize_dynamic_int8",
     "quantize_static_qdq",
     "split_batches",
 ]

@@ -10,7 +10,7 @@ from nas.core import registry
 from nas.core.arch import Arch
 from nas.core.capabilities import SupernetSpace
 from nas.core.config import short_repr
-from nas.core.precision import FLOAT, PRECISIONS, quantized, quantized_layers
+from nas.core.precision import DYNAMIC, FLOAT, PRECISIONS, layers_dynamic, quantized, quantized_layers
 from nas.core.space import SearchSpace
 from predictors.latency.ops import _torch_dtype, layer_module
 from predictors.latency.timers import measure_module, measure_onnx
@@ -63,8 +63,9 @@ class LatencyBackend:
             )
 
     def measure_mixed(self, net: Any, shape: tuple[int, ...], batch: int, rounds: int,
-                      int8_layers: Collection[str]) -> dict[str, float]:  # fmt: skip
-        """A whole network with the named layers in int8 (runtimes whose ``precisions`` hold it)."""
+                      int8_layers: Collection[str], dynamic: bool = False) -> dict[str, float]:  # fmt: skip
+        """A whole network with the named layers in int8 (runtimes whose ``precisions`` hold it),
+        quantized statically or, with ``dynamic``, dynamically."""
         raise NotImplementedError(f"{type(self).__name__} runs no int8 layers")
 
     def launch_bound(self, device: str) -> bool:
@@ -152,7 +153,8 @@ class OnnxRuntimeBackend(LatencyBackend):
 
     Layers whose static config says ``precision: int8`` run as deployed: the exported layer (or
     the subnet's int8 layers) quantized by ONNX Runtime's static QDQ quantizer, which its graph
-    optimiser fuses into integer kernels (QLinearConv and friends)."""
+    optimiser fuses into integer kernels (QLinearConv and friends); ``int8_dynamic`` layers by its
+    dynamic quantizer (MatMulInteger / ConvInteger on activations quantized as they come)."""
 
     source = "onnxruntime"
     precisions = PRECISIONS
@@ -166,15 +168,16 @@ class OnnxRuntimeBackend(LatencyBackend):
 
     def measure_layer(self, layer: Mapping[str, Any], module: Any, shape: tuple[int, ...], batch: int, device: str,
                       dtype: str, rounds: int) -> dict[str, float]:  # fmt: skip
-        return measure_onnx(module, shape, batch, rounds, int8=quantized(layer.get("precision", FLOAT)))
+        precision = layer.get("precision", FLOAT)
+        return measure_onnx(module, shape, batch, rounds, int8=quantized(precision), dynamic=precision == DYNAMIC)
 
     def measure_network(self, net: Any, shape: tuple[int, ...], batch: int, device: str, dtype: str,
                         rounds: int) -> dict[str, float]:  # fmt: skip
         return measure_onnx(net, shape, batch, rounds)
 
     def measure_mixed(self, net: Any, shape: tuple[int, ...], batch: int, rounds: int,
-                      int8_layers: Collection[str]) -> dict[str, float]:  # fmt: skip
-        return measure_onnx(net, shape, batch, rounds, int8=list(int8_layers))
+                      int8_layers: Collection[str], dynamic: bool = False) -> dict[str, float]:  # fmt: skip
+        return measure_onnx(net, shape, batch, rounds, int8=list(int8_layers), dynamic=dynamic)
 
 
 def default_backend(device: str) -> str:
@@ -264,5 +267,5 @@ def measure_arch(
     shape = (first["in_ch"], first["in_hw"], first["in_hw"])
     int8 = quantized_layers(layers)
     if int8:
-        return runtime.measure_mixed(net, shape, batch, rounds, int8)
+        return runtime.measure_mixed(net, shape, batch, rounds, int8, layers_dynamic(layers))
     return runtime.measure_network(net, shape, batch, device, dtype, rounds)

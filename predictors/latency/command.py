@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.arch import Arch
-from nas.core.precision import FLOAT, quantized, quantized_layers
+from nas.core.precision import DYNAMIC, FLOAT, layers_dynamic, quantized, quantized_layers
 from nas.core.space import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -156,11 +156,13 @@ class CommandTimer:
 
         key = "op-" + hashlib.sha256(f"{signature(layer)}|b{self.batch}".encode()).hexdigest()[:20]
         module, shape = layer_module(layer)
-        int8 = quantized(layer.get("precision", FLOAT))
+        precision = layer.get("precision", FLOAT)
 
         def model() -> bytes:
             example = self._example(shape)
-            return int8_model(module, example, None) if int8 else export_onnx(module, example)
+            if not quantized(precision):
+                return export_onnx(module, example)
+            return int8_model(module, example, None, dynamic=precision == DYNAMIC)
 
         return self._measure(key, model, shape)
 
@@ -177,6 +179,6 @@ class CommandTimer:
         def model() -> bytes:
             net = space.build_static(arch)  # type: ignore[attr-defined]
             example = self._example(shape)
-            return int8_model(net, example, int8) if int8 else export_onnx(net, example)
+            return int8_model(net, example, int8, dynamic=layers_dynamic(layers)) if int8 else export_onnx(net, example)
 
         return self._measure(f"arch-{arch.arch_id[:20]}-b{self.batch}", model, shape)

@@ -103,10 +103,12 @@ def measure_module(
 
 
 def measure_onnx(
-    module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1, int8: bool | Collection[str] = False
-) -> dict[str, float]:
+    module: Any, shape: tuple[int, ...], batch: int, rounds: int = 1, int8: bool | Collection[str] = False,
+    dynamic: bool = False,
+) -> dict[str, float]:  # fmt: skip
     """Times ``module`` exported to ONNX and run by ONNX Runtime on the CPU: in float32, or
-    quantized to int8 as deployed (``int8``: the whole module, or the named layers of a subnet)."""
+    quantized to int8 as deployed (``int8``: the whole module, or the named layers of a subnet;
+    ``dynamic``: by ONNX Runtime's dynamic quantizer instead of static QDQ)."""
     import torch
 
     from predictors.onnx_backend import onnx_runner
@@ -116,4 +118,5 @@ def measure_onnx(
         return _timer("cpu", rounds)(onnx_runner(module, x)).to_dict()
     from predictors.quantization import int8_runner
 
-    return _timer("cpu", rounds)(int8_runner(module, x, None if int8 is True else list(int8))).to_dict()
+    layers = None if int8 is True else list(int8)
+    return _timer("cpu", rounds)(int8_runner(module, x, layers, dynamic=dynamic)).to_dict()

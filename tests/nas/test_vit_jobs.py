@@ -138,26 +138,26 @@ def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path) -> None:
     assert 0.0 <= model["test_accuracy"] <= 1.0 and (tmp_path / "int8" / model["file"]).is_file()
 
 
-PRECISION_SPACE = {**TINY_VIT_SPACE, "options": {**TINY_VIT_SPACE["options"], "precisions": ["int8", "fp32"]}}
-
-
-def test_search_over_vit_layers_and_precision(trained, tmp_path: Path) -> None:
-    """Precision genes per layer: the float supernet serves the job, int8 layers are measured by
-    ONNX Runtime and looked up in the table per precision, and export writes the mixed model."""
+@pytest.mark.parametrize("int8", ["int8", "int8_dynamic"])
+def test_search_over_vit_layers_and_precision(trained, tmp_path: Path, int8: str) -> None:
+    """Precision genes per layer (static or dynamic int8): the float supernet serves the job, int8
+    layers are measured by ONNX Runtime and looked up in the table per precision, and export
+    writes the mixed model, quantized the same way."""
     from nas.core.precision import int8_layers
     from nas.queries import arch_formatter, front_query
     from predictors.quantization import count_quantized
     from search_spaces.vit.space import ViTSpace
 
     run, _ = trained
-    space = ViTSpace(PRECISION_SPACE["config"], **PRECISION_SPACE["options"])
+    precision_space = {**TINY_VIT_SPACE, "options": {**TINY_VIT_SPACE["options"], "precisions": [int8, "fp32"]}}
+    space = ViTSpace(precision_space["config"], **precision_space["options"])
     table = build_table(
-        space, layer_timer=lambda layer: {"mean_ms": _layer_ms(layer) * (0.5 if layer["precision"] == "int8" else 1.0),
+        space, layer_timer=lambda layer: {"mean_ms": _layer_ms(layer) * (0.5 if layer["precision"] == int8 else 1.0),
                                           "std_ms": 0.0},
         calibration_archs=0, progress=False, backend="onnxruntime", judge=False,
     )  # fmt: skip
     spec = _spec(run, table.save(tmp_path / "table.json"), "evolution", evaluations=10)
-    spec["space"] = PRECISION_SPACE
+    spec["space"] = precision_space
     spec["evaluator"]["calibration_images"] = 16
     store = Store(f"sqlite:///{tmp_path / 'nas.db'}")
     result = run_job(job_from_dict(spec), store, progress=False)
@@ -173,13 +173,17 @@ def test_search_over_vit_layers_and_precision(trained, tmp_path: Path) -> None:
     assert front and all(row["arch_text"] == space.to_string(space.make(row["arch"])) for row in front)
     assert " | q " in front[0]["arch_text"]
     assert arch_formatter(space.space_id)(trials[0].arch).startswith("{")  # the id alone: JSON
-    assert arch_formatter(space.space_id, {**PRECISION_SPACE, "options": {}})(trials[0].arch).startswith("{")
+    assert arch_formatter(space.space_id, {**precision_space, "options": {}})(trials[0].arch).startswith("{")
 
     mixed = next(t for t in trials if int8_layers(space, space.make(t.arch)))
     manifest = export_job(store, result.job_id, "cpu", "onnx", tmp_path / "out", trial_id=mixed.trial_id)
     (model,) = manifest["models"]
     assert model["int8_layers"] == int8_layers(space, space.make(mixed.arch))
     assert model["precision"] in ("mixed", "int8") and 0.0 <= model["test_accuracy"] <= 1.0
-    assert count_quantized((tmp_path / "out" / model["file"]).read_bytes())["quantize"] > 0
+    counts = count_quantized((tmp_path / "out" / model["file"]).read_bytes())
+    if int8 == "int8":
+        assert counts["quantize"] > 0 and model["quantization"]["mode"] == "static"
+    else:
+        assert counts["quantize"] == 0 and counts["integer_kernels"] > 0 and model["quantization"]["mode"] == "dynamic"
     with pytest.raises(ExportError, match=r"runs blocks in int8"):
         export_job(store, result.job_id, "cpu", "timm", tmp_path / "timm", trial_id=mixed.trial_id)

@@ -21,6 +21,9 @@ def test_precision_choices_are_checked_and_put_in_order() -> None:
         check_precisions(["int4"])
     with pytest.raises(ValueError, match="each precision once"):
         check_precisions(["int8", "int8"])
+    assert check_precisions(["fp32", "int8_dynamic"]) == ("int8_dynamic", "fp32")
+    with pytest.raises(ValueError, match=r"one int8 form per space, static \(int8\) or dynamic \(int8_dynamic\)"):
+        check_precisions(["int8", "int8_dynamic", "fp32"])
     with pytest.raises(ValueError, match="expected a list"):
         OFAMobileNetV3Space("mnist", precisions="int8")
 

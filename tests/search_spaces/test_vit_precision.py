@@ -127,6 +127,46 @@ def test_only_the_int8_layers_of_a_timm_subnet_are_quantized() -> None:
     assert 0 < error < 0.25 * np.abs(reference).max()
 
 
+def _integer_kernel_layers(model: bytes, layers: list[str]) -> set[str]:
+    """The layers whose nodes became ONNX Runtime's dynamic integer kernels (MatMulInteger, ConvInteger)."""
+    graph = onnx.load_from_string(model).graph
+    found = set()
+    for node in graph.node:
+        if node.op_type in ("MatMulInteger", "ConvInteger"):
+            found.update(path for path in _module_paths(node.name) if path in layers)
+    return found
+
+
+def test_dynamic_int8_layers_quantize_only_their_linear_layers() -> None:
+    """``int8_dynamic``: ONNX Runtime's dynamic quantizer (no calibration) on exactly the layers
+    the arch names; the latency table times those ops apart from static int8 and float ones."""
+    from nas.core.precision import layers_dynamic
+    from predictors.quantization import count_quantized, int8_model
+
+    space = ViTSpace("cifar", **TINY_VIT_SPACE["options"], precisions=["int8_dynamic", "fp32"])
+    arch = space.make({"embed": 24, "depth": 2, "heads": [1, 2], "mlp": [1, 2], "q": ["int8_dynamic", "fp32"]})
+    layers = space.static_config(arch)
+    names = [layer["name"] for layer in layers]
+    assert layers_dynamic(layers) and int8_layers(space, arch) == ["blocks.0.attn", "blocks.0.mlp"]
+    torch.manual_seed(0)
+    net = space.build_static(arch).eval()
+    x = torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    model = int8_model(net, x, int8_layers(space, arch), dynamic=True)
+    counts = count_quantized(model)
+    assert (
+        counts["quantize"] == 0 and counts["dynamic_quantize"] > 0
+    )  # no QDQ pairs: activations quantized as they come
+    assert _integer_kernel_layers(model, names) == {"blocks.0.attn", "blocks.0.mlp"}
+    with torch.no_grad():
+        reference = net(x).numpy()
+    error = np.abs(onnx_logits(model, [x.numpy()]) - reference).max()
+    assert 0 < error < 0.25 * np.abs(reference).max()
+    static = ViTSpace("cifar", **TINY_VIT_SPACE["options"], precisions=["int8", "fp32"])
+    signatures = {signature(layer) for layer in layers}
+    same = static.static_config(static.make({**arch.to_dict(), "q": ["int8", "fp32"]}))
+    assert not signatures & {signature(layer) for layer in same if layer["precision"] != "fp32"}
+
+
 def test_module_paths_of_exported_node_names() -> None:
     assert _module_paths("/blocks/blocks.0/attn/qkv/MatMul") == [
         "blocks",
