@@ -10,7 +10,7 @@ MLP hidden width the first ``int(E x ratio)`` units. The first ``depth`` blocks 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,6 +19,7 @@ from torch import nn
 
 from nas.core.arch import Arch
 from search_spaces.elastic.supernet import ElasticSupernet
+from search_spaces.fake_quant import fake_quant_activation, fake_quant_weight
 from search_spaces.vit.config import ViTConfig
 
 if TYPE_CHECKING:  # the space builds its supernet; the supernet only reads the space
@@ -46,6 +47,10 @@ class ElasticViTBlock(nn.Module):
         active_embed: Embedding dimension in use.
         active_heads: Attention heads in use.
         active_hidden: MLP hidden width in use.
+        fake_quant: Whether its linear layers (qkv, proj, fc1, fc2) compute in fake int8 —
+            weights per output channel, inputs per tensor over the batch's range — as the
+            quantization-aware phase trains them for both int8 forms (static QDQ and dynamic,
+            whose activation ranges are the batch's own); the two attention products stay float.
     """
 
     def __init__(self, cfg: ViTConfig) -> None:
@@ -61,6 +66,12 @@ class ElasticViTBlock(nn.Module):
         self.fc1 = nn.Linear(embed, hidden)
         self.fc2 = nn.Linear(hidden, embed)
         self.active_embed, self.active_heads, self.active_hidden = embed, self.max_heads, hidden
+        self.fake_quant = False
+
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.fake_quant:
+            return F.linear(fake_quant_activation(x), fake_quant_weight(weight), bias)
+        return F.linear(x, weight, bias)
 
     def qkv_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The active query/key/value projection: the first heads of each of the three parts."""
@@ -73,12 +84,12 @@ class ElasticViTBlock(nn.Module):
         e, h, hidden = self.active_embed, self.active_heads, self.active_hidden
         batch, tokens, _ = x.shape
         weight, bias = self.qkv_weights()
-        qkv = F.linear(sliced_norm(self.norm1, x, e), weight, bias)
+        qkv = self._linear(sliced_norm(self.norm1, x, e), weight, bias)
         q, k, v = qkv.reshape(batch, tokens, 3, h, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, h * self.head_dim)
-        x = x + F.linear(y, self.proj.weight[:e, : h * self.head_dim], self.proj.bias[:e])
-        y = F.gelu(F.linear(sliced_norm(self.norm2, x, e), self.fc1.weight[:hidden, :e], self.fc1.bias[:hidden]))
-        return x + F.linear(y, self.fc2.weight[:e, :hidden], self.fc2.bias[:e])
+        x = x + self._linear(y, self.proj.weight[:e, : h * self.head_dim], self.proj.bias[:e])
+        y = F.gelu(self._linear(sliced_norm(self.norm2, x, e), self.fc1.weight[:hidden, :e], self.fc1.bias[:hidden]))
+        return x + self._linear(y, self.fc2.weight[:e, :hidden], self.fc2.bias[:e])
 
     @torch.no_grad()
     def copy_into(self, block: Any) -> None:
@@ -157,6 +168,13 @@ class ViTSupernet(ElasticSupernet):
             block.active_hidden = cfg.mlp_hidden(arch["embed"], ratio)
         self.active_arch = arch
         return arch
+
+    def set_fake_quant(self, blocks: Sequence[bool]) -> None:
+        """Which layers (one flag per layer built, as the arch's ``heads``) compute in fake int8."""
+        if len(blocks) != len(self.blocks):
+            raise ValueError(f"set_fake_quant: {len(blocks)} flags for {len(self.blocks)} layers")
+        for block, enabled in zip(self.blocks, blocks):
+            block.fake_quant = bool(enabled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e = self.active_embed

@@ -176,3 +176,48 @@ def test_module_paths_of_exported_node_names() -> None:
     ]
     assert _module_paths("/features/features.0/features.0.0/Conv") == ["features", "features.0", "features.0.0"]
     assert _module_paths("/Add") == [] and _module_paths("hwnas_node_3") == []
+
+
+def test_vit_layers_switch_fake_int8_on_and_off() -> None:
+    space = ViTSpace("cifar", **TINY_VIT_SPACE["options"])
+    supernet = space.build_supernet(seed=0).eval()
+    supernet.set_active(space.max_arch())
+    x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for block in supernet.blocks:  # a classifier that is not all zeros (timm's init zeroes it)
+            block.fc2.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
+        supernet.head.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(4))
+        float_out = supernet(x)
+        supernet.set_fake_quant([True, False])
+        first = supernet(x)
+        supernet.set_fake_quant([True, True])
+        both = supernet(x)
+        supernet.set_fake_quant([False, False])
+        again = supernet(x)
+    assert not torch.allclose(float_out, first) and not torch.allclose(first, both)
+    assert torch.equal(float_out, again)
+    assert (both - float_out).abs().max() < 0.2 * float_out.abs().max()  # int8 error, not another network
+    supernet.set_fake_quant([True, True])
+    supernet(x).sum().backward()  # straight-through gradients reach the shared weights
+    assert all(block.qkv.weight.grad is not None and block.qkv.weight.grad.abs().sum() > 0 for block in supernet.blocks)
+    with pytest.raises(ValueError, match="set_fake_quant: 1 flags for 2 layers"):
+        supernet.set_fake_quant([True])
+
+
+def test_a_quantization_aware_phase_trains_the_vit_supernet(tmp_path) -> None:
+    from nas.testing.tiny_train import tiny_vit
+    from search_spaces.training.checkpoint import load_supernet
+    from search_spaces.training.config import load_train_config
+    from search_spaces.training.trainer import SupernetTrainer
+
+    states = {}
+    every = {"embed": "all", "depth": "all", "heads": "all", "mlp": "all"}
+    for p in (0.0, 1.0):
+        cfg = tiny_vit()
+        cfg["phases"] = [cfg["phases"][0], {"name": "quant", "epochs": 1, "lr": 0.001, "open": every, "fake_quant": p}]
+        SupernetTrainer(load_train_config(cfg), tmp_path / f"p{p}").run()
+        supernet, _ = load_supernet(tmp_path / f"p{p}")
+        assert not any(block.fake_quant for block in supernet.blocks)  # the checkpoint is a float supernet
+        states[p] = supernet.state_dict()
+    # the same seeds and data: only the fake quantization makes the trained weights differ
+    assert any(not torch.equal(states[0.0][k], states[1.0][k]) for k in states[0.0])
