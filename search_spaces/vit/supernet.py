@@ -173,7 +173,8 @@ class ViTSupernet(ElasticSupernet):
         """Which layers (one flag per layer built, as the arch's ``heads``) compute in fake int8."""
         if len(blocks) != len(self.blocks):
             raise ValueError(f"set_fake_quant: {len(blocks)} flags for {len(self.blocks)} layers")
-        for block, enabled in zip(self.blocks, blocks):
+        layers: list[ElasticViTBlock] = list(self.blocks)  # type: ignore[arg-type]
+        for block, enabled in zip(layers, blocks):
             block.fake_quant = bool(enabled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
