@@ -123,8 +123,10 @@ def test_export_refuses_timm_for_a_convolutional_space(tmp_path: Path) -> None:
         export_job(store, job, "cpu", "timm", tmp_path / "out")
 
 
-def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path) -> None:
-    """A float vit job's subnets quantize after the fact with `nas export --precision int8`."""
+@pytest.mark.parametrize("precision", ["int8", "int8_dynamic"])
+def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path, precision: str) -> None:
+    """A float vit job's subnets quantize after the fact with `nas export --precision int8` (static
+    QDQ, calibrated) or `int8_dynamic` (ONNX Runtime's dynamic quantization)."""
     from predictors.quantization import QuantSettings
 
     run, table = trained
@@ -132,9 +134,14 @@ def test_int8_export_quantizes_a_vit_subnet(trained, tmp_path: Path) -> None:
     result = run_job(job_from_dict(_spec(run, table, "random", evaluations=3)), store, progress=False)
     trial = choose_trials(store, result.job_id, "cpu")[0]
     manifest = export_job(store, result.job_id, "cpu", "onnx", tmp_path / "int8", trial_id=trial.trial_id,
-                          precision="int8", quant=QuantSettings(images=16))  # fmt: skip
+                          precision=precision, quant=QuantSettings(images=16))  # fmt: skip
     (model,) = manifest["models"]
-    assert model["precision"] == "int8" and model["quantization"]["qdq_nodes"] > 10
+    assert model["precision"] == precision
+    if precision == "int8":
+        assert model["quantization"]["qdq_nodes"] > 10 and model["quantization"]["mode"] == "static"
+    else:
+        assert model["quantization"]["integer_kernels"] > 4 and model["quantization"]["mode"] == "dynamic"
+        assert "calibration_images" not in model["quantization"]
     assert 0.0 <= model["test_accuracy"] <= 1.0 and (tmp_path / "int8" / model["file"]).is_file()
 
 
