@@ -7,7 +7,11 @@ and reports the plain table sum and the corrected prediction side by side. Table
 next to the result so they can be inspected or reused.
 
     python -m benchmarks.latency_table --config cifar --batches 1,64 --archs 100
-    python -m benchmarks.latency_table --space vit --config cifar --cpu-backends torch,onnxruntime
+    python -m benchmarks.latency_table --space vit --config cifar --cpu-backends torch
+
+Give one CPU backend per run: ONNX Runtime timed in the same process after torch's tables ran
+2x slow at batch 1 (torch's thread pool stays alive beside ONNX Runtime's; measured 2026-12-08),
+as ``nas latency build`` never does (one backend per process).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    cpu_backends = args.cpu_backends.split(",")
+    if "cpu" in devices and "torch" in cpu_backends and cpu_backends[-1] != "torch" and len(cpu_backends) > 1:
+        logger.warning(
+            "--cpu-backends %s: the backends after torch are timed beside torch's live thread pool (ONNX Runtime "
+            "ran 2x slow at batch 1 that way); run one CPU backend per invocation for figures to keep",
+            args.cpu_backends,
+        )
     out = Path(args.out)
     tables_dir = out.with_suffix("")
     options: dict[str, object] = {}
