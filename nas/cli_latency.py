@@ -236,8 +236,7 @@ def _validate_device(args: argparse.Namespace) -> None:
         raise CLIError(f"--threads: device {device.name} has its own (`nas devices show {device.name}`)",
                        f"drop it, or change the device: `nas devices add {device.name} ... --replace`")  # fmt: skip
     space = _space_of(args)
-    model = catalog.table(device.name, space)  # the newest usable, or an error saying how to get one
-    record = catalog.usable(device.name, space.space_id)[0]
+    record, model = catalog.newest(device.name, space)  # or an error saying how to get one
     progress = not args.json
     if record.kind == "table":
         job = Job("validate", rounds=args.rounds, archs=args.archs, seed=args.seed, table=model.to_dict())

@@ -176,6 +176,15 @@ class DeviceCatalog:
     def table(self, name: str, space: SearchSpace) -> Any:
         """The device's newest usable latency table of ``space``, or its fleet-calibrated model
         (both answer ``predict(space, arch)`` in ms)."""
+        return self.newest(name, space)[1]
+
+    def newest(self, name: str, space: SearchSpace) -> tuple[LatencyRecord, Any]:
+        """The device's newest usable record of ``space`` (its data loaded) and its model, as
+        :meth:`table` gives it.
+
+        Raises:
+            ConfigError: when the device has none, saying why and how to measure one.
+        """
         from predictors.latency import LatencyTable
 
         self.get(name)
@@ -196,10 +205,10 @@ class DeviceCatalog:
         if record.kind == "table":
             table = LatencyTable.from_dict(record.data, f"device {name} table {record.id}")
             table.device_name = name
-            return table
+            return record, table
         from nas.device_models import FleetLatency
 
-        return FleetLatency.from_record(record.data, space)
+        return record, FleetLatency.from_record(record.data, space)
 
 
 def device_resolver(store: Store) -> Callable[[str, SearchSpace], Any]:
