@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.core.pareto import Constraint, Objective, pareto_front
-from nas.core.precision import float_arch, float_space, int8_layers, layers_dynamic
+from nas.core.precision import float_arch, float_space, int8_layers, space_dynamic
 from nas.store import Store, TrialRecord
 
 if TYPE_CHECKING:
@@ -221,8 +221,10 @@ def _quantize_in_place(
     from predictors.quantization import QuantSettings, count_quantized, onnx_predictions, quantize, split_batches
 
     settings = quant or QuantSettings()
-    images = 1 if dynamic else settings.images  # dynamic: nothing to calibrate
-    calibration, _ = split_batches(dataset, "holdout", resolution, images, settings.batch_size)
+    # dynamic quantization has nothing to calibrate
+    calibration = (
+        [] if dynamic else split_batches(dataset, "holdout", resolution, settings.images, settings.batch_size)[0]
+    )
     fp32_model = path.read_bytes()
     int8_model = quantize(fp32_model, calibration, settings, layers, dynamic=dynamic)
     test_batches, labels = split_batches(dataset, "test", resolution, None, 256)
@@ -300,7 +302,7 @@ def export_job(
             "export needs a job whose evaluator is a trained supernet (evaluator.kind: supernet)"
         )
     job_space = _job_space(job.spec)
-    if fmt == "timm" and not hasattr(_job_space(store.job(job_id).spec), "timm_folder_config"):
+    if fmt == "timm" and not hasattr(job_space, "timm_folder_config"):
         raise ExportError(
             f"--format timm: the subnets of job {job_id}'s space are not timm models (the vit space's are); "
             f"use one of {', '.join(f for f in FORMATS if f != 'timm')}"
@@ -335,7 +337,7 @@ def export_job(
         in_int8 = int8_layers(job_space, searched) if precision == "arch" else []
         written_as = {"arch": "mixed" if in_int8 else "fp32", "fp32": "fp32", "int8": "int8",
                       "int8_dynamic": "int8_dynamic"}[precision]  # fmt: skip
-        dynamic = precision == "int8_dynamic" or (bool(in_int8) and layers_dynamic(job_space.static_config(searched)))
+        dynamic = precision == "int8_dynamic" or (bool(in_int8) and space_dynamic(job_space))
         if written_as != "fp32" and fmt != "onnx":
             raise ExportError(
                 f"trial {trial.trial_id} runs blocks in int8 ({', '.join(in_int8)}); quantized models are "

@@ -373,7 +373,7 @@ def deployed_accuracy(
     int8 blocks, those quantized and run by ONNX Runtime (:func:`int8_accuracy`)."""
     import torch
 
-    from nas.core.precision import float_arch, int8_layers, layers_dynamic
+    from nas.core.precision import float_arch, int8_layers, space_dynamic
     from search_spaces.training.evaluation import evaluate_subnet, recalibrated_subnet
 
     floated = float_arch(space, arch)
@@ -381,9 +381,8 @@ def deployed_accuracy(
     if not layers:
         return evaluate_subnet(supernet, floated, dataset, split, recal_batches=recal_batches)
     net = recalibrated_subnet(supernet, floated, dataset, recal_batches=recal_batches, device=torch.device("cpu"))
-    dynamic = layers_dynamic(space.static_config(arch))
     return int8_accuracy(net, dataset, split, supernet.space.resolution(floated), layers, settings, threads=threads,
-                         dynamic=dynamic)  # fmt: skip
+                         dynamic=space_dynamic(space))  # fmt: skip
 
 
 __all__ = [

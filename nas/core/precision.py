@@ -141,6 +141,11 @@ def layers_dynamic(layers: Sequence[Mapping[str, Any]]) -> bool:
     return dynamic(layer.get("precision", FLOAT) for layer in layers)
 
 
+def space_dynamic(space: Any) -> bool:
+    """Whether the int8 layers of ``space``'s archs are quantized dynamically (its one int8 form)."""
+    return isinstance(space, PrecisionSpace) and dynamic(space.precision_choices)
+
+
 def float_space(space: Any) -> Any:
     """The space whose supernet ``space``'s subnets take their weights from: ``space`` without
     precision genes (itself when it has none)."""
@@ -182,4 +187,5 @@ __all__ = [
     "precision_indices",
     "quantized",
     "quantized_layers",
+    "space_dynamic",
 ]

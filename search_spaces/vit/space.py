@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.core.arch import Arch
-from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes
+from nas.core.precision import PRECISION_KEY, arch_keys, label_layers, precision_genes, precision_indices
 from nas.core.space import Gene
 from search_spaces.elastic.space import ElasticSpace, number_list
 from search_spaces.vit.config import PRESETS, ViTConfig
@@ -87,12 +87,9 @@ class ViTSpace(ElasticSpace):
             label = "attention heads" if numbers else "MLP ratio"
             vector += [self._genes[offset + i].index(v if numbers else float(v), f"{key}[{i}] ({label})")
                        for i, v in enumerate(entries)]  # fmt: skip
-        if cfg.precisions:  # without q: every layer at the largest choice (fp32 where allowed)
-            qs = self._padded(data.get(PRECISION_KEY, [cfg.precisions[-1]] * n), depth, 2 + 2 * n)
-            if not isinstance(qs, (list, tuple)) or len(qs) != n:
-                raise ValueError(f"q: expected {n} precisions ({what}), got {qs!r}")
-            vector += [self._genes[2 + 2 * n + i].index(q, f"q[{i}] (precision)") for i, q in enumerate(qs)]
-        return vector
+        if PRECISION_KEY in data:  # a list of `depth` precisions is padded like heads and mlp
+            data = {PRECISION_KEY: self._padded(data[PRECISION_KEY], depth, 2 + 2 * n)}
+        return vector + precision_indices(data, self._genes[2 + 2 * n :], what)
 
     def _padded(self, value: Any, depth: int, offset: int) -> Any:
         """A per-layer list of ``depth`` entries (the layers an arch runs) padded with the first
